@@ -1,0 +1,3 @@
+"""Unsupervised brain-tumour segmentation by adversarial inpainting (ISBI 2021), as a library and napari plugin."""
+
+__version__ = "0.1.0"

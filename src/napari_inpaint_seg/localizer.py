@@ -1,0 +1,167 @@
+"""Sliding-window localisation: erase a gamma x gamma window, inpaint it, and record the error inside it.
+
+Two paths behind one API, both generators that yield :class:`HeatmapUpdate` as batches of windows finish
+(so a GUI can draw the heatmap live) and whose last update is the finished heatmap:
+
+* :func:`reference_heatmap` is the paper, literally: every window position, a full-slice forward pass per
+  window, slice and reconstruction each min-max normalised to [0, 255], L1 inside the window only, errors
+  accumulated per pixel and divided by how many windows cover the pixel. It is the ground truth.
+* :func:`fast_heatmap` evaluates only windows that touch the brain (others only add to pixels outside it)
+  and gives the generator a ``context`` x ``context`` crop around each window instead of the whole slice,
+  many windows per batch. The network is convolutional, so with enough context the prediction in the
+  window is close to the full-slice one; min-max normalisation uses the slice's extremes and the
+  prediction's own (exact unless the slice's extreme lies only inside the window).
+
+Heatmaps are in units of absolute error on the [0, 255] scale and are zero outside the brain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .errors import InputError
+from .frame import pad_to_multiple, unpad
+from .models.config import ModelConfig
+from .models.generator import inpaint
+
+DEFAULT_STEP = 4
+
+
+@dataclass
+class HeatmapUpdate:
+    """Progress of one localisation: the heatmap so far (windows not yet run count as zero)."""
+
+    heatmap: np.ndarray
+    windows_done: int
+    windows_total: int
+
+    @property
+    def finished(self) -> bool:
+        return self.windows_done == self.windows_total
+
+
+def window_starts(length: int, gamma: int, step: int) -> np.ndarray:
+    """Window start offsets along one axis with stride ``step``; the last window always touches the edge."""
+    starts = list(range(0, length - gamma + 1, step))
+    if starts[-1] != length - gamma:
+        starts.append(length - gamma)
+    return np.asarray(starts)
+
+
+def all_window_positions(shape: tuple[int, int], gamma: int, step: int) -> np.ndarray:
+    """(N, 2) array of (row, col) window starts covering the whole slice."""
+    rows, cols = window_starts(shape[0], gamma, step), window_starts(shape[1], gamma, step)
+    return np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1).reshape(-1, 2)
+
+
+def brain_window_positions(brain: np.ndarray, gamma: int, step: int) -> np.ndarray:
+    """Window starts whose window contains at least one brain pixel."""
+    positions = all_window_positions(brain.shape, gamma, step)
+    counts = sliding_window_view(brain, (gamma, gamma)).any(axis=(2, 3))
+    return positions[counts[positions[:, 0], positions[:, 1]]]
+
+
+def check_slice(image: np.ndarray, brain: np.ndarray, gamma: int, step: int) -> None:
+    if image.ndim != 2:
+        raise InputError(f"localisation works on 2D slices, got shape {image.shape}")
+    if image.shape != brain.shape:
+        raise InputError(f"slice {image.shape} and brain mask {brain.shape} differ in shape")
+    if min(image.shape) < gamma:
+        raise InputError(f"slice {image.shape} is smaller than the window gamma={gamma}")
+    if step < 1:
+        raise InputError(f"step must be at least 1, got {step}")
+    if not np.isfinite(image).all():
+        raise InputError("slice contains NaN or Inf values")
+
+
+def _to_255(values: np.ndarray | torch.Tensor, low, high):
+    span = high - low
+    return (values - low) * (255.0 / span) if span > 0 else values * 0
+
+
+def _accumulate(total: np.ndarray, coverage: np.ndarray, errors: np.ndarray, positions: np.ndarray, gamma: int) -> None:
+    for (row, col), error in zip(positions, errors):
+        total[row : row + gamma, col : col + gamma] += error
+        coverage[row : row + gamma, col : col + gamma] += 1
+
+
+def _normalised(total: np.ndarray, coverage: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    return np.where(brain, total / np.maximum(coverage, 1), 0.0).astype(np.float32)
+
+
+@torch.inference_mode()
+def reference_heatmap(
+    generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, brain: np.ndarray, *, step: int = DEFAULT_STEP, batch_size: int = 8, device: str = "cpu"
+) -> Iterator[HeatmapUpdate]:
+    """The paper's localiser (see module docstring); ``image`` is in [0, 1] with 0 outside ``brain``."""
+    gamma = config.gamma
+    check_slice(image, brain, gamma, step)
+    padded, padding = pad_to_multiple(image.astype(np.float32), config.stride)
+    x = torch.from_numpy(padded).to(device)[None, None]
+    slice_255 = _to_255(image, image.min(), image.max())
+    positions = all_window_positions(image.shape, gamma, step)
+    total, coverage = np.zeros(image.shape), np.zeros(image.shape)
+    for first in range(0, len(positions), batch_size):
+        batch = positions[first : first + batch_size]
+        holes = torch.zeros((len(batch), 1) + padded.shape, device=device)
+        for i, (row, col) in enumerate(batch):
+            holes[i, 0, padding.top + row : padding.top + row + gamma, padding.left + col : padding.left + col + gamma] = 1
+        reconstructions = unpad(inpaint(generator, x.expand(len(batch), -1, -1, -1), holes)[:, 0].float().cpu().numpy(), padding)
+        errors = []
+        for (row, col), reconstruction in zip(batch, reconstructions):
+            rec_255 = _to_255(reconstruction, reconstruction.min(), reconstruction.max())
+            window = (slice(row, row + gamma), slice(col, col + gamma))
+            errors.append(np.abs(slice_255[window] - rec_255[window]))
+        _accumulate(total, coverage, errors, batch, gamma)
+        yield HeatmapUpdate(_normalised(total, coverage, brain), first + len(batch), len(positions))
+
+
+@torch.inference_mode()
+def fast_heatmap(
+    generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, brain: np.ndarray, *, step: int = DEFAULT_STEP, batch_size: int = 256, device: str = "cpu"
+) -> Iterator[HeatmapUpdate]:
+    """Brain windows only, each inpainted from a local crop, batched (see module docstring)."""
+    gamma, context = config.gamma, config.context
+    check_slice(image, brain, gamma, step)
+    margin = (context - gamma) // 2
+    padded = np.pad(image.astype(np.float32), margin)
+    crops_view = sliding_window_view(padded, (context, context))
+    low, high = float(image.min()), float(image.max())
+    slice_255 = _to_255(image, low, high)
+    positions = brain_window_positions(brain, gamma, step)
+    total, coverage = np.zeros(image.shape), np.zeros(image.shape)
+    hole = torch.zeros((1, 1, context, context), device=device)
+    hole[..., margin : margin + gamma, margin : margin + gamma] = 1
+    inner = (slice(None), 0, slice(margin, margin + gamma), slice(margin, margin + gamma))
+    if len(positions) == 0:
+        yield HeatmapUpdate(np.zeros(image.shape, np.float32), 0, 0)
+        return
+    for first in range(0, len(positions), batch_size):
+        batch = positions[first : first + batch_size]
+        crops = torch.from_numpy(np.ascontiguousarray(crops_view[batch[:, 0], batch[:, 1]])).to(device)[:, None]
+        prediction = inpaint(generator, crops, hole.expand(len(batch), -1, -1, -1))[inner].float()
+        pred_low = torch.minimum(prediction.amin(dim=(1, 2)), torch.tensor(low, device=device))[:, None, None]
+        pred_high = torch.maximum(prediction.amax(dim=(1, 2)), torch.tensor(high, device=device))[:, None, None]
+        rec_255 = ((prediction - pred_low) * (255.0 / (pred_high - pred_low).clamp_min(1e-12))).cpu().numpy()
+        windows = sliding_window_view(slice_255, (gamma, gamma))[batch[:, 0], batch[:, 1]]
+        _accumulate(total, coverage, np.abs(windows - rec_255), batch, gamma)
+        yield HeatmapUpdate(_normalised(total, coverage, brain), first + len(batch), len(positions))
+
+
+def final(updates: Iterator[HeatmapUpdate]) -> np.ndarray:
+    """Run a localiser generator to the end and return its heatmap."""
+    update = None
+    for update in updates:
+        pass
+    return update.heatmap
+
+
+def localize(generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, brain: np.ndarray, *, step: int = DEFAULT_STEP, fast: bool = True, device: str = "cpu") -> np.ndarray:
+    """Heatmap of one slice with the fast path (default) or the paper's reference path."""
+    run = fast_heatmap if fast else reference_heatmap
+    return final(run(generator, config, image, brain, step=step, device=device))

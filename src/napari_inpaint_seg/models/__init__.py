@@ -1,0 +1,1 @@
+"""Networks of the method (UNet inpainting generator, spectral-norm discriminator) and their checkpoints."""

@@ -1,0 +1,1 @@
+"""Training data and Algorithm 1 of the paper (adversarial inpainting of square holes)."""
