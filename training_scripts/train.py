@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--lr-discriminator", type=float, default=defaults.lr_discriminator)
     parser.add_argument("--base-channels", type=int, default=defaults.base_channels)
     parser.add_argument("--depth", type=int, default=defaults.depth)
+    parser.add_argument("--downsample", type=int, default=defaults.downsample, help="UNet works at 1/downsample resolution")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
     parser.add_argument("--max-minutes", type=float, help="stop at a checkpoint after this long (resume later)")
@@ -77,6 +78,7 @@ def main() -> None:
         lr_discriminator=args.lr_discriminator,
         base_channels=args.base_channels,
         depth=args.depth,
+        downsample=args.downsample,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
     )

@@ -13,6 +13,7 @@ from .errors import InputError
 
 # deepbet resamples the brain's bounding box to 256^3; it needs a little depth to find a bounding box.
 MIN_SLICES_FOR_DEEPBET = 8
+RAS = np.array([[0, 1], [1, 1], [2, 1]])
 
 
 @functools.lru_cache(maxsize=2)
@@ -30,13 +31,18 @@ def extract_brain_volume(volume: np.ndarray, affine: np.ndarray, *, device: str 
     """
     if volume.ndim != 3:
         raise InputError(f"brain extraction needs a 3D volume, got shape {volume.shape}")
-    if volume.shape[2] < MIN_SLICES_FOR_DEEPBET and min(volume.shape) < MIN_SLICES_FOR_DEEPBET:
-        raise InputError(f"volume {volume.shape} has too few slices for brain extraction (need {MIN_SLICES_FOR_DEEPBET})")
-    if not np.any(volume > 0):
+    if min(volume.shape) < MIN_SLICES_FOR_DEEPBET:
+        raise InputError(
+            f"volume {volume.shape} is too thin for brain extraction (every axis needs {MIN_SLICES_FOR_DEEPBET} voxels or more); "
+            "give a single skull-stripped slice as a 2D image or a 2D NIfTI instead"
+        )
+    volume = np.nan_to_num(np.asarray(volume, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if np.ptp(volume) == 0:  # constant: no head to find (deepbet's own normalisation would divide by zero)
         return np.zeros(volume.shape, dtype=bool)
-    to_ras = nib.orientations.ornt_transform(nib.io_orientation(affine), [[0, 1], [1, 1], [2, 1]])
-    back = nib.orientations.ornt_transform([[0, 1], [1, 1], [2, 1]], nib.io_orientation(affine))
-    ras = np.ascontiguousarray(nib.orientations.apply_orientation(volume.astype(np.float32), to_ras))
+    orientation = _orientation(affine)
+    to_ras = nib.orientations.ornt_transform(orientation, RAS)
+    back = nib.orientations.ornt_transform(RAS, orientation)
+    ras = np.ascontiguousarray(nib.orientations.apply_orientation(volume, to_ras))
     bet = _deepbet_model("cpu" if device == "cpu" else "gpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -48,15 +54,32 @@ def extract_brain_volume(volume: np.ndarray, affine: np.ndarray, *, device: str 
     return nib.orientations.apply_orientation(mask, back).astype(bool)
 
 
+def _orientation(affine: np.ndarray) -> np.ndarray:
+    """nibabel orientation of the voxel axes; a broken affine (zeros, NaN) is read as RAS, i.e. axes as stored."""
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape == (4, 4) and np.isfinite(affine).all():
+        orientation = nib.io_orientation(affine)
+        if np.isfinite(orientation).all():
+            return orientation
+    return RAS.astype(np.float64)
+
+
 def foreground_mask_2d(image: np.ndarray) -> np.ndarray:
     """Mask of a 2D slice that is already skull-stripped (background exactly 0), holes filled.
 
     deepbet needs a volume; single images (e.g. the OASIS slices) are expected to be skull-stripped already.
+    The background is 0, or the image border's level when that is negative (scans stored with an offset).
     """
-    mask = ndimage.binary_fill_holes(image > 0)
+    mask = ndimage.binary_fill_holes(image > _background_level(image))
     labels, n = ndimage.label(mask)
     if n > 1:
         sizes = np.bincount(labels.ravel())
         sizes[0] = 0
         mask = labels == sizes.argmax()
     return mask
+
+
+def _background_level(image: np.ndarray) -> float:
+    """0 for the usual skull-stripped slice; the border's median when the background lies below 0."""
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    return float(min(0.0, np.median(border)))

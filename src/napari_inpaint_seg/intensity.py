@@ -28,14 +28,16 @@ def check_finite(data: np.ndarray, what: str = "scan") -> np.ndarray:
 
 def normalize_in_brain(data: np.ndarray, brain: np.ndarray) -> np.ndarray:
     """Map ``data`` into [0, 1] by brain percentiles (see module docstring); zero outside ``brain``."""
+    brain = np.asarray(brain, dtype=bool)
     if data.shape != brain.shape:
         raise ValueError(f"data {data.shape} and brain mask {brain.shape} differ in shape")
     data = check_finite(np.asarray(data, dtype=np.float32))
     out = np.zeros(data.shape, dtype=np.float32)
     if not brain.any():
         return out
-    low, high = np.percentile(data[brain], [LOW_PERCENTILE, HIGH_PERCENTILE])
+    inside = data[brain].astype(np.float64)  # float64: the span of extreme float32 values would overflow
+    low, high = np.percentile(inside, [LOW_PERCENTILE, HIGH_PERCENTILE])
     if high <= low:
         return out
-    out[brain] = np.clip((data[brain] - low) / (high - low), 0.0, 1.0)
+    out[brain] = np.clip((inside - low) / (high - low), 0.0, 1.0)
     return out

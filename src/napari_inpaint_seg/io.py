@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +17,17 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # Refuse volumes whose float32 working copy (plus heatmap and labels) would not fit comfortably.
 MAX_VOXELS = 512 * 512 * 512
+# Working memory per voxel: float32 scan, normalised image and heatmap, brain mask, labels, temporaries.
+BYTES_PER_VOXEL = 20
 
 
 @dataclass
 class Scan:
-    """A scan as stored on disk: ``data`` keeps the file's axis order; ``affine``/``header`` travel to outputs."""
+    """A scan as stored on disk: ``data`` keeps the file's axis order; ``affine``/``header`` travel to outputs.
+
+    ``data`` is 3D (row, column, slice) for a volume and 2D for a single slice (a 2D image or a NIfTI with
+    two dimensions); single slices are assumed skull-stripped.
+    """
 
     data: np.ndarray
     affine: np.ndarray
@@ -54,37 +60,85 @@ def _read_nifti(path: Path) -> Scan:
     try:
         img = nib.load(str(path))
     except Exception as exc:  # nibabel raises many types for damaged files
-        raise InputError(f"{path}: not a readable NIfTI file ({exc})") from exc
+        raise InputError(f"{path}: not a readable NIfTI file ({_reason(exc)})") from exc
     shape = tuple(int(s) for s in img.shape)
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) != 3:
-        raise InputError(f"{path}: expected a 3D volume, got shape {shape}; split 4D series or use a 2D image")
-    n_voxels = int(np.prod(shape))
-    if n_voxels > MAX_VOXELS:
-        need_gb = n_voxels * 4 * 3 / 1e9
-        raise InputError(f"{path}: volume {shape} is too large (about {need_gb:.1f} GB to process; limit {MAX_VOXELS} voxels)")
+    while len(shape) > 3 and shape[-1] == 1:  # (H, W, Z, 1): a 3D volume stored as a one-frame series
+        shape = shape[:-1]
+    if len(shape) not in (2, 3):
+        raise InputError(f"{path}: expected a 3D volume or a 2D slice, got shape {shape}; split 4D series into 3D volumes first")
+    if 0 in shape:
+        raise InputError(f"{path}: the volume is empty (shape {shape})")
+    dtype = img.get_data_dtype()
+    if dtype.fields is not None or dtype.kind not in "biuf":
+        raise InputError(f"{path}: voxels of type {dtype} (colour or complex) are not supported; convert to a greyscale scalar volume")
+    check_size(path, shape)
     try:
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
-    except (EOFError, OSError, zlib.error, ValueError) as exc:
-        raise InputError(f"{path}: the file is truncated or corrupt ({exc})") from exc
+    except MemoryError as exc:
+        raise InputError(f"{path}: not enough memory to read a volume of shape {shape}") from exc
+    except Exception as exc:  # EOFError, zlib.error, OSError, ValueError (short buffer), ... for damaged data
+        raise InputError(f"{path}: the file is truncated or corrupt ({_reason(exc)})") from exc
     header = img.header.copy() if isinstance(img.header, nib.Nifti1Header) else None
     return Scan(data=data, affine=np.asarray(img.affine, dtype=np.float64), header=header, path=path)
 
 
+def check_size(path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse, before reading any voxel, a scan whose processing would need more memory than allowed or available."""
+    n_voxels = int(np.prod(shape, dtype=np.int64))
+    need = n_voxels * BYTES_PER_VOXEL
+    available = _available_memory()
+    if n_voxels > MAX_VOXELS or (available is not None and need > available):
+        limit = f"limit {MAX_VOXELS} voxels" + (f", {available / 1e9:.1f} GB available" if available is not None else "")
+        raise InputError(f"{path}: scan of shape {shape} is too large (about {need / 1e9:.1f} GB to process; {limit})")
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``, else the physical total), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    """First line of an exception's message (library messages can span lines), or its type."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def _read_image(path: Path) -> Scan:
+    from PIL import Image
     from skimage import io as skio
 
     try:
-        image = skio.imread(str(path))
+        with Image.open(path) as probe:  # reads the header only: refuse huge images before decoding them
+            width, height = probe.size
+        check_size(path, (height, width))
+    except InputError:
+        raise
+    except Exception:  # Pillow cannot open every TIFF that scikit-image (tifffile) reads; decode and see
+        pass
+    try:
+        image = np.asarray(skio.imread(str(path)))
     except Exception as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from exc
+        raise InputError(f"{path}: not a readable image ({_reason(exc)})") from exc
     if image.ndim == 3 and image.shape[-1] in (3, 4):
         from skimage.color import rgb2gray
 
         image = rgb2gray(image[..., :3]) * 255.0
+    elif image.ndim == 3 and image.shape[-1] == 2:  # greyscale with alpha
+        image = image[..., 0]
     if image.ndim != 2:
         raise InputError(f"{path}: expected a 2D greyscale image, got shape {image.shape}")
+    if image.dtype.kind not in "biuf":
+        raise InputError(f"{path}: pixels of type {image.dtype} are not supported")
     return Scan(data=np.asarray(image, dtype=np.float32), affine=np.eye(4), header=None, path=path)
 
 
@@ -99,48 +153,66 @@ def write_labels(
 
     An existing file is never replaced unless ``force`` is set, so a user's earlier labels are not lost by accident.
     """
-    path = Path(path)
-    if not has_suffix(path, NIFTI_SUFFIXES):
-        raise InputError(f"{path}: labels are written as NIfTI; use a .nii.gz or .nii file name")
-    if path.exists() and not force:
-        raise InputError(f"{path}: file exists; pass --force (or confirm) to overwrite it")
-    if not path.parent.is_dir():
-        raise InputError(f"{path.parent}: output folder does not exist")
+    path = check_writable(path, force, what="labels")
     if like is not None and labels.shape != like.data.shape:
         raise InputError(f"labels shape {labels.shape} differs from the scan's {like.data.shape}")
-    affine = like.affine if like is not None else np.eye(4)
-    header = like.header.copy() if like is not None and like.header is not None else None
-    img = nib.Nifti1Image(np.asarray(labels, dtype=np.uint8), affine, header)
+    img = nib.Nifti1Image(np.asarray(labels, dtype=np.uint8), _affine(like), _header(like))
     img.set_data_dtype(np.uint8)
     img.header["scl_slope"], img.header["scl_inter"] = 1.0, 0.0
+    img.header["cal_min"], img.header["cal_max"] = 0.0, 0.0  # the scan's display window means nothing for labels
     write_atomically(path, img.to_filename)
     return path
 
 
 def write_float_volume(path: str | os.PathLike, volume: np.ndarray, like: Scan | None = None, *, force: bool = False) -> Path:
     """Write a float32 map (e.g. a heatmap) aligned with ``like``; same safety rules as :func:`write_labels`."""
-    path = Path(path)
-    if not has_suffix(path, NIFTI_SUFFIXES):
-        raise InputError(f"{path}: maps are written as NIfTI; use a .nii.gz or .nii file name")
-    if path.exists() and not force:
-        raise InputError(f"{path}: file exists; pass --force (or confirm) to overwrite it")
-    if not path.parent.is_dir():
-        raise InputError(f"{path.parent}: output folder does not exist")
-    affine = like.affine if like is not None else np.eye(4)
-    img = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), affine)
+    path = check_writable(path, force, what="maps")
+    if like is not None and volume.shape != like.data.shape:
+        raise InputError(f"map shape {volume.shape} differs from the scan's {like.data.shape}")
+    img = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), _affine(like), _header(like))
+    img.set_data_dtype(np.float32)
+    img.header["scl_slope"], img.header["scl_inter"] = 1.0, 0.0
+    img.header["cal_min"], img.header["cal_max"] = 0.0, 0.0
     write_atomically(path, img.to_filename)
     return path
 
 
-def write_atomically(path: Path, write: callable) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path`` and rename it into place only when complete."""
+def check_writable(path: str | os.PathLike, force: bool, what: str = "labels") -> Path:
+    """The checks every output passes before any work: NIfTI name, no clobbering, an existing folder."""
+    path = Path(path)
+    if not has_suffix(path, NIFTI_SUFFIXES):
+        raise InputError(f"{path}: {what} are written as NIfTI; use a .nii.gz or .nii file name")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name such as labels.nii.gz")
+    if path.exists() and not force:
+        raise InputError(f"{path}: file exists; pass --force (or confirm) to overwrite it")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: output folder does not exist")
+    return path
+
+
+def _affine(like: Scan | None) -> np.ndarray:
+    return like.affine if like is not None else np.eye(4)
+
+
+def _header(like: Scan | None) -> nib.Nifti1Header | None:
+    return like.header.copy() if like is not None and like.header is not None else None
+
+
+def write_atomically(path: Path, write: Callable[[str], object]) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path`` and rename it into place only when complete.
+
+    Whatever happens (an error, Ctrl-C), the temporary file is removed and ``path`` is either untouched or whole.
+    """
+    path = Path(path)
     suffix = ".nii.gz" if str(path).lower().endswith(".gz") else path.suffix
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
     except OSError as exc:
-        raise InputError(f"{path.parent}: cannot write here ({exc.strerror})") from exc
+        raise InputError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from exc
     os.close(fd)
     try:
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         write(tmp_name)
         os.replace(tmp_name, path)
     except OSError as exc:
@@ -148,3 +220,9 @@ def write_atomically(path: Path, write: callable) -> None:
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -8,9 +8,10 @@ Two paths behind one API, both generators that yield :class:`HeatmapUpdate` as b
   accumulated per pixel and divided by how many windows cover the pixel. It is the ground truth.
 * :func:`fast_heatmap` evaluates only windows that touch the brain (others only add to pixels outside it)
   and gives the generator a ``context`` x ``context`` crop around each window instead of the whole slice,
-  many windows per batch. The network is convolutional, so with enough context the prediction in the
-  window is close to the full-slice one; min-max normalisation uses the slice's extremes and the
-  prediction's own (exact unless the slice's extreme lies only inside the window).
+  many windows per batch (the generator was trained on such crops). It works coarse-to-fine: a stride of
+  ``2 * step`` first, then stride ``step`` only over the hottest part of the brain. Min-max normalisation
+  uses the slice's extremes and the prediction's own (exact unless the slice's extreme lies only inside
+  the window).
 
 Heatmaps are in units of absolute error on the [0, 255] scale and are zero outside the brain.
 """
@@ -30,6 +31,7 @@ from .models.config import ModelConfig
 from .models.generator import inpaint
 
 DEFAULT_STEP = 4
+FIRST_BATCH = 32
 
 
 @dataclass
@@ -121,36 +123,92 @@ def reference_heatmap(
         yield HeatmapUpdate(_normalised(total, coverage, brain), first + len(batch), len(positions))
 
 
+class _CropInpainter:
+    """Window errors of one slice from local crops: the fast path's inner loop, batched and channels-last."""
+
+    def __init__(self, generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, device: str) -> None:
+        self.generator, self.gamma, self.device = generator, config.gamma, device
+        self.margin = (config.context - config.gamma) // 2
+        self.crops = sliding_window_view(np.pad(image.astype(np.float32), self.margin), (config.context, config.context))
+        self.low, self.high = float(image.min()), float(image.max())
+        self.slice_255 = _to_255(image, self.low, self.high)
+        hole = torch.zeros((1, 1, config.context, config.context), device=device)
+        hole[..., self.margin : self.margin + self.gamma, self.margin : self.margin + self.gamma] = 1
+        self.hole = hole.contiguous(memory_format=torch.channels_last)
+
+    def errors(self, positions: np.ndarray) -> np.ndarray:
+        """(N, gamma, gamma) absolute errors on the [0, 255] scale for windows starting at ``positions``."""
+        crops = torch.from_numpy(np.ascontiguousarray(self.crops[positions[:, 0], positions[:, 1]])).to(self.device)[:, None]
+        crops = crops.contiguous(memory_format=torch.channels_last)
+        inner = slice(self.margin, self.margin + self.gamma)
+        prediction = inpaint(self.generator, crops, self.hole.expand(len(positions), -1, -1, -1))[:, 0, inner, inner].float()
+        low = prediction.amin(dim=(1, 2)).clamp_max(self.low)[:, None, None]
+        high = prediction.amax(dim=(1, 2)).clamp_min(self.high)[:, None, None]
+        rec_255 = ((prediction - low) * (255.0 / (high - low).clamp_min(1e-12))).cpu().numpy()
+        windows = sliding_window_view(self.slice_255, (self.gamma, self.gamma))[positions[:, 0], positions[:, 1]]
+        return np.abs(windows - rec_255)
+
+
+def refinement_positions(coarse: np.ndarray, brain: np.ndarray, candidates: np.ndarray, gamma: int, fraction: float) -> np.ndarray:
+    """Windows among ``candidates`` that overlap the hottest ``fraction`` of the brain in the coarse heatmap."""
+    if fraction >= 1:
+        return candidates
+    threshold = np.quantile(coarse[brain], 1 - fraction)
+    hot = sliding_window_view((coarse >= threshold) & brain, (gamma, gamma)).any(axis=(2, 3))
+    return candidates[hot[candidates[:, 0], candidates[:, 1]]]
+
+
 @torch.inference_mode()
 def fast_heatmap(
-    generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, brain: np.ndarray, *, step: int = DEFAULT_STEP, batch_size: int = 256, device: str = "cpu"
+    generator: torch.nn.Module,
+    config: ModelConfig,
+    image: np.ndarray,
+    brain: np.ndarray,
+    *,
+    step: int = DEFAULT_STEP,
+    batch_size: int = 256,
+    device: str = "cpu",
+    coarse_factor: int = 2,
+    refine_fraction: float = 0.3,
 ) -> Iterator[HeatmapUpdate]:
-    """Brain windows only, each inpainted from a local crop, batched (see module docstring)."""
-    gamma, context = config.gamma, config.context
+    """Brain windows only, each inpainted from a local crop, batched; coarse-to-fine.
+
+    First every window at stride ``coarse_factor * step``; then the remaining stride-``step`` windows only where
+    they overlap the hottest ``refine_fraction`` of the brain. Where it matters (the hot region, from which the
+    top segment comes) the heatmap is exactly the stride-``step`` one; elsewhere it averages fewer windows.
+    ``refine_fraction=1`` (or ``coarse_factor=1``) evaluates every brain window at stride ``step``.
+    """
+    gamma = config.gamma
     check_slice(image, brain, gamma, step)
-    margin = (context - gamma) // 2
-    padded = np.pad(image.astype(np.float32), margin)
-    crops_view = sliding_window_view(padded, (context, context))
-    low, high = float(image.min()), float(image.max())
-    slice_255 = _to_255(image, low, high)
-    positions = brain_window_positions(brain, gamma, step)
-    total, coverage = np.zeros(image.shape), np.zeros(image.shape)
-    hole = torch.zeros((1, 1, context, context), device=device)
-    hole[..., margin : margin + gamma, margin : margin + gamma] = 1
-    inner = (slice(None), 0, slice(margin, margin + gamma), slice(margin, margin + gamma))
-    if len(positions) == 0:
+    fine = brain_window_positions(brain, gamma, step)
+    if len(fine) == 0:
         yield HeatmapUpdate(np.zeros(image.shape, np.float32), 0, 0)
         return
-    for first in range(0, len(positions), batch_size):
-        batch = positions[first : first + batch_size]
-        crops = torch.from_numpy(np.ascontiguousarray(crops_view[batch[:, 0], batch[:, 1]])).to(device)[:, None]
-        prediction = inpaint(generator, crops, hole.expand(len(batch), -1, -1, -1))[inner].float()
-        pred_low = torch.minimum(prediction.amin(dim=(1, 2)), torch.tensor(low, device=device))[:, None, None]
-        pred_high = torch.maximum(prediction.amax(dim=(1, 2)), torch.tensor(high, device=device))[:, None, None]
-        rec_255 = ((prediction - pred_low) * (255.0 / (pred_high - pred_low).clamp_min(1e-12))).cpu().numpy()
-        windows = sliding_window_view(slice_255, (gamma, gamma))[batch[:, 0], batch[:, 1]]
-        _accumulate(total, coverage, np.abs(windows - rec_255), batch, gamma)
-        yield HeatmapUpdate(_normalised(total, coverage, brain), first + len(batch), len(positions))
+    on_coarse_grid = np.isin(fine[:, 0], window_starts(image.shape[0], gamma, step * coarse_factor)) & np.isin(
+        fine[:, 1], window_starts(image.shape[1], gamma, step * coarse_factor)
+    )
+    inpainter = _CropInpainter(generator, config, image, device)
+    total, coverage = np.zeros(image.shape), np.zeros(image.shape)
+    done = 0
+
+    def run(positions: np.ndarray, planned: int) -> Iterator[HeatmapUpdate]:
+        nonlocal done
+        # A small first batch puts a partial heatmap on screen quickly; large ones amortise the overhead.
+        edges = [0, *range(min(FIRST_BATCH, batch_size), len(positions), batch_size), len(positions)]
+        for first, last in zip(edges[:-1], edges[1:]):
+            batch = positions[first:last]
+            _accumulate(total, coverage, inpainter.errors(batch), batch, gamma)
+            done += len(batch)
+            yield HeatmapUpdate(_normalised(total, coverage, brain), done, planned)
+
+    if coarse_factor <= 1 or refine_fraction >= 1:
+        yield from run(fine, len(fine))
+        return
+    yield from run(fine[on_coarse_grid], len(fine))  # the refined stage will need at most this many
+    refine = refinement_positions(_normalised(total, coverage, brain), brain, fine[~on_coarse_grid], gamma, refine_fraction)
+    yield from run(refine, done + len(refine))
+    if not len(refine):
+        yield HeatmapUpdate(_normalised(total, coverage, brain), done, done)
 
 
 def final(updates: Iterator[HeatmapUpdate]) -> np.ndarray:

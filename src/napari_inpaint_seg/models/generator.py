@@ -3,12 +3,17 @@
 Input: two channels, (1) the image with the hole set to 0 and (2) the hole mask (1 inside the hole), so G
 knows which zeros are erased tissue and which are background. Output: one channel in [0, 1] (sigmoid), the
 intensity convention of :mod:`napari_inpaint_seg.intensity`. Shapes: (N, 2, H, W) -> (N, 1, H, W) with H, W
-multiples of ``2**depth``.
+multiples of ``downsample * 2**depth``.
+
+With ``downsample`` > 1 the UNet works at a reduced resolution (image average-pooled, hole max-pooled, output
+upsampled bilinearly): a 32-pixel hole needs no more detail than that, and every layer costs ``downsample**2``
+less, which is what makes CPU training and interactive localisation possible.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -33,8 +38,9 @@ class ConvBlock(nn.Module):
 class UNetGenerator(nn.Module):
     """Encoder-decoder with ``depth`` halvings; every decoder level concatenates the encoder level of its size."""
 
-    def __init__(self, base_channels: int = 16, depth: int = 3) -> None:
+    def __init__(self, base_channels: int = 16, depth: int = 3, downsample: int = 1) -> None:
         super().__init__()
+        self.downsample = downsample
         widths = [base_channels * 2**level for level in range(depth + 1)]
         self.encoders = nn.ModuleList([ConvBlock(2, widths[0])])
         self.encoders.extend(ConvBlock(widths[i], widths[i + 1]) for i in range(depth))
@@ -44,6 +50,8 @@ class UNetGenerator(nn.Module):
         self.head = nn.Conv2d(widths[0], 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.downsample > 1:
+            x = torch.cat([F.avg_pool2d(x[:, :1], self.downsample), F.max_pool2d(x[:, 1:], self.downsample)], dim=1)
         skips = []
         for level, encoder in enumerate(self.encoders):
             x = encoder(x if level == 0 else self.pool(x))
@@ -51,7 +59,10 @@ class UNetGenerator(nn.Module):
         x = skips.pop()
         for upsample, decoder in zip(self.upsamplers, self.decoders):
             x = decoder(torch.cat([upsample(x), skips.pop()], dim=1))
-        return torch.sigmoid(self.head(x))
+        x = torch.sigmoid(self.head(x))
+        if self.downsample > 1:
+            x = F.interpolate(x, scale_factor=self.downsample, mode="bilinear", align_corners=False)
+        return x
 
 
 def erase(images: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:

@@ -41,6 +41,7 @@ class TrainConfig:
     lambda_adv: float = 1.0
     base_channels: int = 16
     depth: int = 3
+    downsample: int = 2
     context: int = 0
     seed: int = 0
     checkpoint_every: int = 500
@@ -52,7 +53,8 @@ class TrainConfig:
             modality=self.modality,
             base_channels=self.base_channels,
             depth=self.depth,
-            context=self.context or default_context(self.gamma, self.depth),
+            downsample=self.downsample,
+            context=self.context or default_context(self.gamma, self.depth, self.downsample),
             iterations=iterations_done,
             data=data,
             code_version=code_version(),

@@ -1,0 +1,128 @@
+"""Reference (paper) versus fast localiser, side by side in one process, on real slices when available.
+
+    python benchmarks/bench_localizer.py --modality flair --slices 3            # per-slice comparison
+    python benchmarks/bench_localizer.py --modality flair --volume               # whole scan, fast path
+
+Prints one JSON object. Slices come from the tumour slices of the validation patients in
+../shared/data/lgg (splits/lgg_val.txt); without that folder a synthetic slice is made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, read_patient_list
+from napari_inpaint_seg.io import read_scan
+from napari_inpaint_seg.localizer import fast_heatmap, final, reference_heatmap
+from napari_inpaint_seg.metrics import dice
+from napari_inpaint_seg.models.checkpoint import load_model
+from napari_inpaint_seg.pipeline import PreparedScan, prepare_scan, segment_slice, segment_volume, run_to_end
+from napari_inpaint_seg.training.data import lgg_patient_volume_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "lgg"
+
+
+def real_slices(modality: str, count: int) -> list[tuple[PreparedScan, int, np.ndarray]]:
+    """``count`` tumour slices spread over the validation patients: (prepared scan, index, tumour mask)."""
+    chosen = []
+    patients = read_patient_list(ROOT / "splits" / ("lgg_val_t1.txt" if modality == "t1" else "lgg_val.txt"))
+    for patient in patients:
+        scan_path, mask_path = lgg_patient_volume_paths(DATA, patient, modality)
+        tumour = read_scan(mask_path).data > 0
+        candidates = np.flatnonzero(tumour.sum(axis=(0, 1)) >= MIN_TUMOUR_PIXELS)
+        if len(candidates):
+            prepared = prepare_scan(read_scan(scan_path))
+            index = int(candidates[len(candidates) // 2])
+            chosen.append((prepared, index, tumour[:, :, index]))
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def synthetic_slice() -> list[tuple[PreparedScan, int, np.ndarray]]:
+    """A disc of 'brain' with a brighter blob, 256 x 256, when no real data is present."""
+    yy, xx = np.mgrid[:256, :256]
+    brain = (yy - 128) ** 2 / 100**2 + (xx - 128) ** 2 / 80**2 <= 1
+    rng = np.random.default_rng(0)
+    image = np.where(brain, 0.4 + 0.05 * rng.standard_normal((256, 256)), 0).clip(0, 1).astype(np.float32)
+    blob = (yy - 100) ** 2 + (xx - 150) ** 2 <= 15**2
+    image[blob] = 0.9
+    from napari_inpaint_seg.io import Scan
+
+    prepared = PreparedScan(Scan(image[:, :, None], np.eye(4), None), image[:, :, None], brain[:, :, None])
+    return [(prepared, 0, blob)]
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def compare_slices(args, generator, config) -> dict:
+    slices = real_slices(args.modality, args.slices) if DATA.is_dir() else synthetic_slice()
+    rows = []
+    for prepared, index, tumour in slices:
+        image, brain = prepared.image[:, :, index], prepared.brain[:, :, index]
+        timings, heatmaps = {}, {}
+        for name, run in (("reference", reference_heatmap), ("fast", fast_heatmap)):
+            began = time.perf_counter()
+            heatmaps[name] = final(run(generator, config, image, brain, step=args.step, device=args.device))
+            timings[name] = time.perf_counter() - began
+        results = {name: segment_slice(prepared, index, heat) for name, heat in heatmaps.items()}
+        rows.append(
+            {
+                "seconds_reference": timings["reference"],
+                "seconds_fast": timings["fast"],
+                "pearson_r": pearson(heatmaps["reference"][brain], heatmaps["fast"][brain]),
+                "same_top_segment": results["reference"].ranking[0].label == results["fast"].ranking[0].label,
+                "dice_reference": dice(results["reference"].mask(0, brain), tumour),
+                "dice_fast": dice(results["fast"].mask(0, brain), tumour),
+            }
+        )
+    mean = lambda key: float(np.mean([row[key] for row in rows]))  # noqa: E731
+    return {
+        "seconds_per_slice_reference": mean("seconds_reference"),
+        "seconds_per_slice_fast": mean("seconds_fast"),
+        "ratio": mean("seconds_reference") / mean("seconds_fast"),
+        "pearson_r": mean("pearson_r"),
+        "same_top_segment_share": mean("same_top_segment"),
+        "dice_reference": mean("dice_reference"),
+        "dice_fast": mean("dice_fast"),
+        "n_slices": len(rows),
+        "data": "lgg validation tumour slices" if DATA.is_dir() else "synthetic slice",
+    }
+
+
+def whole_volume(args, generator, config) -> dict:
+    prepared = real_slices(args.modality, 1)[0][0] if DATA.is_dir() else synthetic_slice()[0][0]
+    began = time.perf_counter()
+    run_to_end(segment_volume(prepared, generator, config, step=args.step, device=args.device))
+    seconds = time.perf_counter() - began
+    return {"volume_shape": list(prepared.image.shape), "seconds_volume_fast": seconds, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modality", choices=["t1", "flair"], default="flair")
+    parser.add_argument("--gamma", type=int, default=32)
+    parser.add_argument("--step", type=int, default=4)
+    parser.add_argument("--slices", type=int, default=3, help="real slices to compare (the reference takes minutes each on CPU)")
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--volume", action="store_true", help="time a whole scan with the fast path and report peak memory")
+    args = parser.parse_args()
+    generator, config = load_model(args.model, args.modality, args.gamma, args.device)
+    result = {"device": torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)", "gamma": config.gamma, "step": args.step}
+    result.update(whole_volume(args, generator, config) if args.volume else compare_slices(args, generator, config))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""How scans are shown in napari: the axial axis first (on the slider), spacing as ``scale``, geometry in metadata.
+
+A NIfTI volume keeps its file's axis order on disk and in :class:`~napari_inpaint_seg.io.Scan`; napari shows
+the *display order*, which is the file order with the axial axis moved to the front, so the slider walks
+through axial slices and each slice is drawn exactly as the CLI and the pipeline see it (rows, columns in
+file order). The axial axis is the array axis whose direction is superior/inferior according to the affine
+(``nibabel.io_orientation``); for the LGG data (identity affine, axes row, column, slice) it is the last one.
+
+The source affine, header and axial axis travel in ``layer.metadata`` so that labels drawn on a layer can be
+written back aligned with the source scan, and pipeline functions can run on a layer's data.
+
+Pure NumPy/nibabel: no Qt, no napari.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from .errors import InputError
+from .io import Scan
+
+AFFINE = "affine"
+HEADER = "nifti_header"
+AXIAL_AXIS = "axial_axis"
+SOURCE_PATH = "source_path"
+SKULL_STRIPPED = "skull_stripped"
+MODALITY = "modality"
+ROLE = "inpaint_seg_role"  # marks layers the widgets draw (heatmap, superpixels, candidate)
+
+DEFAULT_AXIAL_AXIS = 2
+SUPERIOR_INFERIOR = 2  # nibabel.io_orientation's output axis index for S/I
+
+
+def axial_axis(affine: np.ndarray | None) -> int:
+    """The array axis of a 3D volume pointing superior/inferior; the last axis when the affine cannot tell."""
+    if affine is None:
+        return DEFAULT_AXIAL_AXIS
+    orientation = nib.io_orientation(np.asarray(affine, dtype=np.float64))
+    matches = np.flatnonzero(orientation[:, 0] == SUPERIOR_INFERIOR)
+    return int(matches[0]) if len(matches) == 1 else DEFAULT_AXIAL_AXIS
+
+
+def to_display(data: np.ndarray, axis: int | None) -> np.ndarray:
+    """File order -> display order (a view: the axial axis first). 2D images (``axis`` None) are unchanged."""
+    return data if axis is None or data.ndim != 3 else np.moveaxis(data, axis, 0)
+
+
+def to_file(data: np.ndarray, axis: int | None) -> np.ndarray:
+    """Display order -> file order; the exact inverse of :func:`to_display`."""
+    return data if axis is None or data.ndim != 3 else np.moveaxis(data, 0, axis)
+
+
+def to_pipeline(data: np.ndarray) -> np.ndarray:
+    """Display order (axial, row, column) -> the pipeline's order (row, column, axial); 2D unchanged."""
+    return data if data.ndim != 3 else np.moveaxis(data, 0, -1)
+
+
+def voxel_spacing(affine: np.ndarray | None, ndim: int = 3) -> tuple[float, ...]:
+    """Voxel sizes in file order from the affine's column norms (1 where the affine is missing or degenerate)."""
+    if affine is None:
+        return (1.0,) * ndim
+    sizes = nib.affines.voxel_sizes(np.asarray(affine, dtype=np.float64))[:ndim]
+    return tuple(float(s) if np.isfinite(s) and s > 0 else 1.0 for s in sizes)
+
+
+def display_scale(affine: np.ndarray | None, axis: int | None, ndim: int = 3) -> tuple[float, ...]:
+    """napari ``scale`` (spacing in display order)."""
+    spacing = voxel_spacing(affine, ndim)
+    if axis is None or ndim != 3:
+        return spacing
+    rest = [s for i, s in enumerate(spacing) if i != axis]
+    return (spacing[axis], *rest)
+
+
+def pipeline_affine(affine: np.ndarray, axis: int) -> np.ndarray:
+    """Affine of the volume in pipeline order (the axial axis moved last), mapping to the same world points."""
+    order = [i for i in range(3) if i != axis] + [axis]
+    moved = np.array(affine, dtype=np.float64)
+    moved[:, :3] = moved[:, order]
+    return moved
+
+
+def layer_metadata(scan: Scan, **extra) -> dict:
+    """``layer.metadata`` for a scan: source affine and header, axial axis (None for 2D images) and path."""
+    axis = axial_axis(scan.affine) if scan.is_volume else None
+    metadata = {
+        AFFINE: np.asarray(scan.affine, dtype=np.float64),
+        HEADER: scan.header.copy() if scan.header is not None else None,
+        AXIAL_AXIS: axis,
+        SOURCE_PATH: str(scan.path) if scan.path is not None else None,
+    }
+    metadata.update(extra)
+    return metadata
+
+
+def image_layer_data(scan: Scan, name: str | None = None, **extra_metadata) -> tuple[np.ndarray, dict, str]:
+    """A napari layer data tuple ``(data, kwargs, "image")`` for a scan, in display order."""
+    metadata = layer_metadata(scan, **extra_metadata)
+    axis = metadata[AXIAL_AXIS]
+    data = to_display(scan.data, axis)
+    low, high = _contrast(data)
+    kwargs = {
+        "name": name or _stem(scan.path) or "scan",
+        "scale": display_scale(scan.affine, axis, data.ndim),
+        "metadata": metadata,
+        "colormap": "gray",
+        "contrast_limits": (low, high),
+    }
+    return data, kwargs, "image"
+
+
+def header_from_metadata(metadata: dict) -> nib.Nifti1Header | None:
+    """The NIfTI header kept in metadata, stored either as a header object or as its raw bytes."""
+    header = metadata.get(HEADER)
+    if header is None or isinstance(header, nib.Nifti1Header):
+        return header
+    if isinstance(header, (bytes, bytearray)):
+        return nib.Nifti1Header(binaryblock=bytes(header))
+    raise InputError(f"layer metadata '{HEADER}' is a {type(header).__name__}, not a NIfTI header")
+
+
+def scan_from_layer(data: np.ndarray, metadata: dict | None, scale: tuple[float, ...] | None = None) -> Scan:
+    """Rebuild the :class:`Scan` (file order, affine, header) that a layer's display-order data came from.
+
+    A layer without our metadata (drawn by hand, opened by another reader) is taken as already in file order,
+    with a diagonal affine built from its ``scale``.
+    """
+    metadata = metadata or {}
+    data = np.asarray(data)
+    if AFFINE not in metadata:
+        spacing = tuple(scale) if scale is not None else (1.0,) * data.ndim
+        affine = np.diag([*spacing[-3:], *([1.0] * (4 - min(data.ndim, 3)))])
+        return Scan(data=data, affine=affine, header=None, path=None)
+    affine = np.asarray(metadata[AFFINE], dtype=np.float64)
+    if affine.shape != (4, 4):
+        raise InputError(f"layer metadata '{AFFINE}' has shape {affine.shape}, not (4, 4)")
+    axis = metadata.get(AXIAL_AXIS)
+    if data.ndim == 3 and axis is None:
+        axis = DEFAULT_AXIAL_AXIS
+    source = metadata.get(SOURCE_PATH)
+    return Scan(data=to_file(data, axis), affine=affine, header=header_from_metadata(metadata), path=Path(source) if source else None)
+
+
+def pipeline_scan(data: np.ndarray, metadata: dict | None, scale: tuple[float, ...] | None = None) -> Scan:
+    """A :class:`Scan` in the pipeline's order (axial axis last) for a display-order layer, affine adjusted.
+
+    Slice ``z`` of the layer (``data[z]``) is slice ``z`` of the pipeline (``[:, :, z]``); when the file's
+    axial axis is already last this is exactly the file's scan, so widget and CLI agree.
+    """
+    scan = scan_from_layer(data, metadata, scale)
+    if scan.data.ndim != 3:
+        return scan
+    metadata = metadata or {}
+    if AFFINE in metadata:
+        axis = metadata.get(AXIAL_AXIS)
+        axis = DEFAULT_AXIAL_AXIS if axis is None else axis
+    else:  # a foreign layer: its display order is its file order, the slider is axis 0
+        axis = 0
+    return Scan(data=to_pipeline(np.asarray(data)), affine=pipeline_affine(scan.affine, axis), header=None, path=scan.path)
+
+
+def _contrast(data: np.ndarray) -> tuple[float, float]:
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(np.percentile(finite, 99.8))
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def _stem(path: str | os.PathLike | None) -> str | None:
+    if path is None:
+        return None
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
