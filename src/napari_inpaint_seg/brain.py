@@ -7,7 +7,6 @@ import warnings
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
 from .errors import InputError
 
@@ -23,19 +22,24 @@ def _deepbet_model(device: str):
     return BrainExtraction(no_gpu=device == "cpu")
 
 
+def check_extractable(shape: tuple[int, ...]) -> None:
+    """Refuse shapes deepbet cannot work on (it needs a 3D volume with some extent along every axis)."""
+    if len(shape) != 3:
+        raise InputError(f"brain extraction needs a 3D volume, got shape {tuple(shape)}")
+    if min(shape) < MIN_SLICES_FOR_DEEPBET:
+        raise InputError(
+            f"volume {tuple(shape)} is too thin for brain extraction (every axis needs {MIN_SLICES_FOR_DEEPBET} voxels or more); "
+            "give a single skull-stripped slice as a 2D image or a 2D NIfTI instead"
+        )
+
+
 def extract_brain_volume(volume: np.ndarray, affine: np.ndarray, *, device: str = "cpu", threshold: float = 0.5) -> np.ndarray:
     """Boolean brain mask of a 3D head scan with deepbet (weights ship in its wheel, nothing is downloaded).
 
     deepbet expects RAS orientation, so the volume is reoriented to the closest canonical orientation,
     masked there and the mask is transformed back to the file's axis order.
     """
-    if volume.ndim != 3:
-        raise InputError(f"brain extraction needs a 3D volume, got shape {volume.shape}")
-    if min(volume.shape) < MIN_SLICES_FOR_DEEPBET:
-        raise InputError(
-            f"volume {volume.shape} is too thin for brain extraction (every axis needs {MIN_SLICES_FOR_DEEPBET} voxels or more); "
-            "give a single skull-stripped slice as a 2D image or a 2D NIfTI instead"
-        )
+    check_extractable(volume.shape)
     volume = np.nan_to_num(np.asarray(volume, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     if np.ptp(volume) == 0:  # constant: no head to find (deepbet's own normalisation would divide by zero)
         return np.zeros(volume.shape, dtype=bool)
@@ -70,6 +74,8 @@ def foreground_mask_2d(image: np.ndarray) -> np.ndarray:
     deepbet needs a volume; single images (e.g. the OASIS slices) are expected to be skull-stripped already.
     The background is 0, or the image border's level when that is negative (scans stored with an offset).
     """
+    from scipy import ndimage  # imported here: the CLI's early checks use this module and should stay light
+
     mask = ndimage.binary_fill_holes(image > _background_level(image))
     labels, n = ndimage.label(mask)
     if n > 1:

@@ -14,25 +14,30 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .localizer import DEFAULT_STEP
-from .segmentation import DEFAULT_MIN_SIZE, DEFAULT_SCALE, DEFAULT_SIGMA, FelzenszwalbParams
 
 EXIT_INPUT_ERROR = 2
 
 
 def parse_slices(text: str) -> list[int]:
-    """``"3,7,12"`` -> [3, 7, 12]; ranges like ``"10-14"`` are accepted too."""
+    """``"3,7,12"`` -> [3, 7, 12]; ranges like ``"10-14"`` are accepted too (both ends included)."""
     slices: list[int] = []
+    problem = f"expected slice numbers like 3,7,12 or 10-14, got {text!r}"
     try:
         for part in text.split(","):
             part = part.strip()
             if "-" in part[1:]:
-                first, last = part.split("-", 1)
-                slices.extend(range(int(first), int(last) + 1))
+                first, last = (int(end) for end in part.split("-", 1))
+                if last < first:
+                    raise argparse.ArgumentTypeError(f"{problem}: the range {part} runs backwards")
+                slices.extend(range(first, last + 1))
             elif part:
                 slices.append(int(part))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected slice numbers like 3,7,12 or 10-14, got {text!r}") from None
+        raise argparse.ArgumentTypeError(problem) from None
+    if not slices:
+        raise argparse.ArgumentTypeError(problem)
+    if min(slices) < 0:
+        raise argparse.ArgumentTypeError(f"{problem}: slice numbers start at 0")
     return slices
 
 
@@ -47,23 +52,34 @@ def pick_device(name: str) -> str:
         return "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for, but no CUDA GPU is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise InputError("--device mps was asked for, but no Apple GPU is available")
     return name
 
 
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modality", choices=["t1", "flair"], required=True, help="t1 (T1-pre) or flair")
     parser.add_argument("--gamma", type=int, default=32, help="window side in pixels (default 32)")
-    parser.add_argument("--step", type=int, default=DEFAULT_STEP, help="window stride k (default 4)")
+    parser.add_argument("--step", type=int, help="window stride k (default 4)")
     parser.add_argument("--model", type=Path, help="a .safetensors checkpoint instead of the shipped model")
-    parser.add_argument("--scale", type=float, default=DEFAULT_SCALE, help="Felzenszwalb scale (default 75)")
-    parser.add_argument("--sigma", type=float, default=DEFAULT_SIGMA, help="Felzenszwalb sigma (default 0.8)")
-    parser.add_argument("--min-size", type=int, default=DEFAULT_MIN_SIZE, help="Felzenszwalb min_size (default 20)")
+    # Defaults of --step, --scale, --sigma and --min-size are filled in late, from the modules that define them
+    # (importing those pulls in torch / scipy, and input errors should be reported instantly).
+    parser.add_argument("--scale", type=float, help="Felzenszwalb scale (default 75)")
+    parser.add_argument("--sigma", type=float, help="Felzenszwalb sigma (default 0.8)")
+    parser.add_argument("--min-size", type=int, help="Felzenszwalb min_size (default 20)")
     parser.add_argument("--reference", action="store_true", help="the paper's literal (slow) localiser instead of the fast one")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line error format (``inpaint-seg: error: ...``, exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT_ERROR, f"inpaint-seg: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inpaint-seg", description="Unsupervised brain-tumour segmentation by adversarial inpainting.")
+    parser = _Parser(prog="inpaint-seg", description="Unsupervised brain-tumour segmentation by adversarial inpainting.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     segment = commands.add_parser("segment", help="segment axial slices of a scan and write a labels volume")
@@ -85,34 +101,99 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_output(path: Path | None, force: bool) -> None:
+def check_output(path: Path | None, force: bool, *, nifti: bool = True, reads: tuple[Path, ...] = ()) -> None:
     """Fail before any work if an output could not be written, so no time is wasted and nothing is clobbered."""
     if path is None:
         return
-    if path.exists() and not force:
-        raise InputError(f"{path}: file exists; pass --force to overwrite it")
-    if not path.parent.is_dir():
-        raise InputError(f"{path.parent}: output folder does not exist")
-    import os
+    from .io import NIFTI_SUFFIXES, check_writable
 
-    if not os.access(path.parent, os.W_OK):
-        raise InputError(f"{path.parent}: output folder is not writable")
+    if any(path.resolve() == source.resolve() for source in reads):
+        raise InputError(f"{path}: is also an input; choose another output name")
+    check_writable(path, force, what="outputs", suffixes=NIFTI_SUFFIXES if nifti else None, how_to_force="pass --force")
+    probe_writable(path.parent)
+
+
+def probe_writable(folder: Path) -> None:
+    """Create and remove a temporary file in ``folder``: the only test that also holds for root and odd file systems."""
+    import os
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".inpaint-seg-probe.", dir=folder)
+    except OSError as exc:
+        raise InputError(f"{folder}: output folder is not writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def check_method_arguments(args: argparse.Namespace) -> None:
+    if args.gamma < 1:
+        raise InputError(f"--gamma must be at least 1, got {args.gamma}")
+    if args.step is not None and args.step < 1:
+        raise InputError(f"--step must be at least 1, got {args.step}")
+
+
+def check_content(scan, gamma: int) -> None:
+    """What can be refused about a scan before the model is loaded: slices smaller than the window (in-plane axes
+    are the first two), a volume too thin for brain extraction, no finite voxels, nothing but zeros."""
+    from .brain import check_extractable
+    from .intensity import check_finite
+
+    shape = scan.data.shape
+    if min(shape[:2]) < gamma:
+        raise InputError(f"slices of {shape[0]}x{shape[1]} pixels are smaller than the window gamma={gamma}; use a smaller --gamma")
+    if scan.is_volume:
+        check_extractable(shape)
+    if not np.any(check_finite(scan.data, what=str(scan.path))):
+        raise InputError(f"{scan.path}: the image is empty (every voxel is 0)")
+
+
+def felzenszwalb_params(args: argparse.Namespace):
+    from .segmentation import FelzenszwalbParams
+
+    defaults = FelzenszwalbParams()
+    return FelzenszwalbParams(
+        defaults.scale if args.scale is None else args.scale,
+        defaults.sigma if args.sigma is None else args.sigma,
+        defaults.min_size if args.min_size is None else args.min_size,
+    )
+
+
+def default_step(args: argparse.Namespace) -> None:
+    """Fill in ``--step`` (imported late: the localiser pulls in torch, and input errors should be instant)."""
+    from .localizer import DEFAULT_STEP
+
+    if args.step is None:
+        args.step = DEFAULT_STEP
 
 
 def run_segment(args: argparse.Namespace) -> None:
+    # Everything that can be checked without torch is checked first, so bad input fails in well under a second.
+    from .io import read_scan, write_float_volume, write_labels
+    from .models.config import resolve_model
+
+    if args.heatmap_out is not None and args.out.resolve() == args.heatmap_out.resolve():
+        raise InputError(f"{args.out}: --out and --heatmap-out name the same file")
+    for output in (args.out, args.heatmap_out):
+        check_output(output, args.force, reads=(args.scan,) + ((args.model,) if args.model else ()))
+    check_method_arguments(args)
+    resolve_model(args.model, args.modality, args.gamma)  # reads the checkpoint's header only
+    scan = read_scan(args.scan)
+    check_content(scan, args.gamma)
+    n_slices = scan.data.shape[2] if scan.data.ndim == 3 else 1
+    if args.slices and max(args.slices) >= n_slices:
+        raise InputError(f"slice {max(args.slices)} is outside the scan (its slices are numbered 0 to {n_slices - 1})")
+
     from tqdm import tqdm
 
-    from .io import read_scan, write_float_volume, write_labels
     from .models.checkpoint import load_model
     from .pipeline import prepare_scan, segment_volume
 
-    for output in (args.out, args.heatmap_out):
-        check_output(output, args.force)
-    scan = read_scan(args.scan)
+    default_step(args)
     device = pick_device(args.device)
     generator, config = load_model(args.model, args.modality, args.gamma, device)
     prepared = prepare_scan(scan, device=device)
-    params = FelzenszwalbParams(args.scale, args.sigma, args.min_size)
+    params = felzenszwalb_params(args)
     progress = segment_volume(prepared, generator, config, args.slices, step=args.step, params=params, fast=not args.reference, device=device)
     last = None
     for last in tqdm(progress, total=len(args.slices) if args.slices else prepared.n_slices, desc="segment", unit="slice"):
@@ -127,30 +208,43 @@ def run_segment(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    from .models.config import resolve_model
+
+    check_output(args.json, args.force, nifti=False)
+    if not args.patients.is_file():
+        raise InputError(f"{args.patients}: no such patient list")
+    if not args.data.is_dir():
+        raise InputError(f"{args.data}: no such data folder")
+    check_method_arguments(args)
+    resolve_model(args.model, args.modality, args.gamma)
+
     from .evaluation import evaluate_lgg, read_patient_list
     from .io import write_atomically
     from .models.checkpoint import load_model
 
-    check_output(args.json, args.force)
-    if not args.patients.is_file():
-        raise InputError(f"{args.patients}: no such patient list")
+    default_step(args)
     device = pick_device(args.device)
     generator, config = load_model(args.model, args.modality, args.gamma, device)
-    params = FelzenszwalbParams(args.scale, args.sigma, args.min_size)
+    params = felzenszwalb_params(args)
     results = evaluate_lgg(
         args.data, read_patient_list(args.patients), args.modality, generator, config, step=args.step, params=params, fast=not args.reference, device=device,
         report=lambda line: print(line, file=sys.stderr),
     )
     write_atomically(args.json, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
-    print(f"{args.modality} gamma={config.gamma}: Dice {results['dice_mean']:.3f} ± {results['dice_sd']:.3f} on {results['n_tumour_slices']} slices; "
-          f"PSNR {results['psnr_mean']:.2f}, SSIM {results['ssim_mean']:.3f}")
+    def number(key: str, digits: int) -> str:  # None when there was nothing to measure (no tumour / healthy slices)
+        return "n/a" if results.get(key) is None else f"{results[key]:.{digits}f}"
+
+    print(f"{args.modality} gamma={config.gamma}: Dice {number('dice_mean', 3)} ± {number('dice_sd', 3)} on {results['n_tumour_slices']} slices; "
+          f"PSNR {number('psnr_mean', 2)}, SSIM {number('ssim_mean', 3)}")
 
 
 def run_models(_: argparse.Namespace) -> None:
-    from .models.checkpoint import load_generator, shipped_model_path, shipped_models
+    from .models.config import checkpoint_config, shipped_model_path, shipped_models
 
+    if not shipped_models():
+        print("no default models are shipped with this installation; pass --model CHECKPOINT.safetensors")
     for modality, gamma in shipped_models():
-        _, config = load_generator(shipped_model_path(modality, gamma))
+        config = checkpoint_config(shipped_model_path(modality, gamma))
         print(f"{modality} gamma={gamma}: {config.iterations} iterations, context {config.context}, data: {config.data}")
 
 
@@ -161,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         handlers[args.command](args)
     except InputError as exc:
         print(f"inpaint-seg: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except MemoryError:
+        print("inpaint-seg: error: out of memory; segment fewer slices (--slices) or use a machine with more memory", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
         print("inpaint-seg: interrupted; nothing was written", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,8 @@ from .localizer import DEFAULT_STEP, final
 from .metrics import dice, psnr, ssim
 from .models.config import ModelConfig
 from .models.generator import inpaint
-from .pipeline import PreparedScan, localize_slice, prepare_scan, segment_slice
-from .segmentation import FelzenszwalbParams
+from .pipeline import PreparedScan, SliceResult, localize_slice, prepare_scan
+from .segmentation import FelzenszwalbParams, rank_segments, superpixels
 from .training.data import lgg_patient_volume_paths, sample_hole_crops, SliceSet
 
 MIN_TUMOUR_PIXELS = 50
@@ -26,16 +27,37 @@ def read_patient_list(path: str | Path) -> list[str]:
     return [line.strip() for line in Path(path).read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
-def dice_on_tumour_slices(prepared: PreparedScan, tumour: np.ndarray, generator, config: ModelConfig, *, step: int, params: FelzenszwalbParams, fast: bool, device: str) -> list[dict]:
-    """Paper's per-slice Dice for slices with at least :data:`MIN_TUMOUR_PIXELS` tumour pixels."""
+@dataclass
+class TumourSlice:
+    """One evaluated slice: its normalised image, brain, ground truth and heatmap (cacheable for tuning)."""
+
+    patient: str
+    index: int
+    image: np.ndarray
+    brain: np.ndarray
+    tumour: np.ndarray
+    heatmap: np.ndarray
+    seconds: float
+
+
+def tumour_slice_heatmaps(prepared: PreparedScan, tumour: np.ndarray, patient: str, generator, config: ModelConfig, *, step: int, fast: bool, device: str) -> list[TumourSlice]:
+    """Heatmaps of the slices with at least :data:`MIN_TUMOUR_PIXELS` tumour pixels (the paper's test set)."""
     rows = []
     for index in np.flatnonzero(tumour.sum(axis=(0, 1)) >= MIN_TUMOUR_PIXELS):
         began = time.perf_counter()
         heatmap = final(localize_slice(prepared, int(index), generator, config, step=step, fast=fast, device=device))
-        result = segment_slice(prepared, int(index), heatmap, params)
-        predicted = result.mask(0, prepared.brain[:, :, index])
-        rows.append({"slice": int(index), "dice": dice(predicted, tumour[:, :, index]), "seconds": time.perf_counter() - began})
+        rows.append(TumourSlice(patient, int(index), prepared.image[:, :, index], prepared.brain[:, :, index], tumour[:, :, index], heatmap, time.perf_counter() - began))
     return rows
+
+
+def selection_dice(slices: list[TumourSlice], params: FelzenszwalbParams, merge_ratio: float | None) -> np.ndarray:
+    """Dice of the top candidate on every slice, for one choice of superpixels and merging."""
+    scores = []
+    for item in slices:
+        labels = superpixels(item.image, params)
+        result = SliceResult(item.index, item.heatmap, labels, rank_segments(labels, item.heatmap, item.brain), merge_ratio)
+        scores.append(dice(result.mask(0, item.brain), item.tumour))
+    return np.asarray(scores)
 
 
 @torch.inference_mode()
@@ -64,31 +86,33 @@ def evaluate_lgg(
     step: int = DEFAULT_STEP,
     params: FelzenszwalbParams = FelzenszwalbParams(),
     fast: bool = True,
+    merge_ratio: float | None = None,
     device: str = "cpu",
     seed: int = 0,
     report: Callable[[str], None] = print,
 ) -> dict:
     """Dice mean ± sd over tumour slices and PSNR/SSIM over healthy slices of ``patients``; JSON-ready."""
     rng = np.random.default_rng(seed)
-    dice_rows, quality_rows = [], []
+    slices, quality_rows = [], []
     for patient in patients:
         scan_path, mask_path = lgg_patient_volume_paths(Path(data_dir), patient, modality)
         prepared = prepare_scan(read_scan(scan_path), device=device)
         tumour = read_scan(mask_path).data > 0
-        rows = dice_on_tumour_slices(prepared, tumour, generator, config, step=step, params=params, fast=fast, device=device)
-        dice_rows += [{"patient": patient, **row} for row in rows]
+        rows = tumour_slice_heatmaps(prepared, tumour, patient, generator, config, step=step, fast=fast, device=device)
+        slices += rows
         enough_brain = prepared.brain.sum(axis=(0, 1)) >= 2000
         healthy = np.flatnonzero(~tumour.any(axis=(0, 1)) & enough_brain)
         quality_rows += inpainting_quality(prepared, healthy, generator, config, rng, device)
-        if rows:
-            report(f"{patient}: {len(rows)} tumour slices, mean Dice {np.mean([r['dice'] for r in rows]):.3f}")
-    dices = np.array([row["dice"] for row in dice_rows])
+        report(f"{patient}: {len(rows)} tumour slices")
+    dices = selection_dice(slices, params, merge_ratio)
+    dice_rows = [{"patient": item.patient, "slice": item.index, "dice": float(d), "seconds": item.seconds} for item, d in zip(slices, dices)]
     return {
         "modality": modality,
         "gamma": config.gamma,
         "step": step,
         "felzenszwalb": {"scale": params.scale, "sigma": params.sigma, "min_size": params.min_size},
         "localizer": "fast" if fast else "reference",
+        "mode": "paper" if merge_ratio is None else f"merge (ratio {merge_ratio})",
         "model_iterations": config.iterations,
         "patients": patients,
         "n_tumour_slices": int(len(dices)),

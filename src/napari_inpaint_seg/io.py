@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ def has_suffix(path: str | os.PathLike, suffixes: tuple[str, ...]) -> bool:
 def read_scan(path: str | os.PathLike) -> Scan:
     """Read a NIfTI volume or a 2D greyscale image; raise :class:`InputError` with a readable reason otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a scan file (a DICOM series must be converted to NIfTI first)")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if has_suffix(path, NIFTI_SUFFIXES):
@@ -65,7 +68,8 @@ def _read_nifti(path: Path) -> Scan:
     while len(shape) > 3 and shape[-1] == 1:  # (H, W, Z, 1): a 3D volume stored as a one-frame series
         shape = shape[:-1]
     if len(shape) not in (2, 3):
-        raise InputError(f"{path}: expected a 3D volume or a 2D slice, got shape {shape}; split 4D series into 3D volumes first")
+        hint = "; split the series into 3D volumes first" if len(shape) > 3 else ""
+        raise InputError(f"{path}: expected a 3D volume or a 2D slice, got shape {shape}{hint}")
     if 0 in shape:
         raise InputError(f"{path}: the volume is empty (shape {shape})")
     dtype = img.get_data_dtype()
@@ -118,11 +122,15 @@ def _read_image(path: Path) -> Scan:
     from skimage import io as skio
 
     try:
-        with Image.open(path) as probe:  # reads the header only: refuse huge images before decoding them
-            width, height = probe.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # check_size says it in one line
+            with Image.open(path) as probe:  # reads the header only: refuse huge images before decoding them
+                width, height = probe.size
         check_size(path, (height, width))
     except InputError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: image is too large ({_reason(exc)})") from exc
     except Exception:  # Pillow cannot open every TIFF that scikit-image (tifffile) reads; decode and see
         pass
     try:
@@ -177,17 +185,20 @@ def write_float_volume(path: str | os.PathLike, volume: np.ndarray, like: Scan |
     return path
 
 
-def check_writable(path: str | os.PathLike, force: bool, what: str = "labels") -> Path:
-    """The checks every output passes before any work: NIfTI name, no clobbering, an existing folder."""
+def check_writable(
+    path: str | os.PathLike, force: bool, what: str = "labels", suffixes: tuple[str, ...] | None = NIFTI_SUFFIXES, how_to_force: str = "pass --force (or confirm)"
+) -> Path:
+    """The checks every output passes before any work: a NIfTI name (unless ``suffixes`` is None), no clobbering,
+    an existing folder; ``how_to_force`` completes the message for an existing file."""
     path = Path(path)
-    if not has_suffix(path, NIFTI_SUFFIXES):
+    if suffixes is not None and not has_suffix(path, suffixes):
         raise InputError(f"{path}: {what} are written as NIfTI; use a .nii.gz or .nii file name")
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file name such as labels.nii.gz")
     if path.exists() and not force:
-        raise InputError(f"{path}: file exists; pass --force (or confirm) to overwrite it")
+        raise InputError(f"{path}: file exists; {how_to_force} to overwrite it")
     if not path.parent.is_dir():
-        raise InputError(f"{path.parent}: output folder does not exist")
+        raise InputError(f"{path.parent}: {'is a file, not a folder' if path.parent.exists() else 'output folder does not exist'}")
     return path
 
 

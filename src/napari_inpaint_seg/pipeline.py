@@ -18,7 +18,7 @@ from .intensity import check_finite, normalize_in_brain
 from .io import Scan
 from .localizer import DEFAULT_STEP, HeatmapUpdate, fast_heatmap, final, reference_heatmap
 from .models.config import ModelConfig
-from .segmentation import FelzenszwalbParams, Segment, rank_segments, segment_mask, superpixels
+from .segmentation import FelzenszwalbParams, Segment, grow_from, rank_segments, superpixels
 
 
 @dataclass
@@ -36,18 +36,41 @@ class PreparedScan:
 
 @dataclass
 class SliceResult:
-    """Everything a front end needs for one slice: heatmap, superpixels, ranked candidates, chosen mask."""
+    """Everything a front end needs for one slice: heatmap, superpixels, ranked candidates, chosen mask.
+
+    With ``merge_ratio`` None a candidate is one superpixel (the paper); otherwise each candidate is grown
+    from a seed superpixel over touching ones scoring at least ``merge_ratio`` times the seed
+    (:func:`~.segmentation.grow_from`), seeds taken in rank order, skipping those already inside an
+    earlier candidate, so Swap always offers something new.
+    """
 
     index: int
     heatmap: np.ndarray
     superpixels: np.ndarray
     ranking: list[Segment] = field(default_factory=list)
+    merge_ratio: float | None = None
+    _candidates: list[list[Segment]] | None = field(default=None, repr=False)
+
+    def candidates(self) -> list[list[Segment]]:
+        if self._candidates is None:
+            if self.merge_ratio is None:
+                self._candidates = [[segment] for segment in self.ranking]
+            else:
+                self._candidates, covered = [], set()
+                for rank, segment in enumerate(self.ranking):
+                    if segment.label not in covered:
+                        region = grow_from(self.superpixels, self.ranking, rank, self.merge_ratio)
+                        covered.update(s.label for s in region)
+                        self._candidates.append(region)
+        return self._candidates
 
     def mask(self, rank: int = 0, brain: np.ndarray | None = None) -> np.ndarray:
-        """The candidate at ``rank`` (0 = the top, the paper's answer); empty if there is none."""
-        if rank >= len(self.ranking):
+        """The candidate at ``rank`` (0 = the top, the answer); empty if there is none."""
+        candidates = self.candidates()
+        if rank >= len(candidates):
             return np.zeros(self.heatmap.shape, dtype=bool)
-        return segment_mask(self.superpixels, self.ranking[rank], brain)
+        mask = np.isin(self.superpixels, [segment.label for segment in candidates[rank]])
+        return mask & brain if brain is not None else mask
 
 
 def prepare_scan(scan: Scan, *, device: str = "cpu") -> PreparedScan:
@@ -79,11 +102,13 @@ def localize_slice(
     return run(generator, config, prepared.image[:, :, index], prepared.brain[:, :, index], step=step, device=device)
 
 
-def segment_slice(prepared: PreparedScan, index: int, heatmap: np.ndarray, params: FelzenszwalbParams = FelzenszwalbParams()) -> SliceResult:
-    """Superpixels of slice ``index`` ranked by ``heatmap``."""
+def segment_slice(
+    prepared: PreparedScan, index: int, heatmap: np.ndarray, params: FelzenszwalbParams = FelzenszwalbParams(), merge_ratio: float | None = None
+) -> SliceResult:
+    """Superpixels of slice ``index`` ranked by ``heatmap``; ``merge_ratio`` as in :class:`SliceResult`."""
     image, brain = prepared.image[:, :, index], prepared.brain[:, :, index]
     labels = superpixels(image, params)
-    return SliceResult(index=index, heatmap=heatmap, superpixels=labels, ranking=rank_segments(labels, heatmap, brain))
+    return SliceResult(index=index, heatmap=heatmap, superpixels=labels, ranking=rank_segments(labels, heatmap, brain), merge_ratio=merge_ratio)
 
 
 @dataclass
@@ -105,6 +130,7 @@ def segment_volume(
     step: int = DEFAULT_STEP,
     params: FelzenszwalbParams = FelzenszwalbParams(),
     fast: bool = True,
+    merge_ratio: float | None = None,
     device: str = "cpu",
 ) -> Iterator[VolumeProgress]:
     """Segment the given axial slices (all when None): 0/1 labels and the heatmap, both of the scan's shape.
@@ -122,7 +148,7 @@ def segment_volume(
         brain = prepared.brain[:, :, index]
         if brain.sum() >= config.gamma**2:
             heatmap = final(localize_slice(prepared, index, generator, config, step=step, fast=fast, device=device))
-            result = segment_slice(prepared, index, heatmap, params)
+            result = segment_slice(prepared, index, heatmap, params, merge_ratio)
             labels[:, :, index] = result.mask(0, brain)
             heatmaps[:, :, index] = heatmap
         yield VolumeProgress(done, len(indices), labels, heatmaps)

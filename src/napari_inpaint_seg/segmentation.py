@@ -57,3 +57,36 @@ def segment_mask(labels: np.ndarray, segment: Segment, brain: np.ndarray | None 
     """Boolean mask of one segment, restricted to the brain when a mask is given."""
     mask = labels == segment.label
     return mask & brain if brain is not None else mask
+
+
+def segment_adjacency(labels: np.ndarray) -> dict[int, set[int]]:
+    """Which segments touch which (4-connectivity)."""
+    pairs = np.concatenate(
+        [
+            np.stack([labels[:, :-1].ravel(), labels[:, 1:].ravel()], axis=1),
+            np.stack([labels[:-1, :].ravel(), labels[1:, :].ravel()], axis=1),
+        ]
+    )
+    pairs = np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0)
+    neighbours: dict[int, set[int]] = {}
+    for a, b in pairs:
+        neighbours.setdefault(int(a), set()).add(int(b))
+        neighbours.setdefault(int(b), set()).add(int(a))
+    return neighbours
+
+
+def grow_from(labels: np.ndarray, ranking: list[Segment], seed_rank: int, ratio: float) -> list[Segment]:
+    """Heatmap-guided merging: from the candidate at ``seed_rank``, absorb touching candidates whose score is
+    at least ``ratio`` times the seed's, repeatedly, so a tumour cut into several superpixels is taken whole."""
+    by_label = {segment.label: segment for segment in ranking}
+    seed = ranking[seed_rank]
+    neighbours = segment_adjacency(labels)
+    region, frontier = {seed.label}, [seed.label]
+    while frontier:
+        current = frontier.pop()
+        for other in neighbours.get(current, ()):
+            candidate = by_label.get(other)
+            if other not in region and candidate is not None and candidate.score >= ratio * seed.score:
+                region.add(other)
+                frontier.append(other)
+    return [segment for segment in ranking if segment.label in region]

@@ -6,33 +6,15 @@ Only safetensors (or ``weights_only`` state dicts) are read, so a checkpoint can
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import InputError
-from .config import ModelConfig
+from .config import CONFIG_KEY, ModelConfig, checkpoint_config, resolve_model, shipped_model_path, shipped_models  # noqa: F401 (re-exported)
 from .generator import UNetGenerator
-
-CONFIG_KEY = "napari_inpaint_seg.config"
-
-
-def shipped_model_path(modality: str, gamma: int) -> Path:
-    """Path of a default model inside the installed package."""
-    return Path(str(resources.files("napari_inpaint_seg") / "weights" / f"{modality}_gamma{gamma}.safetensors"))
-
-
-def shipped_models() -> list[tuple[str, int]]:
-    """(modality, gamma) of every default model that ships with the package."""
-    folder = Path(str(resources.files("napari_inpaint_seg") / "weights"))
-    found = []
-    for path in sorted(folder.glob("*_gamma*.safetensors")):
-        modality, gamma = path.stem.split("_gamma")
-        found.append((modality, int(gamma)))
-    return found
 
 
 def build_generator(config: ModelConfig) -> UNetGenerator:
@@ -54,27 +36,11 @@ def save_generator(path: str | os.PathLike, generator: torch.nn.Module, config: 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[UNetGenerator, ModelConfig]:
     """Rebuild a generator in eval mode from a safetensors file; every failure becomes an :class:`InputError`.
 
-    The configuration is read and checked from the file's header before any weight is loaded.
+    The configuration is read and checked from the file's header (:func:`.config.checkpoint_config`) before
+    any weight is loaded.
     """
     path = Path(path)
-    if path.is_dir() or not path.exists():
-        raise InputError(f"{path}: checkpoint not found")
-    if path.suffix != ".safetensors":
-        raise InputError(f"{path}: only .safetensors checkpoints are loaded (pickles such as .pt/.pth can run code)")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable safetensors checkpoint ({_first_line(exc)})") from exc
-    if CONFIG_KEY not in metadata:
-        raise InputError(f"{path}: checkpoint carries no napari-inpaint-seg configuration (not a model of this tool)")
-    try:
-        config = ModelConfig.from_json(metadata[CONFIG_KEY])
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"{path}: the checkpoint's configuration is malformed ({_first_line(exc)})") from exc
-    problems = config.problems()
-    if problems:
-        raise InputError(f"{path}: unusable checkpoint configuration: {'; '.join(problems)}")
+    config = checkpoint_config(path)
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -83,11 +49,26 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     if broken:
         raise InputError(f"{path}: weights contain NaN or Inf ({broken[0]}{' and others' if len(broken) > 1 else ''}); the training diverged")
     generator = build_generator(config)
+    mismatch = _state_mismatch(generator.state_dict(), state)
+    if mismatch:
+        architecture = f"base_channels={config.base_channels}, depth={config.depth}, downsample={config.downsample}"
+        raise InputError(f"{path}: weights do not match the architecture in its configuration ({architecture}): {mismatch}")
     try:
         generator.load_state_dict(state)
     except RuntimeError as exc:
         raise InputError(f"{path}: weights do not match the architecture in its configuration ({_first_line(exc)})") from exc
     return generator.to(device).eval(), config
+
+
+def _state_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str:
+    """'' when ``given`` fits ``expected`` key for key and shape for shape; else a one-line summary."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    reshaped = sorted(k for k in set(expected) & set(given) if tuple(expected[k].shape) != tuple(given[k].shape))
+    if not (missing or unexpected or reshaped):
+        return ""
+    example = (missing or unexpected or reshaped)[0]
+    return f"{len(missing)} missing, {len(unexpected)} unexpected and {len(reshaped)} differently shaped tensors, e.g. {example}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -96,14 +77,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def load_model(model: str | os.PathLike | None, modality: str, gamma: int, device: str | torch.device = "cpu") -> tuple[UNetGenerator, ModelConfig]:
-    """A checkpoint file if ``model`` is given, else the shipped default for (modality, gamma); checks gamma."""
-    path = Path(model) if model else shipped_model_path(modality, gamma)
-    if not model and not path.is_file():
-        available = ", ".join(f"{m} gamma={g}" for m, g in shipped_models()) or "none"
-        raise InputError(f"no shipped model for modality={modality} gamma={gamma} (shipped: {available})")
-    generator, config = load_generator(path, device)
-    if config.gamma != gamma:
-        raise InputError(f"{path}: model was trained for gamma={config.gamma}, not gamma={gamma}; pass --gamma {config.gamma} or another model")
-    if config.modality != modality:
-        raise InputError(f"{path}: model was trained on {config.modality} scans, not {modality}")
-    return generator, config
+    """A checkpoint file if ``model`` is given, else the shipped default for (modality, gamma); checks gamma and
+    modality (:func:`.config.resolve_model`) before loading the weights."""
+    path, _ = resolve_model(model, modality, gamma)
+    return load_generator(path, device)

@@ -1,13 +1,25 @@
-"""What a trained generator is: saved beside its weights so a checkpoint says how to rebuild and use it."""
+"""What a trained generator is: saved beside its weights so a checkpoint says how to rebuild and use it.
+
+This module needs no torch: a checkpoint's configuration is read from the safetensors header with the JSON
+parser alone, so a wrong or hostile file is refused before any tensor library touches it (and quickly).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import struct
 from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
 
+from ..errors import InputError
 from ..intensity import INTENSITY_CONVENTION
 
 MODALITIES = ("t1", "flair")
+CONFIG_KEY = "napari_inpaint_seg.config"
+# safetensors itself refuses headers above 100 MB.
+MAX_HEADER_BYTES = 100_000_000
 
 
 @dataclass
@@ -38,7 +50,7 @@ class ModelConfig:
     def problems(self) -> list[str]:
         """What makes this configuration unusable (empty when it is fine); checked when a checkpoint is loaded."""
         found = []
-        for name, low, high in (("gamma", 1, 1024), ("base_channels", 1, 512), ("depth", 1, 8), ("context", 1, 4096)):
+        for name, low, high in (("gamma", 1, 1024), ("base_channels", 1, 512), ("depth", 1, 8), ("downsample", 1, 8), ("context", 1, 4096)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 found.append(f"{name}={value!r} is not an integer from {low} to {high}")
@@ -63,10 +75,85 @@ class ModelConfig:
         if not isinstance(raw, dict):
             raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        values = {k: v for k, v in raw.items() if k in known}
+        values.setdefault("downsample", 1)  # written before the field existed: the full-resolution UNet
+        return cls(**values)
 
 
 def default_context(gamma: int, depth: int = 3, downsample: int = 2) -> int:
     """Crop side for training and the fast localizer: twice the hole, rounded up to the UNet stride."""
     stride = downsample * 2**depth
     return -(-2 * gamma // stride) * stride
+
+
+def shipped_model_path(modality: str, gamma: int) -> Path:
+    """Path of a default model inside the installed package."""
+    return Path(str(resources.files("napari_inpaint_seg") / "weights" / f"{modality}_gamma{gamma}.safetensors"))
+
+
+def shipped_models() -> list[tuple[str, int]]:
+    """(modality, gamma) of every default model that ships with the package."""
+    folder = Path(str(resources.files("napari_inpaint_seg") / "weights"))
+    found = []
+    for path in sorted(folder.glob("*_gamma*.safetensors")):
+        modality, _, gamma = path.stem.partition("_gamma")
+        if gamma.isdigit():  # other files (backups, experiments) are not default models
+            found.append((modality, int(gamma)))
+    return found
+
+
+def checkpoint_config(path: str | os.PathLike) -> ModelConfig:
+    """The checked configuration stored in a safetensors checkpoint; reads the header only (8-byte length, JSON).
+
+    Raises :class:`InputError` for a missing file, a pickle (``.pt``/``.pth``: loading one can run code), a file
+    that is not safetensors, one without this tool's configuration, or an unusable configuration.
+    """
+    path = Path(path)
+    if path.is_dir() or not path.exists():
+        raise InputError(f"{path}: checkpoint not found")
+    if path.suffix != ".safetensors":
+        raise InputError(f"{path}: only .safetensors checkpoints are loaded (pickles such as .pt/.pth can run code)")
+    try:
+        with open(path, "rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                raise ValueError("file too short")
+            (length,) = struct.unpack("<Q", prefix)
+            if length > MAX_HEADER_BYTES:
+                raise ValueError("header too large")
+            text = handle.read(length)
+            if len(text) < length:
+                raise ValueError("header truncated")
+        header = json.loads(text.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable safetensors checkpoint ({exc.strerror or exc})") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable safetensors checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict) or CONFIG_KEY not in metadata:
+        raise InputError(f"{path}: checkpoint carries no napari-inpaint-seg configuration (not a model of this tool)")
+    try:
+        config = ModelConfig.from_json(metadata[CONFIG_KEY])
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{path}: the checkpoint's configuration is malformed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+    problems = config.problems()
+    if problems:
+        raise InputError(f"{path}: unusable checkpoint configuration: {'; '.join(problems)}")
+    return config
+
+
+def resolve_model(model: str | os.PathLike | None, modality: str, gamma: int) -> tuple[Path, ModelConfig]:
+    """The checkpoint to use (``model``, else the shipped default) and its configuration, checked against the
+    requested modality and window; cheap, so front ends call it before any heavy work."""
+    path = Path(model) if model else shipped_model_path(modality, gamma)
+    if not model and not path.is_file():
+        available = ", ".join(f"{m} gamma={g}" for m, g in shipped_models()) or "none"
+        raise InputError(f"no shipped model for modality={modality} gamma={gamma} (shipped: {available})")
+    config = checkpoint_config(path)
+    if config.gamma != gamma:
+        raise InputError(f"{path}: model was trained for gamma={config.gamma}, not gamma={gamma}; pass --gamma {config.gamma} or another model")
+    if config.modality != modality:
+        raise InputError(f"{path}: model was trained on {config.modality} scans, not {modality}")
+    return path, config

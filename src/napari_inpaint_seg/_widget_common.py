@@ -1,0 +1,230 @@
+"""What the Localize and Segment widgets share: running jobs, the prepared-scan cache, layer lookups.
+
+Jobs are generator functions. By default they run in napari's ``thread_worker`` (their yields reach the main
+thread as ``yielded`` signals); with ``NAPARI_INPAINT_SEG_SYNC=1`` they run inline, callbacks and all, which
+makes tests and scripted screenshots deterministic. Problems the user can fix (:class:`InputError`) become
+napari notifications; anything else goes to napari's error notification with its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .display import ROLE, SKULL_STRIPPED, pipeline_scan
+from .errors import InputError
+from .pipeline import PreparedScan, prepare_scan
+
+SYNC_ENV = "NAPARI_INPAINT_SEG_SYNC"
+HEATMAP_ROLE = "heatmap"
+SUPERPIXELS_ROLE = "superpixels"
+CANDIDATE_ROLE = "candidate"
+HEATMAP_OF = "heatmap_of"  # heatmap layer metadata: the name of the image it was computed on
+
+
+def run_synchronously() -> bool:
+    return os.environ.get(SYNC_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+@dataclass
+class Failed:
+    """Returned by a job instead of raising when the user can fix the problem; the message is shown as is."""
+
+    message: str
+
+
+class _InlineJob:
+    """Runs a generator job in the caller's thread with the same callbacks as a napari worker."""
+
+    def __init__(self, job: Iterator, callbacks: dict[str, Callable]):
+        self._job, self._callbacks, self._abort = job, callbacks, False
+        self.is_running = False
+
+    def quit(self) -> None:
+        self._abort = True
+
+    def start(self) -> None:
+        self.is_running = True
+        emit = lambda name, *args: self._callbacks.get(name, lambda *a: None)(*args)  # noqa: E731
+        try:
+            while True:
+                try:
+                    value = next(self._job)
+                except StopIteration as stop:
+                    emit("returned", stop.value)
+                    break
+                emit("yielded", value)
+                if self._abort:
+                    self._job.close()
+                    emit("aborted")
+                    break
+        except Exception as exc:  # mirrors the worker's errored signal
+            emit("errored", exc)
+            from napari.utils.notifications import notification_manager
+
+            notification_manager.receive_error(type(exc), exc, exc.__traceback__)
+        finally:
+            self.is_running = False
+            emit("finished")
+
+
+class _InOrder:
+    """Delivers a job's callbacks one at a time, in the order the job emitted them.
+
+    napari's widgets call ``QApplication.processEvents`` (a progress bar moving, a new layer's controls), so the
+    next queued signal (even ``aborted`` or ``finished``) can otherwise run in the middle of a ``yielded`` callback.
+    """
+
+    def __init__(self, callbacks: dict[str, Callable]):
+        self._callbacks, self._queue, self._busy = callbacks, deque(), False
+
+    def slot(self, name: str) -> Callable:
+        return lambda *args: self._deliver(name, args)
+
+    def _deliver(self, name: str, args: tuple) -> None:
+        self._queue.append((name, args))
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            while self._queue:
+                name, args = self._queue.popleft()
+                self._callbacks[name](*args)
+        finally:
+            self._busy = False
+
+
+def make_job(job_function: Callable[..., Iterator], *args, **callbacks: Callable):
+    """A job running ``job_function(*args)`` with callbacks among yielded/returned/errored/aborted/finished.
+
+    Not started yet: keep the handle first, then call ``.start()`` (an inline job finishes inside ``start``).
+    """
+    in_order = _InOrder(callbacks)
+    slots = {name: in_order.slot(name) for name in callbacks}
+    if run_synchronously():
+        return _InlineJob(job_function(*args), slots)
+    from napari.qt.threading import create_worker
+
+    worker = create_worker(job_function, *args, _start_thread=False)
+    for name, slot in slots.items():
+        getattr(worker, name).connect(slot)
+    return worker
+
+
+def show_problem(message: str) -> None:
+    from napari.utils.notifications import show_error
+
+    show_error(f"napari-inpaint-seg: {message}")
+
+
+# ---------------------------------------------------------------- prepared scans (brain mask + intensity)
+
+
+def prepare_skull_stripped(scan) -> PreparedScan:
+    """Like :func:`pipeline.prepare_scan` for a scan that is already skull-stripped (background exactly 0).
+
+    The brain is each slice's filled foreground (:func:`brain.foreground_mask_2d`), so no deep network runs:
+    fast, deterministic, and right for templates and skull-stripped datasets.
+    """
+    from .brain import foreground_mask_2d
+    from .intensity import check_finite, normalize_in_brain
+
+    data = check_finite(np.asarray(scan.data, dtype=np.float32), what=str(scan.path or "scan"))
+    if data.ndim == 2:
+        data = data[:, :, None]
+    brain = np.stack([foreground_mask_2d(data[:, :, z]) for z in range(data.shape[2])], axis=2)
+    if not brain.any():
+        raise InputError(f"{scan.path or 'scan'}: the image is empty (every voxel is 0), so there is no brain to work on")
+    return PreparedScan(scan=scan, image=normalize_in_brain(data, brain), brain=brain)
+
+
+class PreparedCache:
+    """One :class:`PreparedScan` per image layer, kept while the layer (and its data array) lives.
+
+    Brain extraction takes seconds; both widgets reuse the result for every slice and every run.
+    """
+
+    def __init__(self) -> None:
+        self._entries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def get(self, layer, skull_stripped: bool | None = None) -> PreparedScan | None:
+        """The cached result for this layer's current data (of the given kind, or any kind when None)."""
+        entry = self._entries.get(layer)
+        if entry is None or entry[0] is not layer.data:
+            return None
+        if skull_stripped is not None and entry[1] != skull_stripped:
+            return None
+        return entry[2]
+
+    def put(self, layer, skull_stripped: bool, prepared: PreparedScan, data: np.ndarray | None = None) -> None:
+        """Remember ``prepared`` for ``layer`` as long as the layer holds ``data`` (default: its current data)."""
+        self._entries[layer] = (layer.data if data is None else data, skull_stripped, prepared)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+PREPARED = PreparedCache()
+
+
+def prepare_layer_data(data: np.ndarray, metadata: dict, scale, skull_stripped: bool, device: str) -> PreparedScan:
+    """Prepare a layer's display-order data for the pipeline (worker thread: pure computation, no layer access)."""
+    scan = pipeline_scan(np.asarray(data), metadata, scale)
+    return prepare_skull_stripped(scan) if skull_stripped else prepare_scan(scan, device=device)
+
+
+def is_skull_stripped(layer) -> bool:
+    return bool(layer is not None and layer.metadata.get(SKULL_STRIPPED, False))
+
+
+# ---------------------------------------------------------------- layers
+
+
+def role(layer) -> str | None:
+    return layer.metadata.get(ROLE) if layer is not None else None
+
+
+def scan_layers(viewer) -> list:
+    """Image layers that are scans (not the heatmaps and overlays the widgets draw)."""
+    from napari.layers import Image
+
+    return [layer for layer in viewer.layers if isinstance(layer, Image) and role(layer) is None and layer.ndim in (2, 3) and not layer.rgb]
+
+
+def heatmap_layers(viewer) -> list:
+    return [layer for layer in viewer.layers if role(layer) == HEATMAP_ROLE]
+
+
+def heatmap_for(viewer, image) -> object | None:
+    """The heatmap layer computed on ``image``, if any."""
+    for layer in heatmap_layers(viewer):
+        if image is not None and layer.metadata.get(HEATMAP_OF) == image.name:
+            return layer
+    return None
+
+
+def layer_by_role(viewer, image, wanted: str):
+    for layer in viewer.layers:
+        if role(layer) == wanted and image is not None and layer.metadata.get(HEATMAP_OF) == image.name:
+            return layer
+    return None
+
+
+def overlay_metadata(image, wanted_role: str) -> dict:
+    """Metadata for a layer drawn over ``image``: the image's geometry plus what it is and what it belongs to."""
+    metadata = {k: v for k, v in image.metadata.items() if k != ROLE}
+    metadata.update({ROLE: wanted_role, HEATMAP_OF: image.name})
+    return metadata
+
+
+def current_slice(viewer, image) -> int:
+    """Index of the axial slice shown for ``image`` (display axis 0); 0 for 2D images."""
+    if image.ndim == 2:
+        return 0
+    position = image.world_to_data(viewer.dims.point)
+    return int(np.clip(np.round(position[0]), 0, image.data.shape[0] - 1))

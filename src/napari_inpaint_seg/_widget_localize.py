@@ -1,0 +1,324 @@
+"""Localize widget: the inpainting heatmap of the current slice (or all slices), drawn live as it is computed.
+
+The work runs in napari's ``thread_worker``; the viewer stays responsive, the progress bar moves, and *Cancel*
+stops after the current batch of windows. Cancelling (or an error) puts the heatmap layer back as it was before
+the run: its previous values are restored, or the layer is removed if this run created it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, RadioButtons, SpinBox
+
+from ._widget_common import (
+    HEATMAP_ROLE,
+    PREPARED,
+    Failed,
+    current_slice,
+    heatmap_for,
+    is_skull_stripped,
+    make_job,
+    overlay_metadata,
+    prepare_layer_data,
+    scan_layers,
+    show_problem,
+)
+from .display import MODALITY
+from .errors import InputError
+from .localizer import DEFAULT_STEP, HeatmapUpdate
+from .pipeline import PreparedScan, check_geometry, localize_slice
+
+CURRENT_SLICE = "current slice"
+ALL_SLICES = "all slices"
+CHECKPOINT_FILE = "checkpoint file…"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class Prepared:
+    """Yielded once when the job had to run brain extraction; the widget caches it for the layer."""
+
+    prepared: PreparedScan
+    skull_stripped: bool
+    data: np.ndarray
+
+
+@dataclass
+class SliceUpdate:
+    """A heatmap update for slice ``index``, the ``position``-th of ``count`` slices in this run."""
+
+    index: int
+    position: int
+    count: int
+    update: HeatmapUpdate
+
+
+def model_choices() -> list[tuple[str, Path | str]]:
+    """Shipped models as (label, path), then the entry that enables the checkpoint file field (its value is the label)."""
+    from .models.checkpoint import shipped_model_path, shipped_models
+
+    shipped = [(f"{modality}, gamma={gamma} (shipped)", shipped_model_path(modality, gamma)) for modality, gamma in shipped_models()]
+    return [*shipped, (CHECKPOINT_FILE, CHECKPOINT_FILE)]
+
+
+def localize_job(data, metadata, scale, prepared, skull_stripped, device, model_path, indices, step, fast):
+    """Worker body: load the model, prepare the scan if needed, then yield heatmap updates slice by slice.
+
+    Returns a :class:`Failed` for problems the user can fix instead of raising, so they become one clear message.
+    """
+    from .models.checkpoint import load_generator
+
+    try:
+        generator, config = load_generator(model_path, device)
+        if prepared is None:
+            prepared = prepare_layer_data(data, metadata, scale, skull_stripped, device)
+            yield Prepared(prepared, skull_stripped, data)
+        check_geometry(prepared, config)
+        single = len(indices) == 1
+        for position, index in enumerate(indices):
+            brain = prepared.brain[:, :, index]
+            # Like segment_volume: a slice with less brain than one window has nothing to inpaint around.
+            if not brain.any() or (not single and brain.sum() < config.gamma**2):
+                if single:
+                    return Failed(f"slice {index} contains no brain; move to a slice through the brain")
+                yield SliceUpdate(index, position, len(indices), HeatmapUpdate(np.zeros(brain.shape, np.float32), 0, 0))
+                continue
+            for update in localize_slice(prepared, index, generator, config, step=step, fast=fast, device=device):
+                yield SliceUpdate(index, position, len(indices), update)
+    except InputError as exc:
+        return Failed(str(exc))
+    return None
+
+
+def heatmap_contrast(heatmap: np.ndarray) -> tuple[float, float]:
+    """Contrast limits that light up the unusual half of the brain: from the median to the top of the errors."""
+    values = heatmap[heatmap > 0]
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(values, [50, 99.9])
+    return float(low), float(max(high, low + 1e-3))
+
+
+class LocalizeWidget(Container):
+    """Image, model, step k, device, slice range and localiser; Run / Cancel."""
+
+    def __init__(self, napari_viewer, *, cache=PREPARED):
+        super().__init__()
+        self._viewer = napari_viewer
+        self._cache = cache
+        self._job = None
+        self._run_state: dict | None = None
+        self._progress = None
+
+        self._image = ComboBox(label="image", choices=self._image_choices)
+        self._model = ComboBox(label="model", choices=model_choices())
+        self._checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.safetensors")
+        self._step = SpinBox(label="step k", value=DEFAULT_STEP, min=1, max=64, tooltip="window stride in pixels (the paper's k)")
+        self._device = ComboBox(label="device", choices=DEVICES, value="auto")
+        self._slices = RadioButtons(label="slices", choices=(CURRENT_SLICE, ALL_SLICES), value=CURRENT_SLICE, orientation="horizontal")
+        self._fast = CheckBox(text="fast localiser (off: the paper's reference, slower)", value=True)
+        self._skull_stripped = CheckBox(text="scan is already skull-stripped (background 0)", value=False,
+                                        tooltip="use each slice's non-zero area as the brain instead of running brain extraction")
+        self._run = PushButton(text="Run")
+        self._cancel = PushButton(text="Cancel", enabled=False)
+        self._status = Label(value="")
+        self._status.native.setWordWrap(True)
+        self.extend([self._image, self._model, self._checkpoint, self._step, self._device, self._slices, self._fast,
+                     self._skull_stripped, Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False), self._status])
+
+        self._model.changed.connect(self._on_model_changed)
+        self._image.changed.connect(self._on_image_changed)
+        self._run.clicked.connect(self.run)
+        self._cancel.clicked.connect(self.cancel)
+        self._on_model_changed()
+        self._on_image_changed()
+
+    # ------------------------------------------------------------ choices and defaults
+
+    def _image_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in scan_layers(self._viewer)]
+
+    def _on_model_changed(self, *_):
+        self._checkpoint.visible = self._model.value == CHECKPOINT_FILE
+
+    def _on_image_changed(self, *_):
+        image = self._image.value
+        if image is None:
+            return
+        self._skull_stripped.value = is_skull_stripped(image)
+        modality = image.metadata.get(MODALITY)
+        if modality:
+            self.select_model(modality=modality)
+
+    def select_image(self, layer) -> None:
+        """Work on ``layer`` (it must be in the viewer)."""
+        self._image.reset_choices()
+        self._image.value = layer
+
+    def select_model(self, *, modality: str | None = None, checkpoint: str | Path | None = None) -> None:
+        """Preselect the shipped model for ``modality``, or a checkpoint file (used by the launcher)."""
+        if checkpoint:
+            self._model.value = CHECKPOINT_FILE
+            self._checkpoint.value = Path(checkpoint)
+            return
+        for label, path in model_choices():
+            if path != CHECKPOINT_FILE and label.startswith(f"{modality},"):
+                self._model.value = path
+                return
+
+    def model_path(self) -> Path:
+        path = self._checkpoint.value if self._model.value == CHECKPOINT_FILE else self._model.value
+        if path is None or str(path) in ("", ".") or Path(path).is_dir():
+            raise InputError("choose a shipped model or a .safetensors checkpoint file")
+        return Path(path)
+
+    @property
+    def running(self) -> bool:
+        return self._job is not None
+
+    # ------------------------------------------------------------ run / cancel
+
+    def run(self) -> None:
+        """Start localisation with the current settings (no-op while a run is going on)."""
+        if self.running:
+            return
+        from .cli import pick_device
+        from .models.config import checkpoint_config
+
+        image = self._image.value
+        try:
+            if image is None:
+                raise InputError("open a scan first (File > Open, or File > Open Sample > napari-inpaint-seg)")
+            model_path = self.model_path()
+            config = checkpoint_config(model_path)  # the file's header only: a bad file is refused at once
+            device = pick_device(self._device.value)
+        except InputError as exc:
+            show_problem(str(exc))
+            return
+        modality = image.metadata.get(MODALITY)
+        if modality and modality != config.modality:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"napari-inpaint-seg: '{image.name}' is marked {modality}, but the model was trained on {config.modality} scans")
+        n_slices = 1 if image.ndim == 2 else image.data.shape[0]
+        indices = [current_slice(self._viewer, image)] if self._slices.value == CURRENT_SLICE else list(range(n_slices))
+        skull_stripped = self._skull_stripped.value
+        existing = heatmap_for(self._viewer, image)
+        if existing is not None and existing.data.shape != image.data.shape:
+            existing = None
+        self._run_state = {
+            "image": image,
+            "layer": existing,
+            "created": False,
+            # Restoring on cancel needs the slices this run may touch, as they were.
+            "backup": {i: np.array(existing.data[i] if image.ndim == 3 else existing.data) for i in indices} if existing is not None else {},
+            "indices": indices,
+        }
+        from napari.utils import progress
+
+        self._progress = progress(total=100 * len(indices), desc="inpainting heatmap")
+        self._progress_done = 0
+        self._set_running(True)
+        self._status.value = "loading model and preparing the scan…"
+        self._job = make_job(
+            localize_job, image.data, dict(image.metadata), tuple(image.scale), self._cache.get(image, skull_stripped), skull_stripped,
+            device, model_path, indices, self._step.value, self._fast.value,
+            yielded=self._on_yielded, returned=self._on_returned, errored=self._on_errored, aborted=self._on_aborted, finished=self._on_finished,
+        )
+        self._job.start()
+
+    def cancel(self) -> None:
+        """Stop the run after the current batch; the heatmap layer goes back to what it was before the run."""
+        if self._job is not None:
+            self._status.value = "cancelling…"
+            self._job.quit()
+
+    def _set_running(self, running: bool) -> None:
+        self._run.enabled = not running
+        self._cancel.enabled = running
+
+    def _on_yielded(self, value) -> None:
+        state = self._run_state
+        if state is None:
+            return
+        if isinstance(value, Prepared):
+            self._cache.put(state["image"], value.skull_stripped, value.prepared, data=value.data)
+            return
+        layer = self._heatmap_layer(state)
+        image_2d = state["image"].ndim == 2
+        if image_2d:
+            layer.data[...] = value.update.heatmap
+        else:
+            layer.data[value.index] = value.update.heatmap
+        layer.contrast_limits = heatmap_contrast(value.update.heatmap)
+        layer.refresh()
+        total = value.update.windows_total
+        fraction = value.update.windows_done / total if total else 1.0
+        done = int(100 * value.position + round(100 * fraction))
+        if self._progress is not None and done > self._progress_done:
+            self._progress.update(done - self._progress_done)
+            self._progress_done = done
+        where = "" if image_2d else f"slice {value.index} ({value.position + 1}/{value.count}): "
+        self._status.value = f"{where}{value.update.windows_done}/{total} windows"
+
+    def _heatmap_layer(self, state: dict):
+        """The heatmap layer of this run; created (zeros, the image's geometry) on the first update."""
+        if state["layer"] is None or state["layer"] not in self._viewer.layers:
+            image = state["image"]
+            active = self._viewer.layers.selection.active
+            state["layer"] = self._viewer.add_image(
+                np.zeros(image.data.shape, np.float32), name=f"{image.name} heatmap", colormap="inferno", opacity=0.5, blending="additive",
+                scale=image.scale, translate=image.translate, metadata=overlay_metadata(image, HEATMAP_ROLE), contrast_limits=(0.0, 1.0),
+            )
+            state["created"] = True
+            if active is not None:
+                self._viewer.layers.selection.active = active
+        return state["layer"]
+
+    def _restore(self) -> None:
+        """Put the heatmap layer back as it was before this run."""
+        state = self._run_state
+        if state is None or state["layer"] is None:
+            return
+        layer = state["layer"]
+        if state["created"]:
+            if layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+            return
+        for index, values in state["backup"].items():
+            if state["image"].ndim == 2:
+                layer.data[...] = values
+            else:
+                layer.data[index] = values
+        layer.refresh()
+
+    def _on_returned(self, value) -> None:
+        if isinstance(value, Failed):
+            self._restore()
+            show_problem(value.message)
+            self._status.value = value.message
+            return
+        state = self._run_state
+        layer = state["layer"] if state else None
+        if layer is not None:
+            layer.data = layer.data  # one data event at the end, so the Segment widget re-ranks its candidates
+            self._status.value = f"done: heatmap of {len(state['indices'])} slice(s) in '{layer.name}'"
+
+    def _on_errored(self, exc: Exception) -> None:
+        self._restore()
+        self._status.value = f"failed: {exc}"
+
+    def _on_aborted(self) -> None:
+        self._restore()
+        self._status.value = "cancelled; the heatmap layer is as it was"
+
+    def _on_finished(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        self._job = None
+        self._run_state = None
+        self._set_running(False)

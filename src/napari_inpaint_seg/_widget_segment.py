@@ -1,0 +1,468 @@
+"""Segment widget: Felzenszwalb superpixels of the current slice ranked by the heatmap; Swap, Accept, Export.
+
+* The superpixel boundaries are drawn over the scan and recomputed 200 ms after ``scale``, ``sigma`` or
+  ``min_size`` stop changing, when the slice changes and when a heatmap run finishes.
+* The top-ranked segment is the candidate (the paper's answer). **Swap** (Shift-S) moves to the next-ranked
+  one, cycling; a click on a segment in the viewer picks that one.
+* **Accept** (Shift-K, "keep") writes the candidate with the chosen label value into a labels layer (created if
+  needed with the image's scale and metadata) through napari's undoable path and selects that layer, so Ctrl-Z
+  undoes it at once.
+* **Export labels…** writes the labels layer as NIfTI with the source scan's affine and header; an existing
+  file is replaced only after confirmation.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, SpinBox
+
+from ._widget_common import (
+    CANDIDATE_ROLE,
+    PREPARED,
+    SUPERPIXELS_ROLE,
+    Failed,
+    current_slice,
+    heatmap_for,
+    is_skull_stripped,
+    layer_by_role,
+    make_job,
+    overlay_metadata,
+    prepare_layer_data,
+    role,
+    scan_layers,
+    show_problem,
+)
+from .display import ROLE, SOURCE_PATH
+from .errors import InputError
+from .pipeline import SliceResult, segment_slice
+from .segmentation import DEFAULT_MIN_SIZE, DEFAULT_SCALE, DEFAULT_SIGMA, FelzenszwalbParams
+
+SWAP_KEY = "Shift-S"
+ACCEPT_KEY = "Shift-K"
+DEBOUNCE_MS = 200
+NEW_LABELS = "new labels layer"
+LABEL_DTYPE = np.uint8
+
+
+def ask_save_path(parent, default: Path) -> Path | None:
+    """Qt file dialog; napari-inpaint-seg asks about overwriting itself, so Qt's own question is switched off."""
+    from qtpy.QtWidgets import QFileDialog
+
+    name, _ = QFileDialog.getSaveFileName(parent, "Export labels as NIfTI", str(default), "NIfTI (*.nii.gz *.nii)",
+                                          options=QFileDialog.Option.DontConfirmOverwrite)
+    return Path(name) if name else None
+
+
+def confirm_overwrite(parent, path: Path) -> bool:
+    from qtpy.QtWidgets import QMessageBox
+
+    answer = QMessageBox.question(parent, "Replace file?", f"{path} exists. Replace it?",
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def default_export_path(labels_layer) -> Path:
+    source = labels_layer.metadata.get(SOURCE_PATH)
+    if source:
+        source = Path(source)
+        stem = source.name[: -len(".nii.gz")] if source.name.lower().endswith(".nii.gz") else source.stem
+        return source.with_name(f"{stem}_labels.nii.gz")
+    return Path.home() / f"{labels_layer.name}.nii.gz"
+
+
+def prepare_job(data, metadata, scale, skull_stripped, device):
+    """A job without progress to report: it returns (prepared, data, skull_stripped) or :class:`Failed`."""
+    yield from ()  # every job is a generator
+    try:
+        return prepare_layer_data(data, metadata, scale, skull_stripped, device), data, skull_stripped
+    except InputError as exc:
+        return Failed(str(exc))
+
+
+class SegmentWidget(Container):
+    """Superpixel parameters, candidate navigation, accepting into a labels layer and exporting it."""
+
+    def __init__(self, napari_viewer, *, cache=PREPARED, ask_path: Callable | None = None, confirm: Callable | None = None):
+        super().__init__()
+        self._viewer = napari_viewer
+        self._cache = cache
+        # Injectable dialogs (tests answer them): ask_path(default) -> Path | None, confirm(path) -> bool.
+        self.ask_path = ask_path or (lambda default: ask_save_path(self.native, default))
+        self.confirm_overwrite = confirm or (lambda path: confirm_overwrite(self.native, path))
+        self._result: SliceResult | None = None
+        self._rank = 0
+        self._drawn: dict[str, int | None] = {}
+        self._preparing = None
+        self._watched_heatmap = None
+        self._closed = False
+        self._refreshing = False
+
+        self._image = ComboBox(label="image", choices=self._image_choices)
+        self._scale = FloatSpinBox(label="scale", value=DEFAULT_SCALE, min=1.0, max=100000.0, step=5.0,
+                                   tooltip="Felzenszwalb scale: larger gives larger segments")
+        self._sigma = FloatSpinBox(label="sigma", value=DEFAULT_SIGMA, min=0.0, max=10.0, step=0.1, tooltip="Gaussian smoothing before segmenting")
+        self._min_size = SpinBox(label="min_size", value=DEFAULT_MIN_SIZE, min=1, max=100000, tooltip="smallest segment in pixels")
+        self._labels = ComboBox(label="labels layer", choices=self._labels_choices)
+        self._label_value = SpinBox(label="label value", value=1, min=1, max=255)
+        self._click = CheckBox(text="click a segment to pick it", value=True)
+        self._swap = PushButton(text=f"Swap ({SWAP_KEY})")
+        self._accept = PushButton(text=f"Accept ({ACCEPT_KEY})")
+        self._export = PushButton(text="Export labels…")
+        self._status = Label(value="")
+        self._status.native.setWordWrap(True)
+        self.extend([self._image, self._scale, self._sigma, self._min_size, self._labels, self._label_value, self._click,
+                     Container(widgets=[self._swap, self._accept], layout="horizontal", labels=False), self._export, self._status])
+
+        from qtpy.QtCore import QTimer
+
+        self._timer = QTimer(self.native)  # dies with the widget
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self.refresh)
+
+        for widget in (self._scale, self._sigma, self._min_size):
+            widget.changed.connect(self.schedule_refresh)
+        self._image.changed.connect(self._on_image_changed)
+        self._swap.clicked.connect(self.swap)
+        self._accept.clicked.connect(self.accept)
+        self._export.clicked.connect(lambda: self.export())
+        self._viewer.dims.events.point.connect(self._on_slice_changed)
+        self._viewer.layers.events.inserted.connect(self._on_layers_changed)
+        self._viewer.layers.events.removed.connect(self._on_layers_changed)
+        self._pick = self._mouse_callback()
+        self._viewer.mouse_drag_callbacks.append(self._pick)
+        self._bind_keys()
+        self.native.destroyed.connect(self._disconnect_viewer)
+        self._on_image_changed()
+
+    # ------------------------------------------------------------ wiring
+
+    def _bind_keys(self) -> None:
+        this = weakref.ref(self)
+
+        def swap(_viewer):
+            if this() is not None:
+                this().swap()
+
+        def accept(_viewer):
+            if this() is not None:
+                this().accept()
+
+        self._viewer.bind_key(SWAP_KEY, swap, overwrite=True)
+        self._viewer.bind_key(ACCEPT_KEY, accept, overwrite=True)
+
+    def _disconnect_viewer(self, *_) -> None:
+        """The widget was closed: stop listening to the viewer and give back the mouse and keys."""
+        viewer = self._viewer
+        viewer.dims.events.point.disconnect(self._on_slice_changed)
+        viewer.layers.events.inserted.disconnect(self._on_layers_changed)
+        viewer.layers.events.removed.disconnect(self._on_layers_changed)
+        if self._watched_heatmap is not None:
+            self._watched_heatmap.events.data.disconnect(self.schedule_refresh)
+            self._watched_heatmap = None
+        if self._pick in viewer.mouse_drag_callbacks:
+            viewer.mouse_drag_callbacks.remove(self._pick)
+        for key in (SWAP_KEY, ACCEPT_KEY):
+            viewer.bind_key(key, None, overwrite=True)
+        self._closed = True
+
+    def _mouse_callback(self):
+        this = weakref.ref(self)
+
+        def pick_segment(viewer, event):
+            """A click (press and release without moving) on a segment makes it the candidate."""
+            widget = this()
+            if widget is None or not widget._click.value or widget._result is None or _painting(viewer):
+                return
+            yield
+            if event.type == "mouse_release":  # a drag (mouse_move first) pans the view and picks nothing
+                widget.pick_at(event.position)
+
+        return pick_segment
+
+    def _image_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in scan_layers(self._viewer)]
+
+    def _labels_choices(self, _widget=None):
+        from napari.layers import Labels
+
+        layers = [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Labels) and role(layer) is None]
+        return [*layers, (NEW_LABELS, NEW_LABELS)]
+
+    def select_image(self, layer) -> None:
+        """Work on ``layer`` (it must be in the viewer)."""
+        self._image.reset_choices()
+        self._image.value = layer
+
+    def _on_image_changed(self, *_):
+        self._result = None
+        self._watch_heatmap()
+        self.schedule_refresh()
+
+    def _on_slice_changed(self, *_):
+        if self._image.value is not None:
+            self.schedule_refresh()
+
+    def _on_layers_changed(self, *_):
+        self._watch_heatmap()
+
+    def _watch_heatmap(self) -> None:
+        """Re-rank when the image's heatmap layer is replaced or finishes a run (its data event)."""
+        heatmap = heatmap_for(self._viewer, self._image.value)
+        if heatmap is self._watched_heatmap:
+            return
+        if self._watched_heatmap is not None:
+            self._watched_heatmap.events.data.disconnect(self.schedule_refresh)
+        self._watched_heatmap = heatmap
+        if heatmap is not None:
+            heatmap.events.data.connect(self.schedule_refresh)
+            self.schedule_refresh()
+
+    def schedule_refresh(self, *_) -> None:
+        """Recompute :data:`DEBOUNCE_MS` after the last change (typing a value does not recompute per keystroke)."""
+        if not self._closed:
+            self._timer.start()
+
+    # ------------------------------------------------------------ compute and draw
+
+    @property
+    def params(self) -> FelzenszwalbParams:
+        return FelzenszwalbParams(float(self._scale.value), float(self._sigma.value), int(self._min_size.value))
+
+    @property
+    def result(self) -> SliceResult | None:
+        return self._result
+
+    @property
+    def rank(self) -> int:
+        return self._rank
+
+    def refresh(self) -> None:
+        """Superpixels of the current slice, ranked by its heatmap; draws boundaries and the top candidate."""
+        self._timer.stop()
+        if self._refreshing:  # napari processed events while drawing: come back once this refresh is done
+            self.schedule_refresh()
+            return
+        self._refreshing = True
+        try:
+            self._refresh()
+        finally:
+            self._refreshing = False
+
+    def _refresh(self) -> None:
+        image = self._image.value
+        if image is None:
+            return
+        heatmap_layer = heatmap_for(self._viewer, image)
+        if heatmap_layer is None:  # nothing to rank yet: no superpixels either (and no brain extraction)
+            self._status.value = "run Localize first: candidates are ranked by the heatmap"
+            return
+        prepared = self._cache.get(image)
+        if prepared is None:
+            self._prepare(image)
+            return
+        index = current_slice(self._viewer, image)
+        heatmap = np.zeros(prepared.image.shape[:2], np.float32)
+        if heatmap_layer is not None and heatmap_layer.data.shape == image.data.shape:
+            heatmap = np.asarray(heatmap_layer.data[index] if image.ndim == 3 else heatmap_layer.data, dtype=np.float32)
+        try:
+            result = segment_slice(prepared, index, heatmap, self.params)
+        except (InputError, ValueError) as exc:
+            show_problem(f"superpixels failed: {exc}")
+            return
+        has_heatmap = bool(heatmap.any())
+        self._result = result if has_heatmap else None
+        self._rank = 0
+        boundaries = _boundaries(result.superpixels, prepared.brain[:, :, index])
+        self._draw(image, SUPERPIXELS_ROLE, index, boundaries, colormap="cyan", opacity=0.35)
+        self._draw_candidate()
+        if not has_heatmap:
+            self._status.value = f"slice {index}: no heatmap yet; run Localize on this slice"
+
+    def _prepare(self, image) -> None:
+        """Brain mask and intensities for an image that Localize has not prepared yet (a worker: it can take seconds)."""
+        if self._preparing is not None:
+            return
+        from .cli import pick_device
+
+        self._status.value = "preparing the scan (brain extraction)…"
+        skull_stripped = is_skull_stripped(image)
+
+        def done(value):
+            if isinstance(value, Failed):
+                show_problem(value.message)
+                self._status.value = value.message
+                return
+            prepared, data, stripped = value
+            self._cache.put(image, stripped, prepared, data=data)
+            self.refresh()
+
+        def finished():
+            self._preparing = None
+
+        self._preparing = make_job(prepare_job, image.data, dict(image.metadata), tuple(image.scale), skull_stripped, pick_device("auto"),
+                                   returned=done, finished=finished)
+        self._preparing.start()
+
+    def _draw(self, image, wanted_role: str, index: int, plane: np.ndarray | None, **style):
+        """Write ``plane`` into slice ``index`` of the overlay layer (created on first use), clearing the last slice drawn."""
+        layer = layer_by_role(self._viewer, image, wanted_role)
+        if layer is None or layer.data.shape != image.data.shape:
+            if plane is None:
+                return None
+            active = self._viewer.layers.selection.active
+            layer = self._viewer.add_image(np.zeros(image.data.shape, np.uint8), name=f"{image.name} {wanted_role}", blending="additive",
+                                           contrast_limits=(0, 1), scale=image.scale, translate=image.translate,
+                                           metadata=overlay_metadata(image, wanted_role), **style)
+            if active is not None:
+                self._viewer.layers.selection.active = active
+        if image.ndim == 2:
+            layer.data[...] = 0 if plane is None else plane
+        else:
+            previous = self._drawn.get(wanted_role)
+            if previous is not None and previous < layer.data.shape[0]:
+                layer.data[previous] = 0
+            if plane is not None:
+                layer.data[index] = plane
+            self._drawn[wanted_role] = index
+        layer.refresh()
+        return layer
+
+    def _draw_candidate(self) -> None:
+        image = self._image.value
+        if image is None:
+            return
+        result = self._result
+        if result is None or not result.candidates():
+            self._draw(image, CANDIDATE_ROLE, result.index if result else 0, None)
+            if result is not None:
+                self._status.value = f"slice {result.index}: no candidate segment in the brain"
+            return
+        mask = self.candidate_mask()
+        self._draw(image, CANDIDATE_ROLE, result.index, mask.astype(np.uint8), colormap="green", opacity=0.6)
+        seed = result.candidates()[self._rank][0]
+        self._status.value = (f"slice {result.index}: candidate {self._rank + 1} of {len(result.candidates())} "
+                              f"(mean heatmap {seed.score:.1f}, {int(mask.sum())} px)")
+
+    def candidate_mask(self) -> np.ndarray:
+        """The current candidate on the current slice (restricted to the brain), 2D boolean."""
+        if self._result is None:
+            raise InputError("no candidate: run Localize on this slice first")
+        prepared = self._cache.get(self._image.value)
+        brain = prepared.brain[:, :, self._result.index] if prepared is not None else None
+        return self._result.mask(self._rank, brain)
+
+    # ------------------------------------------------------------ actions
+
+    def swap(self) -> None:
+        """The next-ranked candidate (after the last comes the first again)."""
+        if self._result is None or not self._result.candidates():
+            show_problem("no candidates on this slice yet: run Localize, then Segment")
+            return
+        self._rank = (self._rank + 1) % len(self._result.candidates())
+        self._draw_candidate()
+
+    def pick_at(self, world_position) -> bool:
+        """Make the segment under ``world_position`` the candidate; False if it is not a candidate there."""
+        image, result = self._image.value, self._result
+        if image is None or result is None:
+            return False
+        position = np.round(image.world_to_data(world_position)).astype(int)
+        if image.ndim == 3:
+            if position[0] != result.index:
+                return False
+            position = position[1:]
+        row, col = position
+        if not (0 <= row < result.superpixels.shape[0] and 0 <= col < result.superpixels.shape[1]):
+            return False
+        label = int(result.superpixels[row, col])
+        for rank, candidate in enumerate(result.candidates()):
+            if any(segment.label == label for segment in candidate):
+                self._rank = rank
+                self._draw_candidate()
+                return True
+        self._status.value = "that segment lies mostly outside the brain; it is not a candidate"
+        return False
+
+    def labels_layer(self, create: bool = False):
+        """The chosen labels layer; with ``create``, a new one with the image's shape, scale and metadata."""
+        chosen = self._labels.value
+        if chosen is not None and chosen != NEW_LABELS and chosen in self._viewer.layers:
+            return chosen
+        if not create:
+            return None
+        image = self._image.value
+        metadata = {k: v for k, v in image.metadata.items() if k != ROLE}
+        layer = self._viewer.add_labels(np.zeros(image.data.shape, LABEL_DTYPE), name=f"{image.name} labels", scale=image.scale,
+                                        translate=image.translate, metadata=metadata)
+        self._labels.reset_choices()
+        self._labels.value = layer
+        return layer
+
+    def accept(self) -> None:
+        """Write the candidate into the labels layer with the chosen value (undoable with Ctrl-Z on that layer)."""
+        image = self._image.value
+        try:
+            mask = self.candidate_mask()
+        except InputError as exc:
+            show_problem(str(exc))
+            return
+        if not mask.any():
+            show_problem("the candidate is empty; nothing to accept")
+            return
+        labels = self.labels_layer(create=True)
+        if labels.data.shape != image.data.shape:
+            show_problem(f"labels layer '{labels.name}' has shape {labels.data.shape}, the image {image.data.shape}; choose another")
+            return
+        rows, cols = np.nonzero(mask)
+        indices = (rows, cols) if image.ndim == 2 else (np.full(rows.shape, self._result.index), rows, cols)
+        labels.data_setitem(indices, int(self._label_value.value))
+        self._viewer.layers.selection.active = labels  # so that Ctrl-Z undoes it at once
+        self._status.value = f"slice {self._result.index}: {rows.size} px accepted as label {self._label_value.value} in '{labels.name}'"
+
+    def export(self, path: str | Path | None = None) -> Path | None:
+        """Save the labels layer as NIfTI aligned with its source scan; asks before replacing a file."""
+        from napari.utils.notifications import show_info
+
+        from ._writer import labels_for_writing
+        from .io import write_labels
+
+        labels = self.labels_layer()
+        if labels is None:
+            show_problem("there is no labels layer to export yet: accept a candidate first")
+            return None
+        path = Path(path) if path else self.ask_path(default_export_path(labels))
+        if not path:
+            return None
+        force = False
+        if path.exists():
+            if not self.confirm_overwrite(path):
+                self._status.value = f"not exported: {path.name} exists"
+                return None
+            force = True
+        try:
+            data, like = labels_for_writing(labels.data, labels.metadata, tuple(labels.scale))
+            write_labels(path, data, like, force=force)
+        except InputError as exc:
+            show_problem(str(exc))
+            return None
+        show_info(f"labels saved to {path}")
+        self._status.value = f"exported {path}"
+        return path
+
+
+def _painting(viewer) -> bool:
+    """True while the active layer is being edited (painting, filling, drawing): clicks belong to that tool."""
+    active = viewer.layers.selection.active
+    return active is not None and getattr(active, "mode", "pan_zoom") not in ("pan_zoom", "transform")
+
+
+def _boundaries(superpixels: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    from skimage.segmentation import find_boundaries
+
+    return (find_boundaries(superpixels, mode="inner") & brain).astype(np.uint8)
+

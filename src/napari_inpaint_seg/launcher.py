@@ -1,0 +1,84 @@
+"""``napari-inpaint-seg [SCAN] [--modality t1|flair]``: napari with a scan loaded and both widgets docked.
+
+Without a scan, the MNI152 T1 template bundled with nilearn is opened (healthy, skull-stripped).
+Problems with the arguments (a missing file, a bad checkpoint name) are reported before napari starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import InputError
+
+PLUGIN = "napari-inpaint-seg"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="napari-inpaint-seg", description="Open napari with the inpainting segmentation widgets.")
+    parser.add_argument("scan", type=Path, nargs="?", help="NIfTI scan (.nii, .nii.gz) or 2D image; default: the MNI152 T1 template")
+    parser.add_argument("--modality", choices=["t1", "flair"], help="selects the shipped model (default t1 for the template)")
+    parser.add_argument("--model", type=Path, help="a .safetensors checkpoint instead of a shipped model")
+    parser.add_argument("--skull-stripped", action="store_true", help="the scan is already skull-stripped (background 0): skip brain extraction")
+    return parser
+
+
+def read_arguments(args: argparse.Namespace) -> tuple | None:
+    """Check the arguments and read the scan before napari starts; the scan's layer data tuple (None: the sample)."""
+    from .display import MODALITY, SKULL_STRIPPED, image_layer_data
+    from .io import read_scan
+
+    if args.model is not None and not args.model.is_file():
+        raise InputError(f"{args.model}: checkpoint not found")
+    if args.scan is None:
+        return None
+    data, kwargs, layer_type = image_layer_data(read_scan(args.scan))
+    if args.modality:
+        kwargs["metadata"][MODALITY] = args.modality
+    if args.skull_stripped:
+        kwargs["metadata"][SKULL_STRIPPED] = True
+    return data, kwargs, layer_type
+
+
+def open_viewer(args: argparse.Namespace, layer_data: tuple | None = None, viewer=None):
+    """Show ``layer_data`` (or the MNI152 sample) in ``viewer`` (a new one by default) and dock both widgets."""
+    import napari
+
+    from ._menu import open_widgets
+    from .display import MODALITY
+
+    viewer = viewer or napari.Viewer(title="napari-inpaint-seg")
+    if layer_data is None:
+        image = viewer.open_sample(PLUGIN, "mni152")[0]
+        image.metadata[MODALITY] = args.modality or "t1"
+    else:
+        data, kwargs, _ = layer_data
+        image = viewer.add_image(data, **kwargs)
+    localize, segment = open_widgets(viewer)
+    for widget in (localize, segment):
+        widget.reset_choices()
+        widget.select_image(image)
+    localize.select_model(modality=image.metadata.get(MODALITY), checkpoint=args.model)
+    if image.ndim == 3:
+        viewer.dims.axis_labels = ("axial slice", "row", "column")
+        viewer.dims.set_current_step(0, image.data.shape[0] // 2)
+    return viewer, localize, segment
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        layer_data = read_arguments(args)
+    except InputError as exc:
+        print(f"napari-inpaint-seg: error: {exc}", file=sys.stderr)
+        return 2
+    import napari
+
+    open_viewer(args, layer_data)
+    napari.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""``inpaint-seg segment`` end to end, as a user runs it, on small synthetic scans and a tiny model."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_inpaint_seg.cli import main, parse_slices
+from napari_inpaint_seg.metrics import dice
+
+OBLIQUE = np.array([[0.0, -0.9, 0.1, 90.0], [1.1, 0.0, 0.0, -126.0], [0.0, 0.05, 2.5, -72.0], [0, 0, 0, 1]])
+
+
+def segment(*args: str) -> int:
+    return main(["segment", *map(str, args), "--modality", "t1", "--gamma", "8", "--device", "cpu"])
+
+
+def test_segment_a_png_slice(tmp_path, tiny_model_path, make_brain_slice, capsys):
+    image, brain, _ = make_brain_slice(size=48)
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / "slice.png")
+    status = segment(tmp_path / "slice.png", "--model", tiny_model_path, "--out", tmp_path / "labels.nii.gz", "--heatmap-out", tmp_path / "heat.nii.gz")
+    assert status == 0
+    labels = nib.load(str(tmp_path / "labels.nii.gz"))
+    assert labels.shape == image.shape and labels.get_data_dtype() == np.uint8
+    values = np.asarray(labels.dataobj)
+    assert set(np.unique(values)) == {0, 1} and not values[~brain].any()
+    heat = np.asarray(nib.load(str(tmp_path / "heat.nii.gz")).dataobj)
+    assert heat.shape == image.shape and heat[brain].max() > 0 and not heat[~brain].any()
+    assert "labels.nii.gz" in capsys.readouterr().out
+
+
+def test_segment_a_two_dimensional_nifti_keeps_its_geometry(tmp_path, tiny_model_path, make_brain_slice):
+    image, _, _ = make_brain_slice(size=40)
+    nib.save(nib.Nifti1Image((image * 1000 - 300).astype(np.int16), OBLIQUE), str(tmp_path / "slice.nii.gz"))
+    assert segment(tmp_path / "slice.nii.gz", "--model", tiny_model_path, "--out", tmp_path / "labels.nii") == 0
+    scan, labels = nib.load(str(tmp_path / "slice.nii.gz")), nib.load(str(tmp_path / "labels.nii"))
+    assert labels.shape == scan.shape == (40, 40)
+    np.testing.assert_array_equal(labels.affine, scan.affine)
+    assert np.asarray(labels.dataobj).any()
+
+
+def test_force_replaces_an_earlier_result(tmp_path, tiny_model_path, make_brain_slice):
+    image, _, _ = make_brain_slice(size=32)
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / "slice.png")
+    out = tmp_path / "labels.nii.gz"
+    out.write_bytes(b"old")
+    assert segment(tmp_path / "slice.png", "--model", tiny_model_path, "--out", out) == 2
+    assert out.read_bytes() == b"old"
+    assert segment(tmp_path / "slice.png", "--model", tiny_model_path, "--out", out, "--force") == 0
+    assert nib.load(str(out)).shape == (32, 32)
+
+
+@pytest.mark.slow
+def test_segment_selected_slices_of_a_3d_head(tmp_path, tiny_model_path, make_head_volume):
+    """The 3D path with deepbet, on a synthetic int16 head with negative values and an oblique affine, run as
+    a user runs the command: only the chosen slices get labels; shape and affine are the scan's."""
+    head = (make_head_volume() * 8 - 2000).astype(np.int16)  # every voxel negative
+    nib.save(nib.Nifti1Image(head, OBLIQUE), str(tmp_path / "head.nii.gz"))
+    command = [sys.executable, "-m", "napari_inpaint_seg.cli", "segment", str(tmp_path / "head.nii.gz"), "--modality", "t1", "--gamma", "8",
+               "--model", str(tiny_model_path), "--slices", "10,12-13", "--device", "cpu", "--out", str(tmp_path / "labels.nii.gz"),
+               "--heatmap-out", str(tmp_path / "heat.nii.gz")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    scan, labels = nib.load(str(tmp_path / "head.nii.gz")), nib.load(str(tmp_path / "labels.nii.gz"))
+    assert labels.shape == scan.shape
+    np.testing.assert_array_equal(labels.affine, scan.affine)
+    values = np.asarray(labels.dataobj)
+    assert set(np.flatnonzero(values.any(axis=(0, 1)))) == {10, 12, 13}
+    assert not values[head == head.min()].any()  # nothing labelled in the background
+    # The heatmap is non-zero exactly on the brain deepbet found: it must be the synthetic head, although the
+    # volume is int16 with negative values and deepbet only ever saw it reoriented through the oblique affine.
+    heat = np.asarray(nib.load(str(tmp_path / "heat.nii.gz")).dataobj)
+    for index in (10, 12, 13):
+        assert dice(heat[:, :, index] > 0, head[:, :, index] > head.min()) > 0.8
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [("3", [3]), ("3,7,12", [3, 7, 12]), ("10-14", [10, 11, 12, 13, 14]), (" 1, 3-4 ,", [1, 3, 4]), ("0-0", [0])],
+)
+def test_parse_slices(text, expected):
+    assert parse_slices(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", ",", "a", "3-", "1.5", "5-3", "-2", "1,-2"])
+def test_parse_slices_refuses(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_slices(text)
+
+
+def test_bad_slices_flag_is_one_line_and_status_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["segment", str(tmp_path / "x.nii.gz"), "--modality", "t1", "--out", str(tmp_path / "y.nii.gz"), "--slices", "5-3"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("inpaint-seg: error:") and "backwards" in err[0]
+
+
+def test_console_script_is_installed():
+    import shutil
+
+    if shutil.which("inpaint-seg") is None:
+        pytest.skip("the inpaint-seg console script is not on PATH (package not pip-installed here)")
+    result = subprocess.run(["inpaint-seg", "segment", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--slices" in result.stdout
+
+
+def test_models_lists_every_shipped_model(capsys):
+    from napari_inpaint_seg.models.config import shipped_models
+
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    shipped = shipped_models()
+    if shipped:
+        assert [line.split(":")[0] for line in lines] == [f"{m} gamma={g}" for m, g in shipped]
+    else:
+        assert lines == ["no default models are shipped with this installation; pass --model CHECKPOINT.safetensors"]

@@ -1,0 +1,43 @@
+"""``napari-inpaint-seg [SCAN] --modality``: argument problems before napari starts; a viewer ready to work."""
+
+from __future__ import annotations
+
+import pytest
+
+from napari_inpaint_seg import launcher
+
+
+def test_missing_scan_is_an_error_before_napari_starts(tmp_path, capsys):
+    assert launcher.main([str(tmp_path / "missing.nii.gz")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_broken_scan_and_missing_model_are_errors(tmp_path, capsys, toy_scan_path):
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a scan")
+    assert launcher.main([str(broken)]) == 2
+    assert "not a readable NIfTI" in capsys.readouterr().err
+    assert launcher.main([str(toy_scan_path), "--model", str(tmp_path / "none.safetensors")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+@pytest.mark.gui
+def test_opens_the_scan_with_both_widgets(make_napari_viewer, toy_scan_path, tiny_model):
+    viewer = make_napari_viewer()
+    args = launcher.build_parser().parse_args([str(toy_scan_path), "--modality", "flair", "--model", str(tiny_model), "--skull-stripped"])
+    _, localize, segment = launcher.open_viewer(args, launcher.read_arguments(args), viewer=viewer)
+    image = viewer.layers["toy_flair"]
+    assert image.metadata["modality"] == "flair" and image.metadata["skull_stripped"]
+    assert localize._image.value is image and segment._image.value is image
+    assert localize.model_path() == tiny_model
+    assert localize._skull_stripped.value
+    assert viewer.dims.current_step[0] == 2
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_default_is_the_template(make_napari_viewer):
+    viewer = make_napari_viewer()
+    args = launcher.build_parser().parse_args([])
+    _, localize, _ = launcher.open_viewer(args, viewer=viewer)
+    assert localize._image.value.metadata["modality"] == "t1"

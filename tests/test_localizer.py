@@ -1,0 +1,156 @@
+"""The sliding-window localiser: both paths, their live updates, and where the fast one equals the paper's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from napari_inpaint_seg.errors import InputError
+from napari_inpaint_seg.localizer import (
+    all_window_positions,
+    brain_window_positions,
+    fast_heatmap,
+    final,
+    localize,
+    reference_heatmap,
+    window_starts,
+)
+
+
+class ConstantGenerator(nn.Module):
+    """Predicts ``value`` everywhere: no receptive field at all, so crop and whole-slice inputs agree exactly."""
+
+    def __init__(self, value: float = 0.0) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(x[:, :1], self.value)
+
+
+class LocalGenerator(nn.Module):
+    """One 3x3 convolution and a sigmoid: a receptive field of 3 pixels, well inside any crop margin."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(2, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(x))
+
+
+def random_slice(shape=(30, 34), seed=0):
+    """Random brain intensities in a disc, 0 outside; the slice's maximum 1.0 sits at two pixels further apart
+    than any window, so no window holds every copy of the extremes (the fast path's stated exactness condition)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    brain = (rows - shape[0] / 2) ** 2 + (cols - shape[1] / 2) ** 2 <= (0.4 * min(shape)) ** 2
+    image = np.where(brain, rng.uniform(0.05, 0.9, shape), 0.0).astype(np.float32)
+    bright = np.argwhere(brain)
+    image[tuple(bright[0])] = image[tuple(bright[-1])] = 1.0
+    return image, brain
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("shape", [(24, 24), (26, 37)])
+def test_heatmap_shape_zero_outside_brain_non_negative(tiny_generator, tiny_config, make_brain_slice, fast, shape):
+    image, brain, _ = make_brain_slice(size=max(shape))
+    image, brain = image[: shape[0], : shape[1]], brain[: shape[0], : shape[1]]
+    heatmap = localize(tiny_generator, tiny_config, image, brain, step=4, fast=fast)
+    assert heatmap.shape == image.shape and heatmap.dtype == np.float32
+    assert np.isfinite(heatmap).all() and heatmap.min() >= 0 and heatmap.max() <= 255
+    assert np.all(heatmap[~brain] == 0)
+    assert heatmap[brain].max() > 0
+
+
+@pytest.mark.parametrize("run", [reference_heatmap, fast_heatmap])
+def test_updates_grow_and_the_last_is_finished(tiny_generator, tiny_config, make_brain_slice, run):
+    image, brain, _ = make_brain_slice(size=32)
+    updates = list(run(tiny_generator, tiny_config, image, brain, step=3, batch_size=8))
+    assert len(updates) > 2
+    done = [u.windows_done for u in updates]
+    assert done == sorted(set(done))  # strictly increasing
+    assert updates[-1].finished and not any(u.finished for u in updates[:-1])
+    assert all(u.windows_done <= u.windows_total for u in updates)
+    assert all(u.heatmap.shape == image.shape for u in updates)
+    # Partial heatmaps only ever add windows: the covered area grows.
+    covered = [int((u.heatmap > 0).sum()) for u in updates]
+    assert covered == sorted(covered)
+
+
+@pytest.mark.parametrize("generator", [ConstantGenerator(0.0), ConstantGenerator(0.7), LocalGenerator(0), LocalGenerator(1)], ids=["zero", "const", "conv3x3-a", "conv3x3-b"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_equals_reference_when_the_context_holds_the_receptive_field(tiny_config, generator, seed):
+    """With a generator that sees no further than the crop margin, every brain window is evaluated at every
+    stride-``step`` position (``refine_fraction=1``) and the two paths must agree up to float rounding."""
+    image, brain = random_slice(seed=seed)
+    reference = final(reference_heatmap(generator, tiny_config, image, brain, step=2))
+    fast = final(fast_heatmap(generator, tiny_config, image, brain, step=2, refine_fraction=1.0))
+    np.testing.assert_allclose(fast, reference, atol=2e-3, rtol=1e-5)
+    assert reference[brain].max() > 1  # not trivially zero
+
+
+def test_coarse_to_fine_is_exact_on_the_hot_part_of_the_brain(tiny_generator, tiny_config, make_brain_slice):
+    """Default fast path = all stride-step windows wherever the coarse (stride 2*step) heatmap is hottest."""
+    image, brain, _ = make_brain_slice(size=40)
+    step, fraction = 2, 0.3
+    default = final(fast_heatmap(tiny_generator, tiny_config, image, brain, step=step, coarse_factor=2, refine_fraction=fraction))
+    full = final(fast_heatmap(tiny_generator, tiny_config, image, brain, step=step, refine_fraction=1.0))
+    coarse = final(fast_heatmap(tiny_generator, tiny_config, image, brain, step=2 * step, refine_fraction=1.0))
+    hot = (coarse >= np.quantile(coarse[brain], 1 - fraction)) & brain
+    assert hot.sum() > 0.2 * brain.sum()
+    np.testing.assert_allclose(default[hot], full[hot], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("run", [reference_heatmap, fast_heatmap])
+def test_slice_smaller_than_gamma_is_refused(tiny_generator, tiny_config, run):
+    image = np.ones((6, 20), np.float32)
+    with pytest.raises(InputError, match="smaller than the window"):
+        next(run(tiny_generator, tiny_config, image, image > 0))
+
+
+@pytest.mark.parametrize("run", [reference_heatmap, fast_heatmap])
+def test_bad_slices_are_refused(tiny_generator, tiny_config, run):
+    image, brain = random_slice()
+    with pytest.raises(InputError, match="NaN"):
+        next(run(tiny_generator, tiny_config, np.where(brain, np.nan, 0).astype(np.float32), brain))
+    with pytest.raises(InputError, match="differ in shape"):
+        next(run(tiny_generator, tiny_config, image, brain[:-1]))
+    with pytest.raises(InputError, match="step"):
+        next(run(tiny_generator, tiny_config, image, brain, step=0))
+
+
+def test_empty_brain_gives_a_finished_zero_heatmap(tiny_generator, tiny_config):
+    image = np.zeros((24, 24), np.float32)
+    updates = list(fast_heatmap(tiny_generator, tiny_config, image, image > 0))
+    assert len(updates) == 1 and updates[0].finished and not updates[0].heatmap.any()
+
+
+@pytest.mark.parametrize("length,gamma,step", [(24, 8, 4), (25, 8, 4), (8, 8, 3), (31, 7, 5)])
+def test_windows_cover_every_pixel_and_end_at_the_edge(length, gamma, step):
+    starts = window_starts(length, gamma, step)
+    assert starts[0] == 0 and starts[-1] == length - gamma
+    assert np.all(np.diff(starts) > 0) and np.all(np.diff(starts) <= step)
+    covered = np.zeros(length, bool)
+    for start in starts:
+        covered[start : start + gamma] = True
+    assert covered.all()
+
+
+def test_brain_windows_are_exactly_those_touching_the_brain():
+    brain = np.zeros((20, 20), bool)
+    brain[9:11, 3:5] = True
+    positions = brain_window_positions(brain, 6, 2)
+    expected = [tuple(p) for p in all_window_positions(brain.shape, 6, 2) if brain[p[0] : p[0] + 6, p[1] : p[1] + 6].any()]
+    assert sorted(map(tuple, positions)) == sorted(expected) and len(expected) > 0
+
+
+@pytest.mark.xfail(strict=True, reason="localizer.fast_heatmap yields several finished updates (and runs an empty batch) when the refinement stage is empty; fix proposed to the lead")
+def test_only_the_last_update_is_finished_when_nothing_is_refined(tiny_generator, tiny_config):
+    """A 12x12 slice at step 4: the stride-8 grid already holds every window, so there is nothing to refine."""
+    image, brain = random_slice(shape=(12, 12))
+    updates = list(fast_heatmap(tiny_generator, tiny_config, image, brain, step=4))
+    assert updates[-1].finished and not any(u.finished for u in updates[:-1])

@@ -1,0 +1,42 @@
+"""Dice for masks, PSNR/SSIM for inpainting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_inpaint_seg.metrics import dice, psnr, ssim
+
+
+def test_dice_known_values():
+    a = np.zeros((10, 10), bool)
+    b = np.zeros((10, 10), bool)
+    a[:4] = True  # 40 pixels
+    b[2:8] = True  # 60 pixels, 20 shared
+    assert dice(a, b) == pytest.approx(2 * 20 / 100)
+    assert dice(a, b) == dice(b, a)
+    assert dice(a, a) == 1.0
+    assert dice(a, ~a) == 0.0
+    assert dice(a, np.zeros_like(a)) == 0.0
+    assert dice(np.zeros_like(a), np.zeros_like(a)) == 1.0  # nothing to find, nothing found
+
+
+def test_dice_accepts_labels_as_any_nonzero():
+    assert dice(np.array([0, 1, 2, 0]), np.array([0, 5, 1, 0], dtype=np.uint8)) == 1.0
+
+
+def test_psnr_matches_its_definition():
+    reference = np.random.default_rng(0).random((16, 16))
+    noisy = reference + 0.1 * np.sign(np.random.default_rng(1).standard_normal((16, 16)))
+    assert psnr(reference, noisy) == pytest.approx(10 * np.log10(1 / 0.01))
+    assert psnr(reference, reference + 0.01) > psnr(reference, noisy)
+    with np.errstate(divide="ignore"):
+        assert psnr(reference, reference) == np.inf
+
+
+def test_ssim_is_one_for_identical_images_and_lower_with_noise():
+    rng = np.random.default_rng(0)
+    reference = rng.random((32, 32))
+    assert ssim(reference, reference) == pytest.approx(1.0)
+    slightly, badly = reference + 0.02 * rng.standard_normal((32, 32)), rng.random((32, 32))
+    assert 1.0 > ssim(reference, slightly) > ssim(reference, badly)

@@ -1,0 +1,314 @@
+"""The whole napari workflow as a user does it: open -> Localize -> Segment -> Swap -> Accept -> undo -> Export."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import BLOB_CENTRE, TOY_AFFINE, toy_volume
+
+pytestmark = pytest.mark.gui
+
+PLUGIN = "napari-inpaint-seg"
+WORKER_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def session(make_napari_viewer, toy_scan_path, tiny_model, tmp_path):
+    """A viewer with the toy scan and both widgets docked, set up for the tiny model and the skull-stripped path."""
+    from napari_inpaint_seg._widget_common import PREPARED
+    from napari_inpaint_seg._widget_localize import LocalizeWidget
+    from napari_inpaint_seg._widget_segment import SegmentWidget
+
+    PREPARED.clear()
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(toy_scan_path), plugin=PLUGIN)
+    answers = SimpleNamespace(path=tmp_path / "labels.nii.gz", overwrite=False, asked=[])
+
+    def confirm(path):
+        answers.asked.append(path)
+        return answers.overwrite
+
+    localize = LocalizeWidget(viewer)
+    segment = SegmentWidget(viewer, ask_path=lambda default: answers.path, confirm=confirm)
+    viewer.window.add_dock_widget(localize, name="Localize")
+    viewer.window.add_dock_widget(segment, name="Segment")
+    localize.select_image(image)
+    segment.select_image(image)
+    localize.select_model(checkpoint=tiny_model)
+    localize._skull_stripped.value = True
+    viewer.dims.set_current_step(0, 2)
+    yield SimpleNamespace(viewer=viewer, image=image, localize=localize, segment=segment, answers=answers)
+    PREPARED.clear()
+
+
+def run_and_wait(qtbot, localize):
+    localize.run()
+    qtbot.waitUntil(lambda: not localize.running, timeout=WORKER_TIMEOUT_MS)
+
+
+def test_reader_puts_axial_slices_on_the_slider(session):
+    image = session.image
+    assert image.data.shape == (4, 48, 48)
+    np.testing.assert_allclose(image.scale, [3.0, 0.9, 1.1])
+    np.testing.assert_allclose(image.metadata["affine"], TOY_AFFINE)
+    assert image.metadata["axial_axis"] == 2
+
+
+def test_whole_workflow(session, qtbot):
+    from napari_inpaint_seg._widget_common import heatmap_for, layer_by_role
+
+    viewer, image, localize, segment = session.viewer, session.image, session.localize, session.segment
+
+    # Localize the current slice in napari's thread worker.
+    run_and_wait(qtbot, localize)
+    heatmap = heatmap_for(viewer, image)
+    assert heatmap is not None and heatmap.data.shape == image.data.shape
+    np.testing.assert_allclose(heatmap.scale, image.scale)
+    assert heatmap.data[2].max() > 0
+    assert not heatmap.data[[0, 1, 3]].any(), "only the current slice is localized"
+
+    # The heatmap's data event re-ranks the candidates (debounced).
+    qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+    result = segment.result
+    assert result.index == 2 and len(result.candidates()) >= 2
+    boundaries = layer_by_role(viewer, image, "superpixels")
+    candidate = layer_by_role(viewer, image, "candidate")
+    assert boundaries.data[2].any() and not boundaries.data[[0, 1, 3]].any()
+    np.testing.assert_array_equal(candidate.data[2] > 0, segment.candidate_mask())
+
+    # Swap cycles through the ranking.
+    top = segment.candidate_mask().copy()
+    segment.swap()
+    assert segment.rank == 1 and not np.array_equal(segment.candidate_mask(), top)
+    for _ in range(len(result.candidates()) - 1):
+        segment.swap()
+    assert segment.rank == 0
+
+    # A click picks the segment under the mouse: the blob.
+    blob_world = image.data_to_world((2, *BLOB_CENTRE))
+    assert segment.pick_at(blob_world)
+    blob_mask = segment.candidate_mask()
+    assert blob_mask[BLOB_CENTRE]
+
+    # Accept writes into a new labels layer that inherits geometry, through the undoable path.
+    segment._label_value.value = 3
+    segment.accept()
+    labels = segment.labels_layer()
+    assert labels is not None and labels.data.shape == image.data.shape
+    np.testing.assert_allclose(labels.scale, image.scale)
+    np.testing.assert_allclose(labels.metadata["affine"], TOY_AFFINE)
+    np.testing.assert_array_equal(labels.data[2] == 3, blob_mask)
+    labels.undo()
+    assert not labels.data.any()
+    labels.redo()
+    np.testing.assert_array_equal(labels.data[2] == 3, blob_mask)
+    labels.undo()
+    segment.accept()
+
+    # Export, then refuse and accept replacing the file.
+    path = segment.export()
+    assert path == session.answers.path and path.is_file()
+    written = nib.load(str(path))
+    np.testing.assert_allclose(written.affine, TOY_AFFINE)
+    voxels = np.asarray(written.dataobj)
+    assert voxels.shape == toy_volume().shape and voxels.dtype == np.uint8
+    np.testing.assert_array_equal(voxels[:, :, 2] == 3, blob_mask)
+    assert not np.delete(voxels, 2, axis=2).any()
+
+    segment.swap()
+    segment.accept()  # a second segment, so the file would change
+    session.answers.overwrite = False
+    assert segment.export() is None and session.answers.asked == [path]
+    np.testing.assert_array_equal(np.asarray(nib.load(str(path)).dataobj), voxels)
+    session.answers.overwrite = True
+    assert segment.export() == path
+    assert (np.asarray(nib.load(str(path)).dataobj) > 0).sum() > (voxels > 0).sum()
+
+
+def test_live_parameters_are_debounced(session, qtbot):
+    segment = session.segment
+    run_and_wait(qtbot, session.localize)
+    qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+    fine = segment.result.superpixels.max()
+    segment._scale.value = 5000.0
+    segment._min_size.value = 200
+    assert segment.result.superpixels.max() == fine, "nothing is recomputed before the pause"
+    qtbot.waitUntil(lambda: segment.result.superpixels.max() < fine, timeout=5_000)
+
+
+def test_shortcuts_and_click(session, qtbot):
+    from napari.utils.key_bindings import KeyBinding
+
+    from napari_inpaint_seg._widget_segment import ACCEPT_KEY, SWAP_KEY
+
+    viewer, segment = session.viewer, session.segment
+    run_and_wait(qtbot, session.localize)
+    qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+    viewer.keymap[KeyBinding.from_str(SWAP_KEY)](viewer)
+    assert segment.rank == 1
+    viewer.keymap[KeyBinding.from_str(ACCEPT_KEY)](viewer)
+    assert segment.labels_layer().data[2].any()
+
+    # A click (press, release) picks; a drag (press, move) does not.
+    callback = viewer.mouse_drag_callbacks[-1]
+    blob_world = session.image.data_to_world((2, *BLOB_CENTRE))
+    segment.swap()
+    rank = segment.rank
+    event = SimpleNamespace(type="mouse_press", position=blob_world)
+    drag = callback(viewer, event)
+    next(drag)
+    event.type = "mouse_move"
+    with pytest.raises(StopIteration):
+        next(drag)
+    assert segment.rank == rank
+    event = SimpleNamespace(type="mouse_press", position=blob_world)
+    click = callback(viewer, event)
+    next(click)
+    event.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(click)
+    assert segment.candidate_mask()[BLOB_CENTRE]
+
+
+def test_cancel_restores_the_previous_heatmap(session, qtbot):
+    from napari_inpaint_seg._widget_common import heatmap_for
+
+    viewer, image, localize = session.viewer, session.image, session.localize
+    run_and_wait(qtbot, localize)
+    before = heatmap_for(viewer, image).data.copy()
+
+    # The paper's reference localiser with step 1 yields hundreds of times per slice: plenty of time to cancel.
+    localize._fast.value = False
+    localize._step.value = 1
+    localize._slices.value = "all slices"
+    localize.run()
+    qtbot.waitUntil(lambda: localize._status.value.startswith("slice"), timeout=WORKER_TIMEOUT_MS)
+    localize.cancel()
+    qtbot.waitUntil(lambda: not localize.running, timeout=WORKER_TIMEOUT_MS)
+    assert "cancelled" in localize._status.value
+    np.testing.assert_array_equal(heatmap_for(viewer, image).data, before)
+
+
+def test_cancel_first_run_removes_its_layer(session, qtbot):
+    from napari_inpaint_seg._widget_common import heatmap_for
+
+    localize = session.localize
+    localize._fast.value = False
+    localize._step.value = 1
+    localize.run()
+    qtbot.waitUntil(lambda: heatmap_for(session.viewer, session.image) is not None, timeout=WORKER_TIMEOUT_MS)
+    localize.cancel()
+    qtbot.waitUntil(lambda: not localize.running, timeout=WORKER_TIMEOUT_MS)
+    assert heatmap_for(session.viewer, session.image) is None
+
+
+def test_synchronous_mode_runs_inline(session, monkeypatch):
+    from napari_inpaint_seg._widget_common import SYNC_ENV, heatmap_for
+
+    monkeypatch.setenv(SYNC_ENV, "1")
+    session.localize._slices.value = "all slices"
+    session.localize.run()
+    assert not session.localize.running
+    assert heatmap_for(session.viewer, session.image).data.any(axis=(1, 2)).all()
+
+
+def test_problems_become_notifications(session, qtbot, tmp_path):
+    from napari.utils.notifications import notification_manager
+
+    localize = session.localize
+    before = len(notification_manager.records)
+    localize.select_model(checkpoint=tmp_path / "missing.safetensors")
+    localize.run()
+    qtbot.waitUntil(lambda: not localize.running, timeout=WORKER_TIMEOUT_MS)
+    messages = [str(record.message) for record in notification_manager.records[before:]]
+    assert any("checkpoint not found" in message for message in messages)
+
+    # A slice outside the brain: a message, not a traceback; no heatmap layer is left behind.
+    from napari_inpaint_seg._widget_common import heatmap_for
+
+    session.image.data[1] = 0
+    localize.select_model(checkpoint=tmp_path / "tiny.safetensors")
+    session.viewer.dims.set_current_step(0, 1)
+    before = len(notification_manager.records)
+    run_and_wait(qtbot, localize)
+    messages = [str(record.message) for record in notification_manager.records[before:]]
+    assert any("contains no brain" in message for message in messages)
+    assert heatmap_for(session.viewer, session.image) is None
+
+    # Nothing to accept or export yet: messages again.
+    before = len(notification_manager.records)
+    session.segment.accept()
+    assert session.segment.export() is None
+    assert len(notification_manager.records) - before == 2
+
+
+def test_2d_image_workflow(make_napari_viewer, tiny_model, tmp_path, qtbot):
+    """A skull-stripped 2D slice (PNG): localize, accept the blob, export a 2D NIfTI."""
+    from skimage.io import imsave
+
+    from napari_inpaint_seg._widget_common import PREPARED, heatmap_for
+    from napari_inpaint_seg._widget_localize import LocalizeWidget
+    from napari_inpaint_seg._widget_segment import SegmentWidget
+
+    PREPARED.clear()
+    png = tmp_path / "slice.png"
+    imsave(str(png), (toy_volume()[:, :, 0] * 250).astype(np.uint8), check_contrast=False)
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(png), plugin=PLUGIN)
+    localize, segment = LocalizeWidget(viewer), SegmentWidget(viewer, ask_path=lambda default: tmp_path / "slice_labels.nii.gz")
+    viewer.window.add_dock_widget(localize)
+    viewer.window.add_dock_widget(segment)
+    localize.select_image(image)
+    segment.select_image(image)
+    localize.select_model(checkpoint=tiny_model)
+    run_and_wait(qtbot, localize)
+    assert heatmap_for(viewer, image).data.shape == (48, 48)
+    qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+    assert segment.pick_at(image.data_to_world(BLOB_CENTRE))
+    segment.accept()
+    path = segment.export()
+    written = np.asarray(nib.load(str(path)).dataobj)
+    assert written.shape == (48, 48) and written[BLOB_CENTRE] == 1
+    PREPARED.clear()
+
+
+@pytest.mark.slow
+def test_brain_extraction_path_runs_once_per_image(make_napari_viewer, make_head_volume, tiny_model, tmp_path, qtbot):
+    """A scan with background around the head goes through deepbet (in the worker) once; the result is cached."""
+    from napari_inpaint_seg._widget_common import PREPARED, heatmap_for
+    from napari_inpaint_seg._widget_localize import LocalizeWidget
+
+    PREPARED.clear()
+    path = tmp_path / "head.nii.gz"
+    nib.save(nib.Nifti1Image(make_head_volume(), np.eye(4)), str(path))
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(path), plugin=PLUGIN)
+    localize = LocalizeWidget(viewer)
+    viewer.window.add_dock_widget(localize)
+    localize.select_image(image)
+    localize.select_model(checkpoint=tiny_model)
+    assert not localize._skull_stripped.value
+    viewer.dims.set_current_step(0, image.data.shape[0] // 2)
+    run_and_wait(qtbot, localize)
+    assert heatmap_for(viewer, image) is not None
+    prepared = PREPARED.get(image, skull_stripped=False)
+    assert prepared is not None and prepared.brain.any()
+    run_and_wait(qtbot, localize)
+    assert PREPARED.get(image, skull_stripped=False) is prepared, "no second brain extraction"
+    PREPARED.clear()
+
+
+def test_segment_prepares_a_scan_it_has_not_seen(session, qtbot):
+    """A heatmap without a cached brain mask (e.g. the cache was cleared): Segment prepares the scan in a worker."""
+    from napari_inpaint_seg._widget_common import PREPARED
+
+    run_and_wait(qtbot, session.localize)
+    PREPARED.clear()
+    session.image.metadata["skull_stripped"] = True
+    session.segment.refresh()
+    qtbot.waitUntil(lambda: PREPARED.get(session.image) is not None and session.segment.result is not None, timeout=WORKER_TIMEOUT_MS)
+    assert session.segment.result.index == 2
