@@ -148,7 +148,6 @@ def test_brain_windows_are_exactly_those_touching_the_brain():
     assert sorted(map(tuple, positions)) == sorted(expected) and len(expected) > 0
 
 
-@pytest.mark.xfail(strict=True, reason="localizer.fast_heatmap yields several finished updates (and runs an empty batch) when the refinement stage is empty; fix proposed to the lead")
 def test_only_the_last_update_is_finished_when_nothing_is_refined(tiny_generator, tiny_config):
     """A 12x12 slice at step 4: the stride-8 grid already holds every window, so there is nothing to refine."""
     image, brain = random_slice(shape=(12, 12))

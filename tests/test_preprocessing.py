@@ -9,7 +9,6 @@ from napari_inpaint_seg.brain import extract_brain_volume, foreground_mask_2d
 from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.frame import pad_to_multiple, unpad
 from napari_inpaint_seg.intensity import check_finite, normalize_in_brain
-from napari_inpaint_seg.metrics import dice
 
 
 def disc(size=40, radius=14):

@@ -199,9 +199,16 @@ def test_cancel_first_run_removes_its_layer(session, qtbot):
     localize = session.localize
     localize._fast.value = False
     localize._step.value = 1
+    localize._slices.value = "all slices"
+    draw = localize._on_yielded
+
+    def draw_then_cancel(value):  # cancel as soon as the first heatmap is drawn: no race with a fast run
+        draw(value)
+        if heatmap_for(session.viewer, session.image) is not None:
+            localize.cancel()
+
+    localize._on_yielded = draw_then_cancel
     localize.run()
-    qtbot.waitUntil(lambda: heatmap_for(session.viewer, session.image) is not None, timeout=WORKER_TIMEOUT_MS)
-    localize.cancel()
     qtbot.waitUntil(lambda: not localize.running, timeout=WORKER_TIMEOUT_MS)
     assert heatmap_for(session.viewer, session.image) is None
 

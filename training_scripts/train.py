@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -88,7 +89,14 @@ def main() -> None:
     if not distributed or dist.get_rank() == 0:
         print(f"generator: {path}")
     if distributed:
+        dist.barrier()  # every rank is done with the group before any tears it down
         dist.destroy_process_group()
+        # Gloo's worker threads can abort the process during interpreter teardown (pytorch/pytorch PR 179291,
+        # "terminate called without an active exception"), failing a finished run; everything is written by
+        # now, so leave without that teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

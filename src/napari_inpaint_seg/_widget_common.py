@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .display import ROLE, SKULL_STRIPPED, pipeline_scan
-from .errors import InputError
 from .pipeline import PreparedScan, prepare_scan
 
 SYNC_ENV = "NAPARI_INPAINT_SEG_SYNC"
@@ -125,24 +124,6 @@ def show_problem(message: str) -> None:
 # ---------------------------------------------------------------- prepared scans (brain mask + intensity)
 
 
-def prepare_skull_stripped(scan) -> PreparedScan:
-    """Like :func:`pipeline.prepare_scan` for a scan that is already skull-stripped (background exactly 0).
-
-    The brain is each slice's filled foreground (:func:`brain.foreground_mask_2d`), so no deep network runs:
-    fast, deterministic, and right for templates and skull-stripped datasets.
-    """
-    from .brain import foreground_mask_2d
-    from .intensity import check_finite, normalize_in_brain
-
-    data = check_finite(np.asarray(scan.data, dtype=np.float32), what=str(scan.path or "scan"))
-    if data.ndim == 2:
-        data = data[:, :, None]
-    brain = np.stack([foreground_mask_2d(data[:, :, z]) for z in range(data.shape[2])], axis=2)
-    if not brain.any():
-        raise InputError(f"{scan.path or 'scan'}: the image is empty (every voxel is 0), so there is no brain to work on")
-    return PreparedScan(scan=scan, image=normalize_in_brain(data, brain), brain=brain)
-
-
 class PreparedCache:
     """One :class:`PreparedScan` per image layer, kept while the layer (and its data array) lives.
 
@@ -175,7 +156,7 @@ PREPARED = PreparedCache()
 def prepare_layer_data(data: np.ndarray, metadata: dict, scale, skull_stripped: bool, device: str) -> PreparedScan:
     """Prepare a layer's display-order data for the pipeline (worker thread: pure computation, no layer access)."""
     scan = pipeline_scan(np.asarray(data), metadata, scale)
-    return prepare_skull_stripped(scan) if skull_stripped else prepare_scan(scan, device=device)
+    return prepare_scan(scan, skull_stripped=skull_stripped, device=device)
 
 
 def is_skull_stripped(layer) -> bool:

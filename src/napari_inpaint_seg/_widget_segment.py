@@ -39,7 +39,7 @@ from ._widget_common import (
 from .display import ROLE, SOURCE_PATH
 from .errors import InputError
 from .pipeline import SliceResult, segment_slice
-from .segmentation import DEFAULT_MIN_SIZE, DEFAULT_SCALE, DEFAULT_SIGMA, FelzenszwalbParams
+from .segmentation import DEFAULT_MERGE_RATIO, DEFAULT_MIN_SIZE, DEFAULT_SCALE, DEFAULT_SIGMA, SELECTION_MODES, FelzenszwalbParams, Selection
 
 SWAP_KEY = "Shift-S"
 ACCEPT_KEY = "Shift-K"
@@ -106,6 +106,10 @@ class SegmentWidget(Container):
                                    tooltip="Felzenszwalb scale: larger gives larger segments")
         self._sigma = FloatSpinBox(label="sigma", value=DEFAULT_SIGMA, min=0.0, max=10.0, step=0.1, tooltip="Gaussian smoothing before segmenting")
         self._min_size = SpinBox(label="min_size", value=DEFAULT_MIN_SIZE, min=1, max=100000, tooltip="smallest segment in pixels")
+        self._mode = ComboBox(label="mode", choices=list(SELECTION_MODES), value="merge",
+                              tooltip="merge: the top segment grown over hot neighbours (default); paper: the top segment alone")
+        self._merge_ratio = FloatSpinBox(label="merge ratio", value=DEFAULT_MERGE_RATIO, min=0.0, max=1.0, step=0.05,
+                                         tooltip="merge mode: a neighbour joins if its excess heat is at least this share of the top segment's")
         self._labels = ComboBox(label="labels layer", choices=self._labels_choices)
         self._label_value = SpinBox(label="label value", value=1, min=1, max=255)
         self._click = CheckBox(text="click a segment to pick it", value=True)
@@ -114,7 +118,7 @@ class SegmentWidget(Container):
         self._export = PushButton(text="Export labels…")
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
-        self.extend([self._image, self._scale, self._sigma, self._min_size, self._labels, self._label_value, self._click,
+        self.extend([self._image, self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._labels, self._label_value, self._click,
                      Container(widgets=[self._swap, self._accept], layout="horizontal", labels=False), self._export, self._status])
 
         from qtpy.QtCore import QTimer
@@ -124,7 +128,7 @@ class SegmentWidget(Container):
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self.refresh)
 
-        for widget in (self._scale, self._sigma, self._min_size):
+        for widget in (self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio):
             widget.changed.connect(self.schedule_refresh)
         self._image.changed.connect(self._on_image_changed)
         self._swap.clicked.connect(self.swap)
@@ -234,6 +238,10 @@ class SegmentWidget(Container):
         return FelzenszwalbParams(float(self._scale.value), float(self._sigma.value), int(self._min_size.value))
 
     @property
+    def selection(self) -> Selection:
+        return Selection(mode=str(self._mode.value), merge_ratio=float(self._merge_ratio.value))
+
+    @property
     def result(self) -> SliceResult | None:
         return self._result
 
@@ -270,7 +278,7 @@ class SegmentWidget(Container):
         if heatmap_layer is not None and heatmap_layer.data.shape == image.data.shape:
             heatmap = np.asarray(heatmap_layer.data[index] if image.ndim == 3 else heatmap_layer.data, dtype=np.float32)
         try:
-            result = segment_slice(prepared, index, heatmap, self.params)
+            result = segment_slice(prepared, index, heatmap, self.params, self.selection)
         except (InputError, ValueError) as exc:
             show_problem(f"superpixels failed: {exc}")
             return
@@ -352,9 +360,7 @@ class SegmentWidget(Container):
         """The current candidate on the current slice (restricted to the brain), 2D boolean."""
         if self._result is None:
             raise InputError("no candidate: run Localize on this slice first")
-        prepared = self._cache.get(self._image.value)
-        brain = prepared.brain[:, :, self._result.index] if prepared is not None else None
-        return self._result.mask(self._rank, brain)
+        return self._result.mask(self._rank)
 
     # ------------------------------------------------------------ actions
 

@@ -67,6 +67,12 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, help="Felzenszwalb scale (default 75)")
     parser.add_argument("--sigma", type=float, help="Felzenszwalb sigma (default 0.8)")
     parser.add_argument("--min-size", type=int, help="Felzenszwalb min_size (default 20)")
+    parser.add_argument("--mode", choices=["merge", "paper"], default="merge",
+                        help="merge (default): the top segment grown over hot neighbours; paper: the single top segment")
+    parser.add_argument("--merge-ratio", type=float, help="merge mode: share of the top segment's excess heat a neighbour needs (default: tuned, docs/results.md)")
+    parser.add_argument("--min-contrast", type=float,
+                        help="call a slice tumour-free (empty label) when its top segment scores below this multiple of the brain's median heat (default: tuned)")
+    parser.add_argument("--skull-stripped", action="store_true", help="the scan is already skull-stripped (background 0): skip brain extraction")
     parser.add_argument("--reference", action="store_true", help="the paper's literal (slow) localiser instead of the fast one")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
 
@@ -96,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_method_arguments(evaluate)
     evaluate.add_argument("--json", type=Path, required=True, help="where to write the results")
     evaluate.add_argument("--force", action="store_true", help="overwrite an existing JSON file")
+    evaluate.add_argument("--heatmap-cache", type=Path, help="keep heatmaps in this .npz and reuse them when the settings match")
 
     commands.add_parser("models", help="list the models shipped with the package")
     return parser
@@ -131,6 +138,10 @@ def check_method_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--gamma must be at least 1, got {args.gamma}")
     if args.step is not None and args.step < 1:
         raise InputError(f"--step must be at least 1, got {args.step}")
+    if args.merge_ratio is not None and not 0 <= args.merge_ratio <= 1:
+        raise InputError(f"--merge-ratio must lie between 0 and 1, got {args.merge_ratio}")
+    if args.min_contrast is not None and args.min_contrast < 0:
+        raise InputError(f"--min-contrast must be at least 0, got {args.min_contrast}")
 
 
 def check_content(scan, gamma: int) -> None:
@@ -157,6 +168,19 @@ def felzenszwalb_params(args: argparse.Namespace):
         defaults.sigma if args.sigma is None else args.sigma,
         defaults.min_size if args.min_size is None else args.min_size,
     )
+
+
+def selection(args: argparse.Namespace):
+    from .segmentation import DEFAULT_MERGE_RATIO, DEFAULT_MIN_CONTRAST, Selection
+
+    try:
+        return Selection(
+            mode=args.mode,
+            merge_ratio=DEFAULT_MERGE_RATIO if args.merge_ratio is None else args.merge_ratio,
+            min_contrast=(0.0 if args.mode == "paper" else DEFAULT_MIN_CONTRAST) if args.min_contrast is None else args.min_contrast,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def default_step(args: argparse.Namespace) -> None:
@@ -192,9 +216,9 @@ def run_segment(args: argparse.Namespace) -> None:
     default_step(args)
     device = pick_device(args.device)
     generator, config = load_model(args.model, args.modality, args.gamma, device)
-    prepared = prepare_scan(scan, device=device)
-    params = felzenszwalb_params(args)
-    progress = segment_volume(prepared, generator, config, args.slices, step=args.step, params=params, fast=not args.reference, device=device)
+    prepared = prepare_scan(scan, skull_stripped=args.skull_stripped, device=device)
+    progress = segment_volume(prepared, generator, config, args.slices, step=args.step, params=felzenszwalb_params(args), selection=selection(args),
+                              fast=not args.reference, device=device)
     last = None
     for last in tqdm(progress, total=len(args.slices) if args.slices else prepared.n_slices, desc="segment", unit="slice"):
         pass
@@ -211,6 +235,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from .models.config import resolve_model
 
     check_output(args.json, args.force, nifti=False)
+    if args.skull_stripped:
+        raise InputError("evaluate works on LGG-layout scans with skull; --skull-stripped does not apply")
     if not args.patients.is_file():
         raise InputError(f"{args.patients}: no such patient list")
     if not args.data.is_dir():
@@ -221,21 +247,25 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate_lgg, read_patient_list
     from .io import write_atomically
     from .models.checkpoint import load_model
+    from .segmentation import PAPER_SELECTION
 
     default_step(args)
     device = pick_device(args.device)
     generator, config = load_model(args.model, args.modality, args.gamma, device)
-    params = felzenszwalb_params(args)
+    chosen = selection(args)
+    selections = {"paper": PAPER_SELECTION} if chosen.mode == "paper" else {"paper": PAPER_SELECTION, "chosen": chosen}
     results = evaluate_lgg(
-        args.data, read_patient_list(args.patients), args.modality, generator, config, step=args.step, params=params, fast=not args.reference, device=device,
-        report=lambda line: print(line, file=sys.stderr),
+        args.data, read_patient_list(args.patients), args.modality, generator, config, step=args.step, params=felzenszwalb_params(args), selections=selections,
+        fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),
     )
     write_atomically(args.json, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
-    def number(key: str, digits: int) -> str:  # None when there was nothing to measure (no tumour / healthy slices)
-        return "n/a" if results.get(key) is None else f"{results[key]:.{digits}f}"
+    def number(value, digits: int) -> str:  # None when there was nothing to measure (no tumour / healthy slices)
+        return "n/a" if value is None else f"{value:.{digits}f}"
 
-    print(f"{args.modality} gamma={config.gamma}: Dice {number('dice_mean', 3)} ± {number('dice_sd', 3)} on {results['n_tumour_slices']} slices; "
-          f"PSNR {number('psnr_mean', 2)}, SSIM {number('ssim_mean', 3)}")
+    for name, scores in results["selections"].items():
+        print(f"{args.modality} gamma={config.gamma} {scores['selection']}: Dice {number(scores['dice_mean'], 3)} ± {number(scores['dice_sd'], 3)} "
+              f"on {scores['n_tumour_slices']} tumour slices; false positives on {number(scores['false_positive_rate'], 2)} of {scores['n_healthy_slices']} healthy slices")
+    print(f"inpainting: PSNR {number(results['psnr_mean'], 2)}, SSIM {number(results['ssim_mean'], 3)}")
 
 
 def run_models(_: argparse.Namespace) -> None:

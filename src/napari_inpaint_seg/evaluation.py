@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .io import read_scan
+from .io import read_scan, write_atomically
 from .localizer import DEFAULT_STEP, final
 from .metrics import dice, psnr, ssim
 from .models.config import ModelConfig
 from .models.generator import inpaint
-from .pipeline import PreparedScan, SliceResult, localize_slice, prepare_scan
-from .segmentation import FelzenszwalbParams, rank_segments, superpixels
+from .pipeline import PreparedScan, localize_slice, prepare_scan, segment_image
+from .segmentation import PAPER_SELECTION, FelzenszwalbParams, Selection
 from .training.data import lgg_patient_volume_paths, sample_hole_crops, SliceSet
 
 MIN_TUMOUR_PIXELS = 50
+MIN_HEALTHY_BRAIN_PIXELS = 2000
 HOLES_PER_HEALTHY_SLICE = 4
+HEALTHY_SLICES_PER_PATIENT = 4
 
 
 def read_patient_list(path: str | Path) -> list[str]:
@@ -28,8 +31,11 @@ def read_patient_list(path: str | Path) -> list[str]:
 
 
 @dataclass
-class TumourSlice:
-    """One evaluated slice: its normalised image, brain, ground truth and heatmap (cacheable for tuning)."""
+class EvaluatedSlice:
+    """One slice with its normalised image, brain, ground truth (empty on healthy slices) and heatmap.
+
+    Heatmaps are the expensive part; keeping them lets every selection setting be scored without the model.
+    """
 
     patient: str
     index: int
@@ -39,25 +45,58 @@ class TumourSlice:
     heatmap: np.ndarray
     seconds: float
 
+    @property
+    def has_tumour(self) -> bool:
+        return bool(self.tumour.any())
 
-def tumour_slice_heatmaps(prepared: PreparedScan, tumour: np.ndarray, patient: str, generator, config: ModelConfig, *, step: int, fast: bool, device: str) -> list[TumourSlice]:
-    """Heatmaps of the slices with at least :data:`MIN_TUMOUR_PIXELS` tumour pixels (the paper's test set)."""
+
+def tumour_slice_indices(tumour: np.ndarray) -> np.ndarray:
+    """The paper's test slices: at least :data:`MIN_TUMOUR_PIXELS` tumour pixels."""
+    return np.flatnonzero(tumour.sum(axis=(0, 1)) >= MIN_TUMOUR_PIXELS)
+
+
+def healthy_slice_indices(tumour: np.ndarray, brain: np.ndarray, count: int) -> np.ndarray:
+    """``count`` tumour-free slices with plenty of brain, evenly spread (for the false-positive rate)."""
+    candidates = np.flatnonzero(~tumour.any(axis=(0, 1)) & (brain.sum(axis=(0, 1)) >= MIN_HEALTHY_BRAIN_PIXELS))
+    if count <= 0 or not len(candidates):
+        return candidates[:0]
+    return candidates[np.unique(np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int))]
+
+
+def slice_heatmaps(prepared: PreparedScan, tumour: np.ndarray, indices, patient: str, generator, config: ModelConfig, *, step: int, fast: bool, device: str) -> list[EvaluatedSlice]:
     rows = []
-    for index in np.flatnonzero(tumour.sum(axis=(0, 1)) >= MIN_TUMOUR_PIXELS):
+    for index in indices:
         began = time.perf_counter()
         heatmap = final(localize_slice(prepared, int(index), generator, config, step=step, fast=fast, device=device))
-        rows.append(TumourSlice(patient, int(index), prepared.image[:, :, index], prepared.brain[:, :, index], tumour[:, :, index], heatmap, time.perf_counter() - began))
+        rows.append(EvaluatedSlice(patient, int(index), prepared.image[:, :, index], prepared.brain[:, :, index], tumour[:, :, index], heatmap, time.perf_counter() - began))
     return rows
 
 
-def selection_dice(slices: list[TumourSlice], params: FelzenszwalbParams, merge_ratio: float | None) -> np.ndarray:
-    """Dice of the top candidate on every slice, for one choice of superpixels and merging."""
-    scores = []
-    for item in slices:
-        labels = superpixels(item.image, params)
-        result = SliceResult(item.index, item.heatmap, labels, rank_segments(labels, item.heatmap, item.brain), merge_ratio)
-        scores.append(dice(result.mask(0, item.brain), item.tumour))
-    return np.asarray(scores)
+def answers(slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection) -> list[np.ndarray]:
+    """The label each slice gets under one choice of superpixels and selection."""
+    return [segment_image(item.index, item.image, item.brain, item.heatmap, params, selection).answer() for item in slices]
+
+
+def score_selection(slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection) -> dict:
+    """Dice over tumour slices, patient-pooled Dice, and the false-positive rate over healthy slices."""
+    labels = answers(slices, params, selection)
+    tumour = [(item, label) for item, label in zip(slices, labels) if item.has_tumour]
+    healthy = [label for item, label in zip(slices, labels) if not item.has_tumour]
+    dices = np.asarray([dice(label, item.tumour) for item, label in tumour])
+    pooled = []
+    for patient in dict.fromkeys(item.patient for item, _ in tumour):
+        pairs = [(label, item.tumour) for item, label in tumour if item.patient == patient]
+        pooled.append(dice(np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])))
+    return {
+        "selection": selection.description,
+        "dice_mean": float(dices.mean()) if len(dices) else None,
+        "dice_sd": float(dices.std()) if len(dices) else None,
+        "patient_pooled_dice_mean": float(np.mean(pooled)) if pooled else None,
+        "false_positive_rate": float(np.mean([label.any() for label in healthy])) if healthy else None,
+        "n_tumour_slices": len(dices),
+        "n_healthy_slices": len(healthy),
+        "dice_per_slice": [round(float(d), 4) for d in dices],
+    }
 
 
 @torch.inference_mode()
@@ -76,6 +115,71 @@ def inpainting_quality(prepared: PreparedScan, healthy_slices: np.ndarray, gener
     return rows
 
 
+def localise_patients(
+    data_dir: str | Path, patients: list[str], modality: str, generator, config: ModelConfig, *, step: int, fast: bool,
+    healthy_per_patient: int, device: str, seed: int, report: Callable[[str], None],
+) -> tuple[list[EvaluatedSlice], list[dict]]:
+    """Heatmaps of every patient's tumour slices and of a few healthy ones, and inpainting-quality rows."""
+    rng = np.random.default_rng(seed)
+    slices, quality_rows = [], []
+    for patient in patients:
+        scan_path, mask_path = lgg_patient_volume_paths(Path(data_dir), patient, modality)
+        prepared = prepare_scan(read_scan(scan_path), device=device)
+        tumour = read_scan(mask_path).data > 0
+        indices = [*tumour_slice_indices(tumour), *healthy_slice_indices(tumour, prepared.brain, healthy_per_patient)]
+        slices += slice_heatmaps(prepared, tumour, indices, patient, generator, config, step=step, fast=fast, device=device)
+        healthy = np.flatnonzero(~tumour.any(axis=(0, 1)) & (prepared.brain.sum(axis=(0, 1)) >= MIN_HEALTHY_BRAIN_PIXELS))
+        quality_rows += inpainting_quality(prepared, healthy, generator, config, rng, device)
+        report(f"{patient}: {len(indices)} slices localised")
+    return slices, quality_rows
+
+
+SLICE_ARRAYS = ("image", "brain", "tumour", "heatmap")
+
+
+def save_heatmap_cache(path: str | Path, slices: list[EvaluatedSlice], quality_rows: list[dict], key: dict) -> None:
+    """Keep an evaluation's heatmaps so selection settings can be compared without the model (tuning)."""
+    arrays = {name: np.stack([getattr(item, name) for item in slices]) for name in SLICE_ARRAYS}
+    arrays.update(
+        patient=np.array([item.patient for item in slices]), index=np.array([item.index for item in slices]), seconds=np.array([item.seconds for item in slices]),
+        quality=np.array(json.dumps(quality_rows)), key=np.array(json.dumps(key, sort_keys=True)),
+    )
+    write_atomically(Path(path), lambda tmp: np.savez_compressed(tmp, **arrays))  # tmp ends in .npz
+
+
+def load_heatmap_cache(path: str | Path, key: dict) -> tuple[list[EvaluatedSlice], list[dict]] | None:
+    """The cached slices if ``path`` holds an evaluation made with the same ``key`` (model, data, step...)."""
+    if not Path(path).is_file():
+        return None
+    with np.load(path, allow_pickle=False) as pack:
+        if str(pack["key"]) != json.dumps(key, sort_keys=True):
+            return None
+        slices = [
+            EvaluatedSlice(str(pack["patient"][i]), int(pack["index"][i]), *(pack[name][i] for name in SLICE_ARRAYS), float(pack["seconds"][i]))
+            for i in range(len(pack["index"]))
+        ]
+        return slices, json.loads(str(pack["quality"]))
+
+
+def localised_slices(
+    data_dir: str | Path, patients: list[str], modality: str, generator, config: ModelConfig, *, step: int = DEFAULT_STEP, fast: bool = True,
+    healthy_per_patient: int = HEALTHY_SLICES_PER_PATIENT, device: str = "cpu", seed: int = 0, cache: str | Path | None = None,
+    report: Callable[[str], None] = print,
+) -> tuple[list[EvaluatedSlice], list[dict]]:
+    """:func:`localise_patients`, read from ``cache`` instead when it was made with the same settings."""
+    key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "model": asdict(config),
+           "step": step, "fast": fast, "healthy_per_patient": healthy_per_patient, "seed": seed}
+    cached = load_heatmap_cache(cache, key) if cache else None
+    if cached is not None:
+        report(f"heatmaps read from {cache}")
+        return cached
+    slices, quality_rows = localise_patients(data_dir, patients, modality, generator, config, step=step, fast=fast,
+                                             healthy_per_patient=healthy_per_patient, device=device, seed=seed, report=report)
+    if cache:
+        save_heatmap_cache(cache, slices, quality_rows, key)
+    return slices, quality_rows
+
+
 def evaluate_lgg(
     data_dir: str | Path,
     patients: list[str],
@@ -86,43 +190,34 @@ def evaluate_lgg(
     step: int = DEFAULT_STEP,
     params: FelzenszwalbParams = FelzenszwalbParams(),
     fast: bool = True,
-    merge_ratio: float | None = None,
+    selections: dict[str, Selection] | None = None,
+    healthy_per_patient: int = HEALTHY_SLICES_PER_PATIENT,
     device: str = "cpu",
     seed: int = 0,
+    cache: str | Path | None = None,
     report: Callable[[str], None] = print,
 ) -> dict:
-    """Dice mean ± sd over tumour slices and PSNR/SSIM over healthy slices of ``patients``; JSON-ready."""
-    rng = np.random.default_rng(seed)
-    slices, quality_rows = [], []
-    for patient in patients:
-        scan_path, mask_path = lgg_patient_volume_paths(Path(data_dir), patient, modality)
-        prepared = prepare_scan(read_scan(scan_path), device=device)
-        tumour = read_scan(mask_path).data > 0
-        rows = tumour_slice_heatmaps(prepared, tumour, patient, generator, config, step=step, fast=fast, device=device)
-        slices += rows
-        enough_brain = prepared.brain.sum(axis=(0, 1)) >= 2000
-        healthy = np.flatnonzero(~tumour.any(axis=(0, 1)) & enough_brain)
-        quality_rows += inpainting_quality(prepared, healthy, generator, config, rng, device)
-        report(f"{patient}: {len(rows)} tumour slices")
-    dices = selection_dice(slices, params, merge_ratio)
-    dice_rows = [{"patient": item.patient, "slice": item.index, "dice": float(d), "seconds": item.seconds} for item, d in zip(slices, dices)]
+    """Table 1 for ``patients``: per selection, Dice mean ± sd over tumour slices and the false-positive rate
+    on a few tumour-free slices per patient; PSNR/SSIM of inpainting on tumour-free slices. JSON-ready.
+
+    With ``cache``, heatmaps are read from (or written to) that .npz when it was made with the same settings.
+    """
+    selections = selections or {"paper": PAPER_SELECTION, "default": Selection()}
+    slices, quality_rows = localised_slices(data_dir, patients, modality, generator, config, step=step, fast=fast,
+                                            healthy_per_patient=healthy_per_patient, device=device, seed=seed, cache=cache, report=report)
     return {
         "modality": modality,
         "gamma": config.gamma,
         "step": step,
         "felzenszwalb": {"scale": params.scale, "sigma": params.sigma, "min_size": params.min_size},
         "localizer": "fast" if fast else "reference",
-        "mode": "paper" if merge_ratio is None else f"merge (ratio {merge_ratio})",
         "model_iterations": config.iterations,
         "patients": patients,
-        "n_tumour_slices": int(len(dices)),
-        "dice_mean": float(dices.mean()) if len(dices) else None,
-        "dice_sd": float(dices.std()) if len(dices) else None,
+        "selections": {name: score_selection(slices, params, selection) for name, selection in selections.items()},
         "psnr_mean": float(np.mean([r["psnr"] for r in quality_rows])) if quality_rows else None,
         "psnr_sd": float(np.std([r["psnr"] for r in quality_rows])) if quality_rows else None,
         "ssim_mean": float(np.mean([r["ssim"] for r in quality_rows])) if quality_rows else None,
         "ssim_sd": float(np.std([r["ssim"] for r in quality_rows])) if quality_rows else None,
         "n_inpainted_holes": len(quality_rows),
-        "seconds_per_tumour_slice": float(np.mean([r["seconds"] for r in dice_rows])) if dice_rows else None,
-        "slices": dice_rows,
+        "seconds_per_slice": float(np.mean([item.seconds for item in slices])) if slices else None,
     }

@@ -193,6 +193,8 @@ def fast_heatmap(
 
     def run(positions: np.ndarray, planned: int) -> Iterator[HeatmapUpdate]:
         nonlocal done
+        if not len(positions):
+            return
         # A small first batch puts a partial heatmap on screen quickly; large ones amortise the overhead.
         edges = [0, *range(min(FIRST_BATCH, batch_size), len(positions), batch_size), len(positions)]
         for first, last in zip(edges[:-1], edges[1:]):
@@ -206,8 +208,9 @@ def fast_heatmap(
         return
     yield from run(fine[on_coarse_grid], len(fine))  # the refined stage will need at most this many
     refine = refinement_positions(_normalised(total, coverage, brain), brain, fine[~on_coarse_grid], gamma, refine_fraction)
-    yield from run(refine, done + len(refine))
-    if not len(refine):
+    if len(refine):
+        yield from run(refine, done + len(refine))
+    elif done != len(fine):  # the coarse stage promised more windows than were needed: say it is finished
         yield HeatmapUpdate(_normalised(total, coverage, brain), done, done)
 
 

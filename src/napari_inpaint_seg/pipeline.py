@@ -18,7 +18,7 @@ from .intensity import check_finite, normalize_in_brain
 from .io import Scan
 from .localizer import DEFAULT_STEP, HeatmapUpdate, fast_heatmap, final, reference_heatmap
 from .models.config import ModelConfig
-from .segmentation import FelzenszwalbParams, Segment, grow_from, rank_segments, superpixels
+from .segmentation import FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, superpixels
 
 
 @dataclass
@@ -36,51 +36,70 @@ class PreparedScan:
 
 @dataclass
 class SliceResult:
-    """Everything a front end needs for one slice: heatmap, superpixels, ranked candidates, chosen mask.
+    """Everything a front end needs for one slice: heatmap, superpixels, ranked candidates, the answer.
 
-    With ``merge_ratio`` None a candidate is one superpixel (the paper); otherwise each candidate is grown
-    from a seed superpixel over touching ones scoring at least ``merge_ratio`` times the seed
-    (:func:`~.segmentation.grow_from`), seeds taken in rank order, skipping those already inside an
+    In paper mode a candidate is one superpixel. In merge mode each candidate is grown from a seed superpixel
+    (:func:`~.segmentation.grow_from`), seeds taken in rank order and skipping those already inside an
     earlier candidate, so Swap always offers something new.
     """
 
     index: int
     heatmap: np.ndarray
     superpixels: np.ndarray
+    brain: np.ndarray
     ranking: list[Segment] = field(default_factory=list)
-    merge_ratio: float | None = None
+    selection: Selection = field(default_factory=Selection)
     _candidates: list[list[Segment]] | None = field(default=None, repr=False)
+
+    @property
+    def baseline(self) -> float:
+        return brain_baseline(self.heatmap, self.brain)
 
     def candidates(self) -> list[list[Segment]]:
         if self._candidates is None:
-            if self.merge_ratio is None:
+            if self.selection.mode == "paper":
                 self._candidates = [[segment] for segment in self.ranking]
             else:
-                self._candidates, covered = [], set()
+                self._candidates, covered, baseline = [], set(), self.baseline
                 for rank, segment in enumerate(self.ranking):
                     if segment.label not in covered:
-                        region = grow_from(self.superpixels, self.ranking, rank, self.merge_ratio)
+                        region = grow_from(self.superpixels, self.ranking, rank, self.selection.merge_ratio, baseline)
                         covered.update(s.label for s in region)
                         self._candidates.append(region)
         return self._candidates
 
-    def mask(self, rank: int = 0, brain: np.ndarray | None = None) -> np.ndarray:
-        """The candidate at ``rank`` (0 = the top, the answer); empty if there is none."""
+    @property
+    def detected(self) -> bool:
+        """False when the selection calls this slice tumour-free (its top score does not stand out)."""
+        if not self.ranking:
+            return False
+        return self.ranking[0].score >= self.selection.min_contrast * self.baseline
+
+    def mask(self, rank: int = 0) -> np.ndarray:
+        """The candidate at ``rank`` (0 = the top), inside the brain; empty if there is none."""
         candidates = self.candidates()
         if rank >= len(candidates):
             return np.zeros(self.heatmap.shape, dtype=bool)
-        mask = np.isin(self.superpixels, [segment.label for segment in candidates[rank]])
-        return mask & brain if brain is not None else mask
+        return np.isin(self.superpixels, [segment.label for segment in candidates[rank]]) & self.brain
+
+    def answer(self) -> np.ndarray:
+        """The label of this slice: the top candidate, or nothing if the slice is called tumour-free."""
+        return self.mask(0) if self.detected else np.zeros(self.heatmap.shape, dtype=bool)
 
 
-def prepare_scan(scan: Scan, *, device: str = "cpu") -> PreparedScan:
-    """Brain-extract and normalise a scan; a 2D image becomes a one-slice volume (assumed skull-stripped)."""
-    data = check_finite(scan.data, what=str(scan.path or "scan"))
+def prepare_scan(scan: Scan, *, skull_stripped: bool = False, device: str = "cpu") -> PreparedScan:
+    """Brain-extract and normalise a scan; a 2D image becomes a one-slice volume (assumed skull-stripped).
+
+    ``skull_stripped`` skips deepbet and takes each slice's filled non-zero foreground as the brain: fast,
+    deterministic, and right for templates and already-stripped datasets (background exactly 0).
+    """
+    data = check_finite(np.asarray(scan.data, dtype=np.float32), what=str(scan.path or "scan"))
     if not np.any(data != 0):
         raise InputError(f"{scan.path or 'scan'}: the image is empty (every voxel is 0)")
     if data.ndim == 2:
-        brain = foreground_mask_2d(data)[:, :, None]
-        data = data[:, :, None]
+        data, skull_stripped = data[:, :, None], True
+    if skull_stripped:
+        brain = np.stack([foreground_mask_2d(data[:, :, z]) for z in range(data.shape[2])], axis=2)
     else:
         brain = extract_brain_volume(data, scan.affine, device=device)
     if not brain.any():
@@ -103,12 +122,15 @@ def localize_slice(
 
 
 def segment_slice(
-    prepared: PreparedScan, index: int, heatmap: np.ndarray, params: FelzenszwalbParams = FelzenszwalbParams(), merge_ratio: float | None = None
+    prepared: PreparedScan, index: int, heatmap: np.ndarray, params: FelzenszwalbParams = FelzenszwalbParams(), selection: Selection = Selection()
 ) -> SliceResult:
-    """Superpixels of slice ``index`` ranked by ``heatmap``; ``merge_ratio`` as in :class:`SliceResult`."""
-    image, brain = prepared.image[:, :, index], prepared.brain[:, :, index]
+    """Superpixels of slice ``index`` ranked by ``heatmap``, answered as ``selection`` says."""
+    return segment_image(index, prepared.image[:, :, index], prepared.brain[:, :, index], heatmap, params, selection)
+
+
+def segment_image(index: int, image: np.ndarray, brain: np.ndarray, heatmap: np.ndarray, params: FelzenszwalbParams, selection: Selection) -> SliceResult:
     labels = superpixels(image, params)
-    return SliceResult(index=index, heatmap=heatmap, superpixels=labels, ranking=rank_segments(labels, heatmap, brain), merge_ratio=merge_ratio)
+    return SliceResult(index=index, heatmap=heatmap, superpixels=labels, brain=brain, ranking=rank_segments(labels, heatmap, brain), selection=selection)
 
 
 @dataclass
@@ -130,7 +152,7 @@ def segment_volume(
     step: int = DEFAULT_STEP,
     params: FelzenszwalbParams = FelzenszwalbParams(),
     fast: bool = True,
-    merge_ratio: float | None = None,
+    selection: Selection = Selection(),
     device: str = "cpu",
 ) -> Iterator[VolumeProgress]:
     """Segment the given axial slices (all when None): 0/1 labels and the heatmap, both of the scan's shape.
@@ -138,7 +160,9 @@ def segment_volume(
     Slices with less brain than one window get no label: there is nothing to inpaint around.
     """
     check_geometry(prepared, config)
-    indices = list(range(prepared.n_slices)) if slices is None else slices
+    indices = list(range(prepared.n_slices)) if slices is None else list(slices)
+    if not indices:
+        raise InputError("no slices to segment: the list of slices is empty")
     for index in indices:
         if not 0 <= index < prepared.n_slices:
             raise InputError(f"slice {index} is outside the scan (it has {prepared.n_slices} slices, 0 to {prepared.n_slices - 1})")
@@ -148,8 +172,7 @@ def segment_volume(
         brain = prepared.brain[:, :, index]
         if brain.sum() >= config.gamma**2:
             heatmap = final(localize_slice(prepared, index, generator, config, step=step, fast=fast, device=device))
-            result = segment_slice(prepared, index, heatmap, params, merge_ratio)
-            labels[:, :, index] = result.mask(0, brain)
+            labels[:, :, index] = segment_slice(prepared, index, heatmap, params, selection).answer()
             heatmaps[:, :, index] = heatmap
         yield VolumeProgress(done, len(indices), labels, heatmaps)
 

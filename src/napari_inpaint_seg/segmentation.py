@@ -17,6 +17,10 @@ DEFAULT_SCALE = 75.0
 DEFAULT_SIGMA = 0.8
 DEFAULT_MIN_SIZE = 20
 MIN_BRAIN_FRACTION = 0.5
+# Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
+DEFAULT_MERGE_RATIO = 0.5
+DEFAULT_MIN_CONTRAST = 0.0
+SELECTION_MODES = ("paper", "merge")
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,37 @@ class FelzenszwalbParams:
     scale: float = DEFAULT_SCALE
     sigma: float = DEFAULT_SIGMA
     min_size: int = DEFAULT_MIN_SIZE
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How the answer is chosen from ranked segments.
+
+    ``mode`` "paper": the top segment alone. "merge": the top segment grown over touching segments whose
+    excess score (over the brain's median heat) is at least ``merge_ratio`` times the top one's.
+    ``min_contrast``: if the top segment's score is below ``min_contrast`` times the brain's median heat, the
+    slice is called tumour-free and gets an empty label (0 disables the decision, as in the paper).
+    """
+
+    mode: str = "merge"
+    merge_ratio: float = DEFAULT_MERGE_RATIO
+    min_contrast: float = DEFAULT_MIN_CONTRAST
+
+    def __post_init__(self) -> None:
+        if self.mode not in SELECTION_MODES:
+            raise ValueError(f"mode must be one of {SELECTION_MODES}, got {self.mode!r}")
+        if not 0 <= self.merge_ratio <= 1:
+            raise ValueError(f"merge ratio must lie in [0, 1], got {self.merge_ratio}")
+        if self.min_contrast < 0:
+            raise ValueError(f"min_contrast must be at least 0, got {self.min_contrast}")
+
+    @property
+    def description(self) -> str:
+        text = "paper (top segment)" if self.mode == "paper" else f"merge (ratio {self.merge_ratio:g})"
+        return text + (f", no-tumour below contrast {self.min_contrast:g}" if self.min_contrast else "")
+
+
+PAPER_SELECTION = Selection(mode="paper", min_contrast=0.0)
 
 
 @dataclass(frozen=True)
@@ -75,18 +110,25 @@ def segment_adjacency(labels: np.ndarray) -> dict[int, set[int]]:
     return neighbours
 
 
-def grow_from(labels: np.ndarray, ranking: list[Segment], seed_rank: int, ratio: float) -> list[Segment]:
-    """Heatmap-guided merging: from the candidate at ``seed_rank``, absorb touching candidates whose score is
-    at least ``ratio`` times the seed's, repeatedly, so a tumour cut into several superpixels is taken whole."""
+def brain_baseline(heatmap: np.ndarray, brain: np.ndarray) -> float:
+    """The heat of ordinary tissue: the median of the heatmap over the brain (0 for an empty brain)."""
+    return float(np.median(heatmap[brain])) if brain.any() else 0.0
+
+
+def grow_from(labels: np.ndarray, ranking: list[Segment], seed_rank: int, ratio: float, baseline: float = 0.0) -> list[Segment]:
+    """Heatmap-guided merging: from the candidate at ``seed_rank``, absorb touching candidates whose excess
+    score over ``baseline`` is at least ``ratio`` times the seed's, repeatedly, so a tumour cut into several
+    superpixels is taken whole. Excess over the baseline, because healthy tissue is never at zero error."""
     by_label = {segment.label: segment for segment in ranking}
     seed = ranking[seed_rank]
+    threshold = baseline + ratio * (seed.score - baseline)
     neighbours = segment_adjacency(labels)
     region, frontier = {seed.label}, [seed.label]
     while frontier:
         current = frontier.pop()
         for other in neighbours.get(current, ()):
             candidate = by_label.get(other)
-            if other not in region and candidate is not None and candidate.score >= ratio * seed.score:
+            if other not in region and candidate is not None and candidate.score >= threshold:
                 region.add(other)
                 frontier.append(other)
     return [segment for segment in ranking if segment.label in region]

@@ -6,6 +6,7 @@ pixels so the generator learns to inpaint tissue, not background.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ def _slices_of_volume(volume: np.ndarray, brain: np.ndarray, keep: np.ndarray) -
 
 def cached_brain_mask(scan_path: Path, cache_dir: Path | None) -> np.ndarray:
     """deepbet mask of a volume, cached as a compressed .npz because extraction takes seconds per volume."""
-    cache_file = cache_dir / f"{scan_path.name.split('.')[0]}_brain.npz" if cache_dir else None
+    cache_file = cache_dir / f"{scan_path.name.split('.')[0]}_{_file_fingerprint(scan_path)}_brain.npz" if cache_dir else None
     if cache_file is not None and cache_file.is_file():
         return np.load(cache_file)["brain"]
     scan = read_scan(scan_path)
@@ -58,6 +59,14 @@ def cached_brain_mask(scan_path: Path, cache_dir: Path | None) -> np.ndarray:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(cache_file, brain=brain)
     return brain
+
+
+def _file_fingerprint(path: Path) -> str:
+    """Short hash of where a file is, its size and its mtime: same-named scans in other folders, or an
+    edited scan, must not reuse a stale cached mask."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
 def lgg_patient_volume_paths(data_dir: Path, patient: str, modality: str) -> tuple[Path, Path]:

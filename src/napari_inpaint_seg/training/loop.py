@@ -148,7 +148,7 @@ def train(cfg: TrainConfig, slices: SliceSet, out_dir: str | os.PathLike, *, dev
         done = iteration + 1
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.iterations):
             _append_log(log_file, {"iteration": done, "g_loss": g_loss.item(), "l1_hole": l1.item(), "d_loss": d_loss.item(), "seconds": round(time.monotonic() - began, 1)})
-        out_of_time = max_seconds is not None and time.monotonic() - began > max_seconds
+        out_of_time = _all_agree_out_of_time(max_seconds is not None and time.monotonic() - began > max_seconds, world, device)
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations or out_of_time:
             if rank == 0:
                 _save_state(state_path, generator, discriminator, opt_g, opt_d, done)
@@ -158,6 +158,15 @@ def train(cfg: TrainConfig, slices: SliceSet, out_dir: str | os.PathLike, *, dev
     if world > 1:
         dist.barrier()
     return out_dir / "generator.safetensors"
+
+
+def _all_agree_out_of_time(mine: bool, world: int, device: str) -> bool:
+    """Every rank stops at the same iteration, or a rank that stopped alone would leave the others hanging."""
+    if world == 1:
+        return mine
+    flag = torch.tensor([int(mine)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def _save_state(path: Path, generator, discriminator, opt_g, opt_d, iteration: int) -> None:
