@@ -56,6 +56,28 @@ def test_force_replaces_an_earlier_result(tmp_path, tiny_model_path, make_brain_
     assert nib.load(str(out)).shape == (32, 32)
 
 
+def test_paper_mode_labels_one_superpixel_and_merge_mode_at_least_as_much(tmp_path, tiny_model_path, make_brain_slice):
+    image, _, _ = make_brain_slice(size=48)
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / "slice.png")
+    for mode in ("paper", "merge"):
+        assert segment(tmp_path / "slice.png", "--model", tiny_model_path, "--mode", mode, "--merge-ratio", "0", "--out", tmp_path / f"{mode}.nii.gz") == 0
+    paper, merged = (np.asarray(nib.load(str(tmp_path / f"{mode}.nii.gz")).dataobj).astype(bool) for mode in ("paper", "merge"))
+    assert paper.any() and (paper <= merged).all()  # merging grows from the paper's segment, never drops it
+
+
+def test_skull_stripped_volume_skips_brain_extraction(tmp_path, tiny_model_path, monkeypatch):
+    """--skull-stripped takes the non-zero foreground as the brain: deepbet must not run (it would need a head)."""
+    from conftest import toy_volume
+
+    import napari_inpaint_seg.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "extract_brain_volume", lambda *a, **k: pytest.fail("deepbet ran on a skull-stripped scan"))
+    nib.save(nib.Nifti1Image(toy_volume(), np.eye(4)), str(tmp_path / "stripped.nii.gz"))
+    assert segment(tmp_path / "stripped.nii.gz", "--model", tiny_model_path, "--skull-stripped", "--slices", "1", "--out", tmp_path / "labels.nii.gz") == 0
+    labels = np.asarray(nib.load(str(tmp_path / "labels.nii.gz")).dataobj)
+    assert labels[:, :, 1].any() and not labels[toy_volume() == 0].any()
+
+
 @pytest.mark.slow
 def test_segment_selected_slices_of_a_3d_head(tmp_path, tiny_model_path, make_head_volume):
     """The 3D path with deepbet, on a synthetic int16 head with negative values and an oblique affine, run as

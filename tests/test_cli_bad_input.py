@@ -233,6 +233,9 @@ REFUSED: dict[str, tuple[Row, str]] = {
     "complex-voxels": (lambda t: Run(nifti(t / "complex.nii.gz", np.ones((16, 16, 16), np.complex64))), "not supported"),
     "rgb-voxels": (lambda t: Run(nifti(t / "rgb.nii.gz", np.zeros((16, 16, 16), [("R", "u1"), ("G", "u1"), ("B", "u1")]))), "not supported"),
     "slice-out-of-range": (lambda t: Run(good_slice(t), extra=["--slices", "3"]), "slice 3 is outside the scan (its slices are numbered 0 to 0)"),
+    # method settings
+    "merge-ratio-above-1": (lambda t: Run(good_slice(t), extra=["--merge-ratio", "1.5"]), "--merge-ratio must lie between 0 and 1"),
+    "negative-min-contrast": (lambda t: Run(good_slice(t), extra=["--min-contrast", "-1"]), "--min-contrast must be at least 0"),
     # the checkpoint
     "missing-checkpoint": (lambda t: Run(good_slice(t), model=t / "nowhere.safetensors"), "checkpoint not found"),
     "folder-as-checkpoint": (lambda t: Run(good_slice(t), model=t / "results"), "checkpoint not found"),

@@ -144,7 +144,7 @@ def check_method_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--min-contrast must be at least 0, got {args.min_contrast}")
 
 
-def check_content(scan, gamma: int) -> None:
+def check_content(scan, gamma: int, skull_stripped: bool = False) -> None:
     """What can be refused about a scan before the model is loaded: slices smaller than the window (in-plane axes
     are the first two), a volume too thin for brain extraction, no finite voxels, nothing but zeros."""
     from .brain import check_extractable
@@ -153,7 +153,7 @@ def check_content(scan, gamma: int) -> None:
     shape = scan.data.shape
     if min(shape[:2]) < gamma:
         raise InputError(f"slices of {shape[0]}x{shape[1]} pixels are smaller than the window gamma={gamma}; use a smaller --gamma")
-    if scan.is_volume:
+    if scan.is_volume and not skull_stripped:
         check_extractable(shape)
     if not np.any(check_finite(scan.data, what=str(scan.path))):
         raise InputError(f"{scan.path}: the image is empty (every voxel is 0)")
@@ -203,7 +203,7 @@ def run_segment(args: argparse.Namespace) -> None:
     check_method_arguments(args)
     resolve_model(args.model, args.modality, args.gamma)  # reads the checkpoint's header only
     scan = read_scan(args.scan)
-    check_content(scan, args.gamma)
+    check_content(scan, args.gamma, args.skull_stripped)
     n_slices = scan.data.shape[2] if scan.data.ndim == 3 else 1
     if args.slices and max(args.slices) >= n_slices:
         raise InputError(f"slice {max(args.slices)} is outside the scan (its slices are numbered 0 to {n_slices - 1})")

@@ -39,8 +39,8 @@ class SliceResult:
     """Everything a front end needs for one slice: heatmap, superpixels, ranked candidates, the answer.
 
     In paper mode a candidate is one superpixel. In merge mode each candidate is grown from a seed superpixel
-    (:func:`~.segmentation.grow_from`), seeds taken in rank order and skipping those already inside an
-    earlier candidate, so Swap always offers something new.
+    (:func:`~.segmentation.grow_from`), seeds taken in rank order, never taking a superpixel of an earlier
+    candidate, so Swap always offers something new.
     """
 
     index: int
@@ -63,7 +63,7 @@ class SliceResult:
                 self._candidates, covered, baseline = [], set(), self.baseline
                 for rank, segment in enumerate(self.ranking):
                     if segment.label not in covered:
-                        region = grow_from(self.superpixels, self.ranking, rank, self.selection.merge_ratio, baseline)
+                        region = grow_from(self.superpixels, self.ranking, rank, self.selection.merge_ratio, baseline, exclude=covered)
                         covered.update(s.label for s in region)
                         self._candidates.append(region)
         return self._candidates

@@ -115,10 +115,13 @@ def brain_baseline(heatmap: np.ndarray, brain: np.ndarray) -> float:
     return float(np.median(heatmap[brain])) if brain.any() else 0.0
 
 
-def grow_from(labels: np.ndarray, ranking: list[Segment], seed_rank: int, ratio: float, baseline: float = 0.0) -> list[Segment]:
+def grow_from(
+    labels: np.ndarray, ranking: list[Segment], seed_rank: int, ratio: float, baseline: float = 0.0, exclude: frozenset[int] | set[int] = frozenset()
+) -> list[Segment]:
     """Heatmap-guided merging: from the candidate at ``seed_rank``, absorb touching candidates whose excess
     score over ``baseline`` is at least ``ratio`` times the seed's, repeatedly, so a tumour cut into several
-    superpixels is taken whole. Excess over the baseline, because healthy tissue is never at zero error."""
+    superpixels is taken whole. Excess over the baseline, because healthy tissue is never at zero error.
+    Labels in ``exclude`` (taken by earlier candidates) are never absorbed."""
     by_label = {segment.label: segment for segment in ranking}
     seed = ranking[seed_rank]
     threshold = baseline + ratio * (seed.score - baseline)
@@ -128,7 +131,7 @@ def grow_from(labels: np.ndarray, ranking: list[Segment], seed_rank: int, ratio:
         current = frontier.pop()
         for other in neighbours.get(current, ()):
             candidate = by_label.get(other)
-            if other not in region and candidate is not None and candidate.score >= threshold:
+            if other not in region and other not in exclude and candidate is not None and candidate.score >= threshold:
                 region.add(other)
                 frontier.append(other)
     return [segment for segment in ranking if segment.label in region]

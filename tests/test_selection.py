@@ -1,0 +1,125 @@
+"""How the answer is chosen from ranked superpixels: paper mode, merging, the no-tumour decision, evaluation scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_inpaint_seg.evaluation import EvaluatedSlice, healthy_slice_indices, load_heatmap_cache, save_heatmap_cache, score_selection
+from napari_inpaint_seg.pipeline import segment_image
+from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams, Segment, Selection, grow_from
+
+# A 4 x 4 grid of 16 x 16 blocks: superpixel labels are block numbers, so merging is easy to reason about.
+BLOCK = 16
+
+
+def block_labels() -> np.ndarray:
+    rows, cols = np.mgrid[: 4 * BLOCK, : 4 * BLOCK]
+    return (rows // BLOCK * 4 + cols // BLOCK).astype(np.int32)
+
+
+def block_heatmap(heat_by_block: dict[int, float], baseline: float = 10.0) -> np.ndarray:
+    labels = block_labels()
+    heat = np.full(labels.shape, baseline, np.float32)
+    for block, value in heat_by_block.items():
+        heat[labels == block] = value
+    return heat
+
+
+def ranking_of(heatmap: np.ndarray) -> list[Segment]:
+    labels = block_labels()
+    scores = [(label, float(heatmap[labels == label].mean())) for label in range(16)]
+    return [Segment(label, score, BLOCK * BLOCK) for label, score in sorted(scores, key=lambda item: -item[1])]
+
+
+def test_grow_from_takes_hot_touching_blocks_and_skips_cold_or_distant_ones():
+    # Block 5 is the hottest; 6 touches it and is nearly as hot; 15 is hot but does not touch the region; 9 is lukewarm.
+    heatmap = block_heatmap({5: 50.0, 6: 45.0, 9: 20.0, 15: 48.0})
+    region = {s.label for s in grow_from(block_labels(), ranking_of(heatmap), 0, ratio=0.5, baseline=10.0)}
+    assert region == {5, 6}
+
+
+def test_excess_over_the_baseline_decides_not_the_raw_score():
+    # Block 9 has half the top block's raw score (25 / 50) but only 3/8 of its excess over the baseline ((25-10) / (50-10)).
+    heatmap = block_heatmap({5: 50.0, 9: 25.0})
+    labels, ranking = block_labels(), ranking_of(heatmap)
+    assert {s.label for s in grow_from(labels, ranking, 0, ratio=0.5, baseline=0.0)} == {5, 9}
+    assert {s.label for s in grow_from(labels, ranking, 0, ratio=0.5, baseline=10.0)} == {5}
+
+
+def result_for(heatmap: np.ndarray, selection: Selection, image: np.ndarray | None = None):
+    image = block_labels().astype(np.float32) / 15 if image is None else image  # every block its own grey: one superpixel each
+    brain = np.ones(image.shape, bool)
+    return segment_image(0, image, brain, heatmap, FelzenszwalbParams(scale=1, sigma=0, min_size=1), selection)
+
+
+def test_paper_mode_answers_one_superpixel_and_merge_mode_the_grown_region():
+    heatmap = block_heatmap({5: 50.0, 6: 45.0})
+    paper = result_for(heatmap, PAPER_SELECTION).answer()
+    merged = result_for(heatmap, Selection(mode="merge", merge_ratio=0.5)).answer()
+    labels = block_labels()
+    assert np.array_equal(paper, labels == 5)
+    assert np.array_equal(merged, (labels == 5) | (labels == 6))
+
+
+def test_swap_candidates_in_merge_mode_never_repeat_a_superpixel():
+    heatmap = block_heatmap({5: 50.0, 6: 45.0, 15: 40.0, 0: 30.0})
+    candidates = result_for(heatmap, Selection(mode="merge", merge_ratio=0.5)).candidates()
+    seen = [segment.label for candidate in candidates for segment in candidate]
+    assert len(seen) == len(set(seen)) == 16
+    assert {s.label for s in candidates[0]} == {5, 6} and candidates[1][0].label == 15
+
+
+def test_no_tumour_decision_empties_the_answer_but_keeps_candidates():
+    flat = block_heatmap({5: 12.0})  # nothing stands out: top block is 1.2 x the median heat
+    result = result_for(flat, Selection(mode="merge", min_contrast=1.5))
+    assert not result.detected and not result.answer().any()
+    assert result.mask(0).any()  # Swap/Accept in the widget can still show and take it
+    assert result_for(block_heatmap({5: 40.0}), Selection(mode="merge", min_contrast=1.5)).detected
+
+
+@pytest.mark.parametrize("bad", [dict(mode="best"), dict(merge_ratio=1.5), dict(min_contrast=-1.0)])
+def test_selection_refuses_nonsense(bad):
+    with pytest.raises(ValueError):
+        Selection(**bad)
+
+
+def evaluated(patient: str, index: int, heatmap: np.ndarray, tumour: np.ndarray) -> EvaluatedSlice:
+    image = block_labels().astype(np.float32) / 15
+    return EvaluatedSlice(patient, index, image, np.ones(image.shape, bool), tumour, heatmap, 0.1)
+
+
+def test_score_selection_counts_dice_and_false_positives():
+    labels = block_labels()
+    slices = [
+        evaluated("a", 0, block_heatmap({5: 50.0, 6: 45.0}), (labels == 5) | (labels == 6)),  # merge finds it all
+        evaluated("a", 1, block_heatmap({5: 11.0}), np.zeros(labels.shape, bool)),  # healthy, flat heat
+    ]
+    paper = score_selection(slices, FelzenszwalbParams(scale=1, sigma=0, min_size=1), PAPER_SELECTION)
+    merged = score_selection(slices, FelzenszwalbParams(scale=1, sigma=0, min_size=1), Selection(mode="merge", merge_ratio=0.5, min_contrast=1.5))
+    assert paper["dice_mean"] == pytest.approx(2 * 256 / (256 + 512))
+    assert merged["dice_mean"] == pytest.approx(1.0)
+    assert paper["false_positive_rate"] == 1.0 and merged["false_positive_rate"] == 0.0
+    assert paper["n_tumour_slices"] == merged["n_healthy_slices"] == 1
+
+
+def test_healthy_slices_are_spread_and_exclude_tumour():
+    tumour = np.zeros((64, 64, 10), bool)
+    tumour[10:20, 10:20, 4:6] = True
+    brain = np.zeros_like(tumour)
+    brain[:, :, 1:9] = True
+    chosen = healthy_slice_indices(tumour, brain, 3)
+    assert len(chosen) == 3 and not set(chosen) & {0, 4, 5, 9}
+    assert chosen[0] == 1 and chosen[-1] == 8
+
+
+def test_heatmap_cache_round_trip_and_key_check(tmp_path):
+    labels = block_labels()
+    slices = [evaluated("a", 3, block_heatmap({5: 50.0}), labels == 5)]
+    path = tmp_path / "cache.npz"
+    save_heatmap_cache(path, slices, [{"psnr": 30.0, "ssim": 0.9}], {"model": 1})
+    loaded, quality = load_heatmap_cache(path, {"model": 1})
+    assert quality == [{"psnr": 30.0, "ssim": 0.9}]
+    assert loaded[0].patient == "a" and loaded[0].index == 3
+    np.testing.assert_array_equal(loaded[0].heatmap, slices[0].heatmap)
+    assert load_heatmap_cache(path, {"model": 2}) is None  # other settings: recompute, never reuse
