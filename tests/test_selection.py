@@ -7,7 +7,7 @@ import pytest
 
 from napari_inpaint_seg.evaluation import EvaluatedSlice, healthy_slice_indices, load_heatmap_cache, save_heatmap_cache, score_selection
 from napari_inpaint_seg.pipeline import segment_image
-from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams, Segment, Selection, grow_from
+from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams, Segment, Selection, grow_from, rank_segments, scoring_heat
 
 # A 4 x 4 grid of 16 x 16 blocks: superpixel labels are block numbers, so merging is easy to reason about.
 BLOCK = 16
@@ -123,3 +123,25 @@ def test_heatmap_cache_round_trip_and_key_check(tmp_path):
     assert loaded[0].patient == "a" and loaded[0].index == 3
     np.testing.assert_array_equal(loaded[0].heatmap, slices[0].heatmap)
     assert load_heatmap_cache(path, {"model": 2}) is None  # other settings: recompute, never reuse
+
+
+def test_smoothing_inside_the_brain_keeps_a_constant_heat_constant_up_to_the_edge():
+    brain = np.zeros((40, 40), bool)
+    brain[5:35, 8:30] = True
+    heat, counted = scoring_heat(np.where(brain, 7.0, 0.0), brain, sigma=4.0)
+    np.testing.assert_allclose(heat[brain], 7.0, rtol=1e-6)  # zeros outside do not cool the rim
+    assert not heat[~brain].any() and np.array_equal(counted, brain)
+
+
+def test_edge_margin_leaves_the_rim_out_of_the_scores():
+    brain = np.zeros((40, 40), bool)
+    brain[5:35, 5:35] = True
+    heatmap = np.where(brain, 1.0, 0.0)
+    rim = brain & ~np.pad(np.ones((20, 20), bool), 10)
+    heatmap[rim] = 100.0  # a hot brain edge, as inpainting at the skull-stripping boundary gives
+    labels = np.where(np.pad(np.ones((20, 20), bool), 10), 1, 0).astype(np.int32)  # inner square = segment 1
+    labels[rim] = 2
+    _, counted = scoring_heat(heatmap, brain, edge_margin=6)
+    ranking = rank_segments(labels, heatmap, brain, counted)
+    assert [s.label for s in ranking] == [1]  # the rim segment has no counted pixel left: not a candidate
+    assert rank_segments(labels, heatmap, brain)[0].label == 2  # without the margin the rim wins

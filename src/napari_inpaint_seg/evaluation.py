@@ -154,6 +154,12 @@ def load_heatmap_cache(path: str | Path, key: dict) -> tuple[list[EvaluatedSlice
     with np.load(path, allow_pickle=False) as pack:
         if str(pack["key"]) != json.dumps(key, sort_keys=True):
             return None
+    return read_heatmap_cache_unchecked(path)
+
+
+def read_heatmap_cache_unchecked(path: str | Path) -> tuple[list[EvaluatedSlice], list[dict]]:
+    """Every slice of a heatmap cache, whatever made it (for baselines that only need images and truth)."""
+    with np.load(path, allow_pickle=False) as pack:
         slices = [
             EvaluatedSlice(str(pack["patient"][i]), int(pack["index"][i]), *(pack[name][i] for name in SLICE_ARRAYS), float(pack["seconds"][i]))
             for i in range(len(pack["index"]))

@@ -18,7 +18,7 @@ from .intensity import check_finite, normalize_in_brain
 from .io import Scan
 from .localizer import DEFAULT_STEP, HeatmapUpdate, fast_heatmap, final, reference_heatmap
 from .models.config import ModelConfig
-from .segmentation import FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, superpixels
+from .segmentation import FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, scoring_heat, superpixels
 
 
 @dataclass
@@ -51,9 +51,18 @@ class SliceResult:
     selection: Selection = field(default_factory=Selection)
     _candidates: list[list[Segment]] | None = field(default=None, repr=False)
 
+    _scoring: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def scoring(self) -> tuple[np.ndarray, np.ndarray]:
+        """(heat, counted pixels) that segments are scored with, as the selection says."""
+        if self._scoring is None:
+            self._scoring = scoring_heat(self.heatmap, self.brain, self.selection.heat_sigma, self.selection.edge_margin)
+        return self._scoring
+
     @property
     def baseline(self) -> float:
-        return brain_baseline(self.heatmap, self.brain)
+        return brain_baseline(*self.scoring)
 
     def candidates(self) -> list[list[Segment]]:
         if self._candidates is None:
@@ -129,8 +138,10 @@ def segment_slice(
 
 
 def segment_image(index: int, image: np.ndarray, brain: np.ndarray, heatmap: np.ndarray, params: FelzenszwalbParams, selection: Selection) -> SliceResult:
-    labels = superpixels(image, params)
-    return SliceResult(index=index, heatmap=heatmap, superpixels=labels, brain=brain, ranking=rank_segments(labels, heatmap, brain), selection=selection)
+    result = SliceResult(index=index, heatmap=heatmap, superpixels=superpixels(image, params), brain=brain, selection=selection)
+    heat, counted = result.scoring
+    result.ranking = rank_segments(result.superpixels, heat, brain, counted)
+    return result
 
 
 @dataclass

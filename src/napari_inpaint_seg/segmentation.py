@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 from skimage.segmentation import felzenszwalb
 
 DEFAULT_SCALE = 75.0
@@ -20,6 +21,8 @@ MIN_BRAIN_FRACTION = 0.5
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
 DEFAULT_MERGE_RATIO = 0.5
 DEFAULT_MIN_CONTRAST = 0.0
+DEFAULT_HEAT_SIGMA = 0.0
+DEFAULT_EDGE_MARGIN = 0
 SELECTION_MODES = ("paper", "merge")
 
 
@@ -38,11 +41,16 @@ class Selection:
     excess score (over the brain's median heat) is at least ``merge_ratio`` times the top one's.
     ``min_contrast``: if the top segment's score is below ``min_contrast`` times the brain's median heat, the
     slice is called tumour-free and gets an empty label (0 disables the decision, as in the paper).
+    ``heat_sigma`` (pixels) smooths the heatmap inside the brain before scoring, and ``edge_margin`` (pixels)
+    leaves the brain's rim out of the scores: thin hot lines at the brain's edge and the midline, where
+    inpainting is always hard, then stop outscoring a broad anomaly. Both 0 is the paper.
     """
 
     mode: str = "merge"
     merge_ratio: float = DEFAULT_MERGE_RATIO
     min_contrast: float = DEFAULT_MIN_CONTRAST
+    heat_sigma: float = DEFAULT_HEAT_SIGMA
+    edge_margin: int = DEFAULT_EDGE_MARGIN
 
     def __post_init__(self) -> None:
         if self.mode not in SELECTION_MODES:
@@ -51,14 +59,20 @@ class Selection:
             raise ValueError(f"merge ratio must lie in [0, 1], got {self.merge_ratio}")
         if self.min_contrast < 0:
             raise ValueError(f"min_contrast must be at least 0, got {self.min_contrast}")
+        if self.heat_sigma < 0 or self.edge_margin < 0:
+            raise ValueError(f"heat_sigma and edge_margin must be at least 0, got {self.heat_sigma} and {self.edge_margin}")
 
     @property
     def description(self) -> str:
         text = "paper (top segment)" if self.mode == "paper" else f"merge (ratio {self.merge_ratio:g})"
+        if self.heat_sigma:
+            text += f", heat smoothed sigma {self.heat_sigma:g}"
+        if self.edge_margin:
+            text += f", brain rim {self.edge_margin} px ignored"
         return text + (f", no-tumour below contrast {self.min_contrast:g}" if self.min_contrast else "")
 
 
-PAPER_SELECTION = Selection(mode="paper", min_contrast=0.0)
+PAPER_SELECTION = Selection(mode="paper", min_contrast=0.0, heat_sigma=0.0, edge_margin=0)
 
 
 @dataclass(frozen=True)
@@ -75,15 +89,34 @@ def superpixels(image: np.ndarray, params: FelzenszwalbParams = FelzenszwalbPara
     return felzenszwalb(np.asarray(image, dtype=np.float64), scale=params.scale, sigma=params.sigma, min_size=int(params.min_size)).astype(np.int32)
 
 
-def rank_segments(labels: np.ndarray, heatmap: np.ndarray, brain: np.ndarray) -> list[Segment]:
-    """Candidates sorted by descending score; only segments with at least half their pixels in the brain."""
+def scoring_heat(heatmap: np.ndarray, brain: np.ndarray, sigma: float = 0.0, edge_margin: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The heat segments are scored with, and the pixels that count (see :class:`Selection`).
+
+    Smoothing is a normalised convolution inside the brain, so the zeros outside do not cool the brain's edge.
+    """
+    heat = np.where(brain, heatmap, 0.0).astype(np.float64)
+    if sigma > 0:
+        weight = ndimage.gaussian_filter(brain.astype(np.float64), sigma)
+        heat = np.where(brain, ndimage.gaussian_filter(heat, sigma) / np.maximum(weight, 1e-6), 0.0)
+    counted = brain
+    if edge_margin > 0:
+        inner = ndimage.binary_erosion(brain, iterations=edge_margin)
+        counted = inner if inner.any() else brain
+    return heat, counted
+
+
+def rank_segments(labels: np.ndarray, heatmap: np.ndarray, brain: np.ndarray, counted: np.ndarray | None = None) -> list[Segment]:
+    """Candidates sorted by descending score (mean heat over their ``counted`` pixels, default the brain);
+    only segments with at least half their pixels in the brain and some counted pixels."""
+    counted = brain if counted is None else counted
     flat = labels.ravel()
     n = int(flat.max()) + 1
     area = np.bincount(flat, minlength=n)
     in_brain = np.bincount(flat, weights=brain.ravel().astype(np.float64), minlength=n)
-    heat = np.bincount(flat, weights=np.where(brain, heatmap, 0).ravel().astype(np.float64), minlength=n)
-    candidates = np.flatnonzero((in_brain >= MIN_BRAIN_FRACTION * area) & (in_brain > 0))
-    scores = heat[candidates] / in_brain[candidates]
+    n_counted = np.bincount(flat, weights=counted.ravel().astype(np.float64), minlength=n)
+    heat = np.bincount(flat, weights=np.where(counted, heatmap, 0).ravel().astype(np.float64), minlength=n)
+    candidates = np.flatnonzero((in_brain >= MIN_BRAIN_FRACTION * area) & (n_counted > 0))
+    scores = heat[candidates] / n_counted[candidates]
     order = np.argsort(-scores, kind="stable")
     return [Segment(int(candidates[i]), float(scores[i]), int(area[candidates[i]])) for i in order]
 
@@ -110,9 +143,9 @@ def segment_adjacency(labels: np.ndarray) -> dict[int, set[int]]:
     return neighbours
 
 
-def brain_baseline(heatmap: np.ndarray, brain: np.ndarray) -> float:
-    """The heat of ordinary tissue: the median of the heatmap over the brain (0 for an empty brain)."""
-    return float(np.median(heatmap[brain])) if brain.any() else 0.0
+def brain_baseline(heatmap: np.ndarray, counted: np.ndarray) -> float:
+    """The heat of ordinary tissue: the median of the heatmap over the counted brain pixels (0 if none)."""
+    return float(np.median(heatmap[counted])) if counted.any() else 0.0
 
 
 def grow_from(
