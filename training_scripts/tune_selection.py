@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from dataclasses import asdict
 import json
 from pathlib import Path
 
-from napari_inpaint_seg.evaluation import localised_slices, read_patient_list, score_selection
+from napari_inpaint_seg.evaluation import fuse_slices, localised_slices, read_heatmap_cache_unchecked, read_patient_list, score_selection
 from napari_inpaint_seg.models.checkpoint import load_model
-from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection
+from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection, superpixels
 
 
 def floats(text: str) -> list[float]:
@@ -34,28 +35,43 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=4)
     parser.add_argument("--model", type=Path)
     parser.add_argument("--cache", type=Path, required=True, help="heatmap cache (.npz) shared with inpaint-seg evaluate --heatmap-cache")
+    parser.add_argument("--fuse-with", type=Path, action="append", default=[],
+                        help="heatmap cache of another gamma on the same patients: score the fused heatmap (repeatable)")
     parser.add_argument("--scales", default="50,75,100,150,200,300")
     parser.add_argument("--ratios", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8", help="merge ratios to try (paper mode is always tried)")
     parser.add_argument("--contrasts", default="0", help="no-tumour contrasts to try (0 = always answer)")
+    parser.add_argument("--sigmas", default="0", help="heat smoothing sigmas to try (merge mode)")
+    parser.add_argument("--margins", default="0", help="brain-rim margins to try (merge mode)")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
 
     generator, config = load_model(args.model, args.modality, args.gamma)
     patients = read_patient_list(args.patients)
     slices, _ = localised_slices(args.data, patients, args.modality, generator, config, step=args.step, cache=args.cache)
+    if args.fuse_with:
+        slices = fuse_slices([slices, *(read_heatmap_cache_unchecked(path)[0] for path in args.fuse_with)])
     selections = [Selection(mode="paper", min_contrast=c) for c in floats(args.contrasts)]
-    selections += [Selection(mode="merge", merge_ratio=r, min_contrast=c) for r, c in itertools.product(floats(args.ratios), floats(args.contrasts))]
+    selections += [
+        Selection(mode="merge", merge_ratio=r, min_contrast=c, heat_sigma=sigma, edge_margin=int(margin))
+        for r, c, sigma, margin in itertools.product(floats(args.ratios), floats(args.contrasts), floats(args.sigmas), floats(args.margins))
+    ]
     rows = []
-    for scale, selection in itertools.product(floats(args.scales), selections):
-        scores = score_selection(slices, FelzenszwalbParams(scale=scale), selection)
-        scores.pop("dice_per_slice")
-        rows.append({"scale": scale, "mode": selection.mode, "merge_ratio": selection.merge_ratio, "min_contrast": selection.min_contrast, **scores})
-        print(f"scale {scale:5.0f}  {selection.description:45s}  Dice {scores['dice_mean']:.3f} ± {scores['dice_sd']:.3f}  "
-              f"FPR {scores['false_positive_rate']:.2f}", flush=True)
+    for scale in floats(args.scales):
+        params = FelzenszwalbParams(scale=scale)
+        maps = [superpixels(item.image, params) for item in slices]
+        rows += [score_row(slices, params, selection, maps) for selection in selections]
     best = max(rows, key=lambda row: row["dice_mean"])
     print(f"best: {best}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"modality": args.modality, "patients": str(args.patients), "model_iterations": config.iterations, "best": best, "rows": rows}, indent=1))
+    args.json.write_text(json.dumps({"modality": args.modality, "patients": str(args.patients), "model_iterations": config.iterations, "fused_with": [str(p) for p in args.fuse_with], "best": best, "rows": rows}, indent=1))
+
+
+def score_row(slices, params: FelzenszwalbParams, selection: Selection, maps) -> dict:
+    scores = score_selection(slices, params, selection, maps)
+    scores.pop("dice_per_slice")
+    print(f"scale {params.scale:5.0f}  {selection.description:80s}  Dice {scores['dice_mean']:.3f} ± {scores['dice_sd']:.3f}  "
+          f"FPR {scores['false_positive_rate']:.2f}", flush=True)
+    return {"scale": params.scale, **asdict(selection), **scores}
 
 
 if __name__ == "__main__":

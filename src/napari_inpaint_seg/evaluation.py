@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .io import read_scan, write_atomically
-from .localizer import DEFAULT_STEP, final
+from .localizer import DEFAULT_STEP, final, fuse_heatmaps
 from .metrics import dice, psnr, ssim
 from .models.config import ModelConfig
 from .models.generator import inpaint
-from .pipeline import PreparedScan, localize_slice, prepare_scan, segment_image
-from .segmentation import PAPER_SELECTION, FelzenszwalbParams, Selection
+from .pipeline import PreparedScan, localize_slice, prepare_scan, result_from_superpixels
+from .segmentation import PAPER_SELECTION, FelzenszwalbParams, Selection, superpixels
 from .training.data import lgg_patient_volume_paths, sample_hole_crops, SliceSet
 
 MIN_TUMOUR_PIXELS = 50
@@ -72,14 +72,26 @@ def slice_heatmaps(prepared: PreparedScan, tumour: np.ndarray, indices, patient:
     return rows
 
 
-def answers(slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection) -> list[np.ndarray]:
-    """The label each slice gets under one choice of superpixels and selection."""
-    return [segment_image(item.index, item.image, item.brain, item.heatmap, params, selection).answer() for item in slices]
+def fuse_slices(runs: list[list[EvaluatedSlice]]) -> list[EvaluatedSlice]:
+    """The slices common to several evaluations (one per gamma), with their heatmaps fused."""
+    by_key = [{(item.patient, item.index): item for item in run} for run in runs]
+    common = [key for key in by_key[0] if all(key in other for other in by_key[1:])]
+    return [
+        replace(by_key[0][key], heatmap=fuse_heatmaps([other[key].heatmap for other in by_key], by_key[0][key].brain))
+        for key in common
+    ]
 
 
-def score_selection(slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection) -> dict:
+def answers(slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection, superpixel_maps: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """The label each slice gets under one choice of superpixels and selection (``superpixel_maps``: already
+    computed with ``params``, to compare many selections without recomputing Felzenszwalb)."""
+    maps = superpixel_maps or [superpixels(item.image, params) for item in slices]
+    return [result_from_superpixels(item.index, labels, item.brain, item.heatmap, selection).answer() for item, labels in zip(slices, maps)]
+
+
+def score_selection(slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection, superpixel_maps: list[np.ndarray] | None = None) -> dict:
     """Dice over tumour slices, patient-pooled Dice, and the false-positive rate over healthy slices."""
-    labels = answers(slices, params, selection)
+    labels = answers(slices, params, selection, superpixel_maps)
     tumour = [(item, label) for item, label in zip(slices, labels) if item.has_tumour]
     healthy = [label for item, label in zip(slices, labels) if not item.has_tumour]
     dices = np.asarray([dice(label, item.tumour) for item, label in tumour])

@@ -222,6 +222,19 @@ def final(updates: Iterator[HeatmapUpdate]) -> np.ndarray:
     return update.heatmap
 
 
+def fuse_heatmaps(heatmaps: list[np.ndarray], brain: np.ndarray) -> np.ndarray:
+    """Several window sizes in one heatmap: each divided by its median over the brain, then averaged.
+
+    Small windows see small lesions, large windows large ones (a big lesion fills a small window's context, so
+    it is inpainted as more lesion); their errors are on different scales, hence the normalisation.
+    """
+    fused = np.zeros(brain.shape, np.float64)
+    for heatmap in heatmaps:
+        median = float(np.median(heatmap[brain])) if brain.any() else 0.0
+        fused += heatmap / median if median > 0 else heatmap
+    return np.where(brain, fused / len(heatmaps), 0.0).astype(np.float32)
+
+
 def localize(generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, brain: np.ndarray, *, step: int = DEFAULT_STEP, fast: bool = True, device: str = "cpu") -> np.ndarray:
     """Heatmap of one slice with the fast path (default) or the paper's reference path."""
     run = fast_heatmap if fast else reference_heatmap

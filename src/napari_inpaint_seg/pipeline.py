@@ -138,7 +138,11 @@ def segment_slice(
 
 
 def segment_image(index: int, image: np.ndarray, brain: np.ndarray, heatmap: np.ndarray, params: FelzenszwalbParams, selection: Selection) -> SliceResult:
-    result = SliceResult(index=index, heatmap=heatmap, superpixels=superpixels(image, params), brain=brain, selection=selection)
+    return result_from_superpixels(index, superpixels(image, params), brain, heatmap, selection)
+
+
+def result_from_superpixels(index: int, labels: np.ndarray, brain: np.ndarray, heatmap: np.ndarray, selection: Selection) -> SliceResult:
+    result = SliceResult(index=index, heatmap=heatmap, superpixels=labels, brain=brain, selection=selection)
     heat, counted = result.scoring
     result.ranking = rank_segments(result.superpixels, heat, brain, counted)
     return result
