@@ -319,3 +319,19 @@ def test_segment_prepares_a_scan_it_has_not_seen(session, qtbot):
     session.segment.refresh()
     qtbot.waitUntil(lambda: PREPARED.get(session.image) is not None and session.segment.result is not None, timeout=WORKER_TIMEOUT_MS)
     assert session.segment.result.index == 2
+
+
+def test_mode_switch_between_merge_and_paper(session, qtbot):
+    """Merge mode (the default) answers the top segment grown over hot neighbours; paper mode the top one alone."""
+    segment = session.segment
+    run_and_wait(qtbot, session.localize)
+    qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+    assert segment.selection.mode == "merge"
+    segment._merge_ratio.value = 0.0  # every touching segment hotter than the median joins
+    qtbot.waitUntil(lambda: segment.result.selection.merge_ratio == 0.0, timeout=5_000)
+    merged = segment.candidate_mask().copy()
+    segment._mode.value = "paper"
+    qtbot.waitUntil(lambda: segment.result.selection.mode == "paper", timeout=5_000)
+    paper = segment.candidate_mask()
+    assert len(segment.result.candidates()[0]) == 1
+    assert paper.any() and (paper <= merged).all() and merged.sum() >= paper.sum()
