@@ -109,7 +109,7 @@ def compare_slices(args, generator, config) -> dict:
 def whole_volume(args, generator, config) -> dict:
     prepared = real_slices(args.modality, 1)[0][0] if DATA.is_dir() else synthetic_slice()[0][0]
     began = time.perf_counter()
-    run_to_end(segment_volume(prepared, generator, config, step=args.step, device=args.device))
+    run_to_end(segment_volume(prepared, [(generator, config)], step=args.step, device=args.device))
     seconds = time.perf_counter() - began
     return {"volume_shape": list(prepared.image.shape), "seconds_volume_fast": seconds, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
 

@@ -29,7 +29,7 @@ def test_opens_the_scan_with_both_widgets(make_napari_viewer, toy_scan_path, tin
     image = viewer.layers["toy_flair"]
     assert image.metadata["modality"] == "flair" and image.metadata["skull_stripped"]
     assert localize._image.value is image and segment._image.value is image
-    assert localize.model_path() == tiny_model
+    assert localize.model_paths() == (tiny_model,)
     assert localize._skull_stripped.value
     assert viewer.dims.current_step[0] == 2
 

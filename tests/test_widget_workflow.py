@@ -181,13 +181,20 @@ def test_cancel_restores_the_previous_heatmap(session, qtbot):
     run_and_wait(qtbot, localize)
     before = heatmap_for(viewer, image).data.copy()
 
-    # The paper's reference localiser with step 1 yields hundreds of times per slice: plenty of time to cancel.
+    # The paper's reference localiser with step 1 yields hundreds of times per slice; cancel at the first
+    # drawn update (from the callback itself, so a busy machine cannot let the run finish first).
     localize._fast.value = False
     localize._step.value = 1
     localize._slices.value = "all slices"
+    draw = localize._on_yielded
+
+    def draw_then_cancel(value):
+        draw(value)
+        if localize._status.value.startswith("slice"):
+            localize.cancel()
+
+    localize._on_yielded = draw_then_cancel
     localize.run()
-    qtbot.waitUntil(lambda: localize._status.value.startswith("slice"), timeout=WORKER_TIMEOUT_MS)
-    localize.cancel()
     qtbot.waitUntil(lambda: not localize.running, timeout=WORKER_TIMEOUT_MS)
     assert "cancelled" in localize._status.value
     np.testing.assert_array_equal(heatmap_for(viewer, image).data, before)

@@ -47,7 +47,7 @@ def main() -> None:
 
     generator, config = load_model(args.model, args.modality, args.gamma)
     patients = read_patient_list(args.patients)
-    slices, _ = localised_slices(args.data, patients, args.modality, generator, config, step=args.step, cache=args.cache)
+    slices, _ = localised_slices(args.data, patients, args.modality, [(generator, config)], step=args.step, cache=args.cache)
     if args.fuse_with:
         slices = fuse_slices([slices, *(read_heatmap_cache_unchecked(path)[0] for path in args.fuse_with)])
     selections = [Selection(mode="paper", min_contrast=c) for c in floats(args.contrasts)]

@@ -56,15 +56,22 @@ class SliceUpdate:
     update: HeatmapUpdate
 
 
-def model_choices() -> list[tuple[str, Path | str]]:
-    """Shipped models as (label, path), then the entry that enables the checkpoint file field (its value is the label)."""
+def model_choices() -> list[tuple[str, tuple[Path, ...] | str]]:
+    """Shipped models as (label, paths): per modality first all its windows fused (when it has several), then each
+    window alone; last the entry that enables the checkpoint file field (its value is the label)."""
     from .models.checkpoint import shipped_model_path, shipped_models
 
-    shipped = [(f"{modality}, gamma={gamma} (shipped)", shipped_model_path(modality, gamma)) for modality, gamma in shipped_models()]
-    return [*shipped, (CHECKPOINT_FILE, CHECKPOINT_FILE)]
+    choices: list[tuple[str, tuple[Path, ...] | str]] = []
+    for modality in dict.fromkeys(modality for modality, _ in shipped_models()):
+        gammas = [gamma for m, gamma in shipped_models() if m == modality]
+        if len(gammas) > 1:
+            label = f"{modality}, gamma={'+'.join(map(str, gammas))} fused (shipped)"
+            choices.append((label, tuple(shipped_model_path(modality, gamma) for gamma in gammas)))
+        choices += [(f"{modality}, gamma={gamma} (shipped)", (shipped_model_path(modality, gamma),)) for gamma in gammas]
+    return [*choices, (CHECKPOINT_FILE, CHECKPOINT_FILE)]
 
 
-def localize_job(data, metadata, scale, prepared, skull_stripped, device, model_path, indices, step, fast):
+def localize_job(data, metadata, scale, prepared, skull_stripped, device, model_paths, indices, step, fast):
     """Worker body: load the model, prepare the scan if needed, then yield heatmap updates slice by slice.
 
     Returns a :class:`Failed` for problems the user can fix instead of raising, so they become one clear message.
@@ -72,21 +79,22 @@ def localize_job(data, metadata, scale, prepared, skull_stripped, device, model_
     from .models.checkpoint import load_generator
 
     try:
-        generator, config = load_generator(model_path, device)
+        models = [load_generator(path, device) for path in model_paths]
+        largest = max(config.gamma for _, config in models)
         if prepared is None:
             prepared = prepare_layer_data(data, metadata, scale, skull_stripped, device)
             yield Prepared(prepared, skull_stripped, data)
-        check_geometry(prepared, config)
+        check_geometry(prepared, [config for _, config in models])
         single = len(indices) == 1
         for position, index in enumerate(indices):
             brain = prepared.brain[:, :, index]
             # Like segment_volume: a slice with less brain than one window has nothing to inpaint around.
-            if not brain.any() or (not single and brain.sum() < config.gamma**2):
+            if not brain.any() or (not single and brain.sum() < largest**2):
                 if single:
                     return Failed(f"slice {index} contains no brain; move to a slice through the brain")
                 yield SliceUpdate(index, position, len(indices), HeatmapUpdate(np.zeros(brain.shape, np.float32), 0, 0))
                 continue
-            for update in localize_slice(prepared, index, generator, config, step=step, fast=fast, device=device):
+            for update in localize_slice(prepared, index, models, step=step, fast=fast, device=device):
                 yield SliceUpdate(index, position, len(indices), update)
     except InputError as exc:
         return Failed(str(exc))
@@ -164,16 +172,18 @@ class LocalizeWidget(Container):
             self._model.value = CHECKPOINT_FILE
             self._checkpoint.value = Path(checkpoint)
             return
-        for label, path in model_choices():
-            if path != CHECKPOINT_FILE and label.startswith(f"{modality},"):
-                self._model.value = path
+        for label, paths in model_choices():
+            if paths != CHECKPOINT_FILE and label.startswith(f"{modality},"):
+                self._model.value = paths  # the first entry of a modality: its windows fused when there are several
                 return
 
-    def model_path(self) -> Path:
-        path = self._checkpoint.value if self._model.value == CHECKPOINT_FILE else self._model.value
+    def model_paths(self) -> tuple[Path, ...]:
+        if self._model.value != CHECKPOINT_FILE:
+            return tuple(self._model.value)
+        path = self._checkpoint.value
         if path is None or str(path) in ("", ".") or Path(path).is_dir():
             raise InputError("choose a shipped model or a .safetensors checkpoint file")
-        return Path(path)
+        return (Path(path),)
 
     @property
     def running(self) -> bool:
@@ -192,13 +202,13 @@ class LocalizeWidget(Container):
         try:
             if image is None:
                 raise InputError("open a scan first (File > Open, or File > Open Sample > napari-inpaint-seg)")
-            model_path = self.model_path()
-            config = checkpoint_config(model_path)  # the file's header only: a bad file is refused at once
+            model_paths = self.model_paths()
+            configs = [checkpoint_config(path) for path in model_paths]  # the files' headers only: a bad file is refused at once
             device = pick_device(self._device.value)
         except InputError as exc:
             show_problem(str(exc))
             return
-        modality = image.metadata.get(MODALITY)
+        modality, config = image.metadata.get(MODALITY), configs[0]
         if modality and modality != config.modality:
             from napari.utils.notifications import show_warning
 
@@ -225,7 +235,7 @@ class LocalizeWidget(Container):
         self._status.value = "loading model and preparing the scan…"
         self._job = make_job(
             localize_job, image.data, dict(image.metadata), tuple(image.scale), self._cache.get(image, skull_stripped), skull_stripped,
-            device, model_path, indices, self._step.value, self._fast.value,
+            device, model_paths, indices, self._step.value, self._fast.value,
             yielded=self._on_yielded, returned=self._on_returned, errored=self._on_errored, aborted=self._on_aborted, finished=self._on_finished,
         )
         self._job.start()

@@ -59,9 +59,11 @@ def pick_device(name: str) -> str:
 
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modality", choices=["t1", "flair"], required=True, help="t1 (T1-pre) or flair")
-    parser.add_argument("--gamma", type=int, default=32, help="window side in pixels (default 32)")
+    parser.add_argument("--gamma", type=parse_gammas, default=[32],
+                        help="window side in pixels (default 32); several, e.g. 32,64, fuse the heatmaps of one model per window")
     parser.add_argument("--step", type=int, help="window stride k (default 4)")
-    parser.add_argument("--model", type=Path, help="a .safetensors checkpoint instead of the shipped model")
+    parser.add_argument("--model", type=Path, action="append",
+                        help="a .safetensors checkpoint instead of the shipped model (repeat it, in --gamma's order, for several windows)")
     # Defaults of --step, --scale, --sigma and --min-size are filled in late, from the modules that define them
     # (importing those pulls in torch / scipy, and input errors should be reported instantly).
     parser.add_argument("--scale", type=float, help="Felzenszwalb scale (default 75)")
@@ -134,8 +136,8 @@ def probe_writable(folder: Path) -> None:
 
 
 def check_method_arguments(args: argparse.Namespace) -> None:
-    if args.gamma < 1:
-        raise InputError(f"--gamma must be at least 1, got {args.gamma}")
+    if args.model and len(args.model) != len(args.gamma):
+        raise InputError(f"{len(args.model)} --model file(s) for {len(args.gamma)} window(s) --gamma {','.join(map(str, args.gamma))}; give one per window")
     if args.step is not None and args.step < 1:
         raise InputError(f"--step must be at least 1, got {args.step}")
     if args.merge_ratio is not None and not 0 <= args.merge_ratio <= 1:
@@ -183,6 +185,32 @@ def selection(args: argparse.Namespace):
         raise InputError(str(exc)) from None
 
 
+def parse_gammas(text: str) -> list[int]:
+    """``"32"`` -> [32]; ``"32,64"`` -> [32, 64] (windows whose heatmaps are fused)."""
+    try:
+        gammas = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected window sides like 32 or 32,64, got {text!r}") from None
+    if not gammas or min(gammas) < 1 or len(set(gammas)) != len(gammas):
+        raise argparse.ArgumentTypeError(f"expected distinct positive window sides like 32 or 32,64, got {text!r}")
+    return gammas
+
+
+def resolve_models(args: argparse.Namespace) -> list:
+    """(path, configuration) per window, checked against --modality and --gamma, from the files' headers only."""
+    from .models.config import resolve_model
+
+    files = args.model or [None] * len(args.gamma)
+    return [resolve_model(path, args.modality, gamma) for path, gamma in zip(files, args.gamma)]
+
+
+def load_models(args: argparse.Namespace, device: str) -> list:
+    from .models.checkpoint import load_model
+
+    files = args.model or [None] * len(args.gamma)
+    return [load_model(path, args.modality, gamma, device) for path, gamma in zip(files, args.gamma)]
+
+
 def default_step(args: argparse.Namespace) -> None:
     """Fill in ``--step`` (imported late: the localiser pulls in torch, and input errors should be instant)."""
     from .localizer import DEFAULT_STEP
@@ -194,30 +222,28 @@ def default_step(args: argparse.Namespace) -> None:
 def run_segment(args: argparse.Namespace) -> None:
     # Everything that can be checked without torch is checked first, so bad input fails in well under a second.
     from .io import read_scan, write_float_volume, write_labels
-    from .models.config import resolve_model
 
     if args.heatmap_out is not None and args.out.resolve() == args.heatmap_out.resolve():
         raise InputError(f"{args.out}: --out and --heatmap-out name the same file")
     for output in (args.out, args.heatmap_out):
-        check_output(output, args.force, reads=(args.scan,) + ((args.model,) if args.model else ()))
+        check_output(output, args.force, reads=(args.scan, *(args.model or ())))
     check_method_arguments(args)
-    resolve_model(args.model, args.modality, args.gamma)  # reads the checkpoint's header only
+    resolve_models(args)  # reads the checkpoints' headers only
     scan = read_scan(args.scan)
-    check_content(scan, args.gamma, args.skull_stripped)
+    check_content(scan, max(args.gamma), args.skull_stripped)
     n_slices = scan.data.shape[2] if scan.data.ndim == 3 else 1
     if args.slices and max(args.slices) >= n_slices:
         raise InputError(f"slice {max(args.slices)} is outside the scan (its slices are numbered 0 to {n_slices - 1})")
 
     from tqdm import tqdm
 
-    from .models.checkpoint import load_model
     from .pipeline import prepare_scan, segment_volume
 
     default_step(args)
     device = pick_device(args.device)
-    generator, config = load_model(args.model, args.modality, args.gamma, device)
+    models = load_models(args, device)
     prepared = prepare_scan(scan, skull_stripped=args.skull_stripped, device=device)
-    progress = segment_volume(prepared, generator, config, args.slices, step=args.step, params=felzenszwalb_params(args), selection=selection(args),
+    progress = segment_volume(prepared, models, args.slices, step=args.step, params=felzenszwalb_params(args), selection=selection(args),
                               fast=not args.reference, device=device)
     last = None
     for last in tqdm(progress, total=len(args.slices) if args.slices else prepared.n_slices, desc="segment", unit="slice"):
@@ -232,8 +258,6 @@ def run_segment(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    from .models.config import resolve_model
-
     check_output(args.json, args.force, nifti=False)
     if args.skull_stripped:
         raise InputError("evaluate works on LGG-layout scans with skull; --skull-stripped does not apply")
@@ -242,30 +266,31 @@ def run_evaluate(args: argparse.Namespace) -> None:
     if not args.data.is_dir():
         raise InputError(f"{args.data}: no such data folder")
     check_method_arguments(args)
-    resolve_model(args.model, args.modality, args.gamma)
+    resolve_models(args)
 
     from .evaluation import evaluate_lgg, read_patient_list
     from .io import write_atomically
-    from .models.checkpoint import load_model
     from .segmentation import PAPER_SELECTION
 
     default_step(args)
     device = pick_device(args.device)
-    generator, config = load_model(args.model, args.modality, args.gamma, device)
+    models = load_models(args, device)
     chosen = selection(args)
     selections = {"paper": PAPER_SELECTION} if chosen.mode == "paper" else {"paper": PAPER_SELECTION, "chosen": chosen}
     results = evaluate_lgg(
-        args.data, read_patient_list(args.patients), args.modality, generator, config, step=args.step, params=felzenszwalb_params(args), selections=selections,
+        args.data, read_patient_list(args.patients), args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),
     )
     write_atomically(args.json, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
+
     def number(value, digits: int) -> str:  # None when there was nothing to measure (no tumour / healthy slices)
         return "n/a" if value is None else f"{value:.{digits}f}"
 
     for name, scores in results["selections"].items():
-        print(f"{args.modality} gamma={config.gamma} {scores['selection']}: Dice {number(scores['dice_mean'], 3)} ± {number(scores['dice_sd'], 3)} "
+        print(f"{args.modality} gamma={'+'.join(map(str, args.gamma))} {scores['selection']}: Dice {number(scores['dice_mean'], 3)} ± {number(scores['dice_sd'], 3)} "
               f"on {scores['n_tumour_slices']} tumour slices; false positives on {number(scores['false_positive_rate'], 2)} of {scores['n_healthy_slices']} healthy slices")
-    print(f"inpainting: PSNR {number(results['psnr_mean'], 2)}, SSIM {number(results['ssim_mean'], 3)}")
+    for gamma, quality in results["inpainting"].items():
+        print(f"inpainting gamma={gamma}: PSNR {number(quality['psnr_mean'], 2)}, SSIM {number(quality['ssim_mean'], 3)} over {quality['n_holes']} holes")
 
 
 def run_models(_: argparse.Namespace) -> None:

@@ -14,9 +14,8 @@ import torch
 from .io import read_scan, write_atomically
 from .localizer import DEFAULT_STEP, final, fuse_heatmaps
 from .metrics import dice, psnr, ssim
-from .models.config import ModelConfig
 from .models.generator import inpaint
-from .pipeline import PreparedScan, localize_slice, prepare_scan, result_from_superpixels
+from .pipeline import Model, PreparedScan, localize_slice, prepare_scan, result_from_superpixels
 from .segmentation import PAPER_SELECTION, FelzenszwalbParams, Selection, superpixels
 from .training.data import lgg_patient_volume_paths, sample_hole_crops, SliceSet
 
@@ -63,11 +62,11 @@ def healthy_slice_indices(tumour: np.ndarray, brain: np.ndarray, count: int) -> 
     return candidates[np.unique(np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int))]
 
 
-def slice_heatmaps(prepared: PreparedScan, tumour: np.ndarray, indices, patient: str, generator, config: ModelConfig, *, step: int, fast: bool, device: str) -> list[EvaluatedSlice]:
+def slice_heatmaps(prepared: PreparedScan, tumour: np.ndarray, indices, patient: str, models: list[Model], *, step: int, fast: bool, device: str) -> list[EvaluatedSlice]:
     rows = []
     for index in indices:
         began = time.perf_counter()
-        heatmap = final(localize_slice(prepared, int(index), generator, config, step=step, fast=fast, device=device))
+        heatmap = final(localize_slice(prepared, int(index), models, step=step, fast=fast, device=device))
         rows.append(EvaluatedSlice(patient, int(index), prepared.image[:, :, index], prepared.brain[:, :, index], tumour[:, :, index], heatmap, time.perf_counter() - began))
     return rows
 
@@ -112,23 +111,25 @@ def score_selection(slices: list[EvaluatedSlice], params: FelzenszwalbParams, se
 
 
 @torch.inference_mode()
-def inpainting_quality(prepared: PreparedScan, healthy_slices: np.ndarray, generator, config: ModelConfig, rng: np.random.Generator, device: str) -> list[dict]:
-    """PSNR and SSIM inside random gamma x gamma holes on brain pixels of tumour-free slices (range [0, 1])."""
+def inpainting_quality(prepared: PreparedScan, healthy_slices: np.ndarray, models: list[Model], rng: np.random.Generator, device: str) -> list[dict]:
+    """PSNR and SSIM inside random gamma x gamma holes on brain pixels of tumour-free slices (range [0, 1]),
+    for every model (rows carry their gamma)."""
     slices = SliceSet([prepared.image[:, :, z] for z in healthy_slices], [prepared.brain[:, :, z] for z in healthy_slices])
     if not len(slices):
         return []
-    images, holes = sample_hole_crops(slices, HOLES_PER_HEALTHY_SLICE * len(slices), config.gamma, config.context, rng)
-    filled = inpaint(generator, torch.from_numpy(images).to(device), torch.from_numpy(holes).to(device)).cpu().numpy()
     rows = []
-    for original, result, hole in zip(images[:, 0], filled[:, 0], holes[:, 0].astype(bool)):
+    for generator, config in models:
+        images, holes = sample_hole_crops(slices, HOLES_PER_HEALTHY_SLICE * len(slices), config.gamma, config.context, rng)
+        filled = inpaint(generator, torch.from_numpy(images).to(device), torch.from_numpy(holes).to(device)).cpu().numpy()
         side = config.gamma
-        a, b = original[hole].reshape(side, side), result[hole].reshape(side, side)
-        rows.append({"psnr": psnr(a, b), "ssim": ssim(a, b)})
+        for original, result, hole in zip(images[:, 0], filled[:, 0], holes[:, 0].astype(bool)):
+            a, b = original[hole].reshape(side, side), result[hole].reshape(side, side)
+            rows.append({"gamma": config.gamma, "psnr": psnr(a, b), "ssim": ssim(a, b)})
     return rows
 
 
 def localise_patients(
-    data_dir: str | Path, patients: list[str], modality: str, generator, config: ModelConfig, *, step: int, fast: bool,
+    data_dir: str | Path, patients: list[str], modality: str, models: list[Model], *, step: int, fast: bool,
     healthy_per_patient: int, device: str, seed: int, report: Callable[[str], None],
 ) -> tuple[list[EvaluatedSlice], list[dict]]:
     """Heatmaps of every patient's tumour slices and of a few healthy ones, and inpainting-quality rows."""
@@ -139,9 +140,9 @@ def localise_patients(
         prepared = prepare_scan(read_scan(scan_path), device=device)
         tumour = read_scan(mask_path).data > 0
         indices = [*tumour_slice_indices(tumour), *healthy_slice_indices(tumour, prepared.brain, healthy_per_patient)]
-        slices += slice_heatmaps(prepared, tumour, indices, patient, generator, config, step=step, fast=fast, device=device)
+        slices += slice_heatmaps(prepared, tumour, indices, patient, models, step=step, fast=fast, device=device)
         healthy = np.flatnonzero(~tumour.any(axis=(0, 1)) & (prepared.brain.sum(axis=(0, 1)) >= MIN_HEALTHY_BRAIN_PIXELS))
-        quality_rows += inpainting_quality(prepared, healthy, generator, config, rng, device)
+        quality_rows += inpainting_quality(prepared, healthy, models, rng, device)
         report(f"{patient}: {len(indices)} slices localised")
     return slices, quality_rows
 
@@ -180,18 +181,18 @@ def read_heatmap_cache_unchecked(path: str | Path) -> tuple[list[EvaluatedSlice]
 
 
 def localised_slices(
-    data_dir: str | Path, patients: list[str], modality: str, generator, config: ModelConfig, *, step: int = DEFAULT_STEP, fast: bool = True,
+    data_dir: str | Path, patients: list[str], modality: str, models: list[Model], *, step: int = DEFAULT_STEP, fast: bool = True,
     healthy_per_patient: int = HEALTHY_SLICES_PER_PATIENT, device: str = "cpu", seed: int = 0, cache: str | Path | None = None,
     report: Callable[[str], None] = print,
 ) -> tuple[list[EvaluatedSlice], list[dict]]:
     """:func:`localise_patients`, read from ``cache`` instead when it was made with the same settings."""
-    key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "model": asdict(config),
+    key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "models": [asdict(config) for _, config in models],
            "step": step, "fast": fast, "healthy_per_patient": healthy_per_patient, "seed": seed}
     cached = load_heatmap_cache(cache, key) if cache else None
     if cached is not None:
         report(f"heatmaps read from {cache}")
         return cached
-    slices, quality_rows = localise_patients(data_dir, patients, modality, generator, config, step=step, fast=fast,
+    slices, quality_rows = localise_patients(data_dir, patients, modality, models, step=step, fast=fast,
                                              healthy_per_patient=healthy_per_patient, device=device, seed=seed, report=report)
     if cache:
         save_heatmap_cache(cache, slices, quality_rows, key)
@@ -202,8 +203,7 @@ def evaluate_lgg(
     data_dir: str | Path,
     patients: list[str],
     modality: str,
-    generator,
-    config: ModelConfig,
+    models: list[Model],
     *,
     step: int = DEFAULT_STEP,
     params: FelzenszwalbParams = FelzenszwalbParams(),
@@ -221,21 +221,27 @@ def evaluate_lgg(
     With ``cache``, heatmaps are read from (or written to) that .npz when it was made with the same settings.
     """
     selections = selections or {"paper": PAPER_SELECTION, "default": Selection()}
-    slices, quality_rows = localised_slices(data_dir, patients, modality, generator, config, step=step, fast=fast,
+    slices, quality_rows = localised_slices(data_dir, patients, modality, models, step=step, fast=fast,
                                             healthy_per_patient=healthy_per_patient, device=device, seed=seed, cache=cache, report=report)
     return {
         "modality": modality,
-        "gamma": config.gamma,
+        "gamma": [config.gamma for _, config in models],
         "step": step,
         "felzenszwalb": {"scale": params.scale, "sigma": params.sigma, "min_size": params.min_size},
         "localizer": "fast" if fast else "reference",
-        "model_iterations": config.iterations,
+        "model_iterations": [config.iterations for _, config in models],
         "patients": patients,
         "selections": {name: score_selection(slices, params, selection) for name, selection in selections.items()},
-        "psnr_mean": float(np.mean([r["psnr"] for r in quality_rows])) if quality_rows else None,
-        "psnr_sd": float(np.std([r["psnr"] for r in quality_rows])) if quality_rows else None,
-        "ssim_mean": float(np.mean([r["ssim"] for r in quality_rows])) if quality_rows else None,
-        "ssim_sd": float(np.std([r["ssim"] for r in quality_rows])) if quality_rows else None,
-        "n_inpainted_holes": len(quality_rows),
+        "inpainting": {str(gamma): quality_summary([row for row in quality_rows if row.get("gamma", gamma) == gamma]) for gamma in (config.gamma for _, config in models)},
         "seconds_per_slice": float(np.mean([item.seconds for item in slices])) if slices else None,
     }
+
+
+def quality_summary(rows: list[dict]) -> dict:
+    """PSNR and SSIM mean ± sd over inpainted holes (None when there were no healthy slices)."""
+    summary: dict = {"n_holes": len(rows)}
+    for metric in ("psnr", "ssim"):
+        values = [row[metric] for row in rows]
+        summary[f"{metric}_mean"] = float(np.mean(values)) if values else None
+        summary[f"{metric}_sd"] = float(np.std(values)) if values else None
+    return summary

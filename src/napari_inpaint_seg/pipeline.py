@@ -16,7 +16,7 @@ from .brain import extract_brain_volume, foreground_mask_2d
 from .errors import InputError
 from .intensity import check_finite, normalize_in_brain
 from .io import Scan
-from .localizer import DEFAULT_STEP, HeatmapUpdate, fast_heatmap, final, reference_heatmap
+from .localizer import DEFAULT_STEP, HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap
 from .models.config import ModelConfig
 from .segmentation import FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, scoring_heat, superpixels
 
@@ -116,18 +116,41 @@ def prepare_scan(scan: Scan, *, skull_stripped: bool = False, device: str = "cpu
     return PreparedScan(scan=scan, image=normalize_in_brain(data, brain), brain=brain)
 
 
-def check_geometry(prepared: PreparedScan, config: ModelConfig) -> None:
+Model = tuple[torch.nn.Module, ModelConfig]
+# Progress units per model when several are fused (their window counts are only known once each starts).
+_FUSED_PROGRESS_UNITS = 1000
+
+
+def check_geometry(prepared: PreparedScan, configs: list[ModelConfig]) -> None:
     height, width = prepared.image.shape[:2]
-    if min(height, width) < config.gamma:
-        raise InputError(f"slices of {height}x{width} pixels are smaller than the window gamma={config.gamma}")
+    gamma = max(config.gamma for config in configs)
+    if min(height, width) < gamma:
+        raise InputError(f"slices of {height}x{width} pixels are smaller than the window gamma={gamma}")
 
 
 def localize_slice(
-    prepared: PreparedScan, index: int, generator: torch.nn.Module, config: ModelConfig, *, step: int = DEFAULT_STEP, fast: bool = True, device: str = "cpu"
+    prepared: PreparedScan, index: int, models: list[Model], *, step: int = DEFAULT_STEP, fast: bool = True, device: str = "cpu"
 ) -> Iterator[HeatmapUpdate]:
-    """Live heatmap updates for slice ``index`` (the last one is complete)."""
+    """Live heatmap updates for slice ``index`` (the last one is complete).
+
+    With several models (window sizes) each runs in turn and the updates show the fusion
+    (:func:`~.localizer.fuse_heatmaps`) of those finished and the one running; progress is then counted in
+    fractions of a model, so only the very last update is finished.
+    """
     run = fast_heatmap if fast else reference_heatmap
-    return run(generator, config, prepared.image[:, :, index], prepared.brain[:, :, index], step=step, device=device)
+    image, brain = prepared.image[:, :, index], prepared.brain[:, :, index]
+    if len(models) == 1:
+        generator, config = models[0]
+        yield from run(generator, config, image, brain, step=step, device=device)
+        return
+    finished: list[np.ndarray] = []
+    units = _FUSED_PROGRESS_UNITS
+    for position, (generator, config) in enumerate(models):
+        update = None
+        for update in run(generator, config, image, brain, step=step, device=device):
+            share = round(units * update.windows_done / update.windows_total) if update.windows_total else units
+            yield HeatmapUpdate(fuse_heatmaps([*finished, update.heatmap], brain), position * units + share, len(models) * units)
+        finished.append(update.heatmap)
 
 
 def segment_slice(
@@ -160,8 +183,7 @@ class VolumeProgress:
 
 def segment_volume(
     prepared: PreparedScan,
-    generator: torch.nn.Module,
-    config: ModelConfig,
+    models: list[Model],
     slices: list[int] | None = None,
     *,
     step: int = DEFAULT_STEP,
@@ -172,9 +194,9 @@ def segment_volume(
 ) -> Iterator[VolumeProgress]:
     """Segment the given axial slices (all when None): 0/1 labels and the heatmap, both of the scan's shape.
 
-    Slices with less brain than one window get no label: there is nothing to inpaint around.
+    Slices with less brain than the largest window get no label: there is nothing to inpaint around.
     """
-    check_geometry(prepared, config)
+    check_geometry(prepared, [config for _, config in models])
     indices = list(range(prepared.n_slices)) if slices is None else list(slices)
     if not indices:
         raise InputError("no slices to segment: the list of slices is empty")
@@ -183,10 +205,10 @@ def segment_volume(
             raise InputError(f"slice {index} is outside the scan (it has {prepared.n_slices} slices, 0 to {prepared.n_slices - 1})")
     labels = np.zeros(prepared.image.shape, dtype=np.uint8)
     heatmaps = np.zeros(prepared.image.shape, dtype=np.float32)
+    largest = max(config.gamma for _, config in models)
     for done, index in enumerate(indices, start=1):
-        brain = prepared.brain[:, :, index]
-        if brain.sum() >= config.gamma**2:
-            heatmap = final(localize_slice(prepared, index, generator, config, step=step, fast=fast, device=device))
+        if prepared.brain[:, :, index].sum() >= largest**2:
+            heatmap = final(localize_slice(prepared, index, models, step=step, fast=fast, device=device))
             labels[:, :, index] = segment_slice(prepared, index, heatmap, params, selection).answer()
             heatmaps[:, :, index] = heatmap
         yield VolumeProgress(done, len(indices), labels, heatmaps)
