@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_inpaint_seg.evaluation import EvaluatedSlice, healthy_slice_indices, load_heatmap_cache, save_heatmap_cache, score_selection
+from napari_inpaint_seg.evaluation import EvaluatedSlice, fuse_slices, healthy_slice_indices, load_heatmap_cache, save_heatmap_cache, score_selection
 from napari_inpaint_seg.pipeline import segment_image
 from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams, Segment, Selection, grow_from, rank_segments, scoring_heat
 
@@ -145,3 +145,12 @@ def test_edge_margin_leaves_the_rim_out_of_the_scores():
     ranking = rank_segments(labels, heatmap, brain, counted)
     assert [s.label for s in ranking] == [1]  # the rim segment has no counted pixel left: not a candidate
     assert rank_segments(labels, heatmap, brain)[0].label == 2  # without the margin the rim wins
+
+
+def test_fused_slices_keep_common_slices_and_add_their_seconds():
+    labels = block_labels()
+    a = [evaluated("a", 1, block_heatmap({5: 50.0}), labels == 5), evaluated("a", 2, block_heatmap({6: 50.0}), labels == 6)]
+    b = [evaluated("a", 1, block_heatmap({5: 30.0}), labels == 5)]
+    (fused,) = fuse_slices([a, b])
+    assert (fused.patient, fused.index) == ("a", 1) and fused.seconds == pytest.approx(0.2)
+    assert fused.heatmap[labels == 5].mean() == pytest.approx((5.0 + 3.0) / 2)

@@ -76,7 +76,11 @@ def fuse_slices(runs: list[list[EvaluatedSlice]]) -> list[EvaluatedSlice]:
     by_key = [{(item.patient, item.index): item for item in run} for run in runs]
     common = [key for key in by_key[0] if all(key in other for other in by_key[1:])]
     return [
-        replace(by_key[0][key], heatmap=fuse_heatmaps([other[key].heatmap for other in by_key], by_key[0][key].brain))
+        replace(
+            by_key[0][key],
+            heatmap=fuse_heatmaps([other[key].heatmap for other in by_key], by_key[0][key].brain),
+            seconds=sum(other[key].seconds for other in by_key),
+        )
         for key in common
     ]
 
@@ -185,7 +189,19 @@ def localised_slices(
     healthy_per_patient: int = HEALTHY_SLICES_PER_PATIENT, device: str = "cpu", seed: int = 0, cache: str | Path | None = None,
     report: Callable[[str], None] = print,
 ) -> tuple[list[EvaluatedSlice], list[dict]]:
-    """:func:`localise_patients`, read from ``cache`` instead when it was made with the same settings."""
+    """:func:`localise_patients`, read from ``cache`` instead when it was made with the same settings.
+
+    With several models (windows) each is localised on its own and the heatmaps fused; the cache is then one
+    file per window, ``NAME_gamma32.npz`` and so on beside ``cache``, shared with single-window runs that use
+    those names.
+    """
+    if len(models) > 1:
+        runs = [
+            localised_slices(data_dir, patients, modality, [model], step=step, fast=fast, healthy_per_patient=healthy_per_patient, device=device,
+                             seed=seed, cache=per_window_cache(cache, model[1].gamma) if cache else None, report=report)
+            for model in models
+        ]
+        return fuse_slices([slices for slices, _ in runs]), [row for _, quality in runs for row in quality]
     key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "models": [asdict(config) for _, config in models],
            "step": step, "fast": fast, "healthy_per_patient": healthy_per_patient, "seed": seed}
     cached = load_heatmap_cache(cache, key) if cache else None
@@ -197,6 +213,11 @@ def localised_slices(
     if cache:
         save_heatmap_cache(cache, slices, quality_rows, key)
     return slices, quality_rows
+
+
+def per_window_cache(cache: str | Path, gamma: int) -> Path:
+    cache = Path(cache)
+    return cache.with_name(f"{cache.name.removesuffix('.npz')}_gamma{gamma}.npz")
 
 
 def evaluate_lgg(
