@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     image = viewer.layers[0]
     from napari_inpaint_seg.models.config import checkpoint_config
 
-    config = checkpoint_config(localize.model_path())
-    print(f"model: {localize.model_path()} ({config.modality}, gamma={config.gamma}, {config.iterations} iterations)")
+    for path in localize.model_paths():
+        config = checkpoint_config(path)
+        print(f"model: {path} ({config.modality}, gamma={config.gamma}, {config.iterations} iterations)")
     index = int(np.argmax(truth.sum(axis=(1, 2))))
     viewer.dims.set_current_step(0, index)
     viewer.reset_view()
@@ -96,11 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         layer.visible = True
     save(viewer, args.out / "03_candidates.png")
 
-    # The user clicks the lesion (here: the centre of the reference mask's largest part) and accepts it.
-    rows, cols = np.nonzero(truth[index])
-    target = (index, int(np.median(rows)), int(np.median(cols)))
-    picked = segment.pick_at(image.data_to_world(target))
-    print(f"top candidate replaced by the clicked segment: {picked}; status: {segment._status.value}")
+    # The user accepts the top candidate when it covers the lesion; otherwise clicks the lesion (here: the centre
+    # of the reference mask) first, as one would to correct the method.
+    from napari_inpaint_seg.metrics import dice
+
+    top_dice = dice(segment.candidate_mask(), truth[index])
+    print(f"top candidate: Dice {top_dice:.2f} against the reference mask; status: {segment._status.value}")
+    if top_dice < 0.5:
+        rows, cols = np.nonzero(truth[index])
+        picked = segment.pick_at(image.data_to_world((index, int(np.median(rows)), int(np.median(cols)))))
+        print(f"clicked the lesion instead: {picked}; Dice {dice(segment.candidate_mask(), truth[index]):.2f}")
     segment.accept()
     viewer.layers[f"{image.name} superpixels"].visible = False
     save(viewer, args.out / "04_accepted.png")
