@@ -153,3 +153,10 @@ def test_only_the_last_update_is_finished_when_nothing_is_refined(tiny_generator
     image, brain = random_slice(shape=(12, 12))
     updates = list(fast_heatmap(tiny_generator, tiny_config, image, brain, step=4))
     assert updates[-1].finished and not any(u.finished for u in updates[:-1])
+
+
+def test_default_stride_is_the_papers_up_to_32_and_gamma_over_8_above():
+    from napari_inpaint_seg.localizer import step_for_window
+
+    assert [step_for_window(g) for g in (8, 16, 32, 64, 128)] == [4, 4, 4, 8, 16]
+    assert step_for_window(64, 4) == 4  # an explicit stride is always honoured

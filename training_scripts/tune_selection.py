@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--patients", type=Path, required=True)
     parser.add_argument("--modality", choices=["t1", "flair"], required=True)
     parser.add_argument("--gamma", type=int, default=32)
-    parser.add_argument("--step", type=int, default=4)
+    parser.add_argument("--step", type=int, help="window stride (default: as inpaint-seg evaluate)")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--cache", type=Path, required=True, help="heatmap cache (.npz) shared with inpaint-seg evaluate --heatmap-cache")
     parser.add_argument("--fuse-with", type=Path, action="append", default=[],

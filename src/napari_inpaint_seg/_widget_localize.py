@@ -28,7 +28,7 @@ from ._widget_common import (
 )
 from .display import MODALITY
 from .errors import InputError
-from .localizer import DEFAULT_STEP, HeatmapUpdate
+from .localizer import HeatmapUpdate
 from .pipeline import PreparedScan, check_geometry, localize_slice
 
 CURRENT_SLICE = "current slice"
@@ -124,7 +124,9 @@ class LocalizeWidget(Container):
         self._image = ComboBox(label="image", choices=self._image_choices)
         self._model = ComboBox(label="model", choices=model_choices())
         self._checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.safetensors")
-        self._step = SpinBox(label="step k", value=DEFAULT_STEP, min=1, max=64, tooltip="window stride in pixels (the paper's k)")
+        self._step = SpinBox(label="step k", value=0, min=0, max=64,
+                             tooltip="window stride in pixels (the paper's k); auto: 4, or gamma/8 for windows above 32 px")
+        self._step.native.setSpecialValueText("auto")
         self._device = ComboBox(label="device", choices=DEVICES, value="auto")
         self._slices = RadioButtons(label="slices", choices=(CURRENT_SLICE, ALL_SLICES), value=CURRENT_SLICE, orientation="horizontal")
         self._fast = CheckBox(text="fast localiser (off: the paper's reference, slower)", value=True)
@@ -235,7 +237,7 @@ class LocalizeWidget(Container):
         self._status.value = "loading model and preparing the scan…"
         self._job = make_job(
             localize_job, image.data, dict(image.metadata), tuple(image.scale), self._cache.get(image, skull_stripped), skull_stripped,
-            device, model_paths, indices, self._step.value, self._fast.value,
+            device, model_paths, indices, self._step.value or None, self._fast.value,
             yielded=self._on_yielded, returned=self._on_returned, errored=self._on_errored, aborted=self._on_aborted, finished=self._on_finished,
         )
         self._job.start()

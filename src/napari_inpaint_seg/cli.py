@@ -61,10 +61,10 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modality", choices=["t1", "flair"], required=True, help="t1 (T1-pre) or flair")
     parser.add_argument("--gamma", type=parse_gammas, default=[32],
                         help="window side in pixels (default 32); several, e.g. 32,64, fuse the heatmaps of one model per window")
-    parser.add_argument("--step", type=int, help="window stride k (default 4)")
+    parser.add_argument("--step", type=int, help="window stride k (default: 4, the paper's; gamma/8 for windows above 32)")
     parser.add_argument("--model", type=Path, action="append",
                         help="a .safetensors checkpoint instead of the shipped model (repeat it, in --gamma's order, for several windows)")
-    # Defaults of --step, --scale, --sigma and --min-size are filled in late, from the modules that define them
+    # Defaults of --scale, --sigma and --min-size are filled in late, from the modules that define them
     # (importing those pulls in torch / scipy, and input errors should be reported instantly).
     parser.add_argument("--scale", type=float, help="Felzenszwalb scale (default 75)")
     parser.add_argument("--sigma", type=float, help="Felzenszwalb sigma (default 0.8)")
@@ -211,14 +211,6 @@ def load_models(args: argparse.Namespace, device: str) -> list:
     return [load_model(path, args.modality, gamma, device) for path, gamma in zip(files, args.gamma)]
 
 
-def default_step(args: argparse.Namespace) -> None:
-    """Fill in ``--step`` (imported late: the localiser pulls in torch, and input errors should be instant)."""
-    from .localizer import DEFAULT_STEP
-
-    if args.step is None:
-        args.step = DEFAULT_STEP
-
-
 def run_segment(args: argparse.Namespace) -> None:
     # Everything that can be checked without torch is checked first, so bad input fails in well under a second.
     from .io import read_scan, write_float_volume, write_labels
@@ -239,7 +231,6 @@ def run_segment(args: argparse.Namespace) -> None:
 
     from .pipeline import prepare_scan, segment_volume
 
-    default_step(args)
     device = pick_device(args.device)
     models = load_models(args, device)
     prepared = prepare_scan(scan, skull_stripped=args.skull_stripped, device=device)
@@ -272,7 +263,6 @@ def run_evaluate(args: argparse.Namespace) -> None:
     from .io import write_atomically
     from .segmentation import PAPER_SELECTION
 
-    default_step(args)
     device = pick_device(args.device)
     models = load_models(args, device)
     chosen = selection(args)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .io import read_scan, write_atomically
-from .localizer import DEFAULT_STEP, final, fuse_heatmaps
+from .localizer import final, fuse_heatmaps, step_for_window
 from .metrics import dice, psnr, ssim
 from .models.generator import inpaint
 from .pipeline import Model, PreparedScan, localize_slice, prepare_scan, result_from_superpixels
@@ -185,7 +185,7 @@ def read_heatmap_cache_unchecked(path: str | Path) -> tuple[list[EvaluatedSlice]
 
 
 def localised_slices(
-    data_dir: str | Path, patients: list[str], modality: str, models: list[Model], *, step: int = DEFAULT_STEP, fast: bool = True,
+    data_dir: str | Path, patients: list[str], modality: str, models: list[Model], *, step: int | None = None, fast: bool = True,
     healthy_per_patient: int = HEALTHY_SLICES_PER_PATIENT, device: str = "cpu", seed: int = 0, cache: str | Path | None = None,
     report: Callable[[str], None] = print,
 ) -> tuple[list[EvaluatedSlice], list[dict]]:
@@ -203,7 +203,7 @@ def localised_slices(
         ]
         return fuse_slices([slices for slices, _ in runs]), [row for _, quality in runs for row in quality]
     key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "models": [asdict(config) for _, config in models],
-           "step": step, "fast": fast, "healthy_per_patient": healthy_per_patient, "seed": seed}
+           "step": step_for_window(models[0][1].gamma, step), "fast": fast, "healthy_per_patient": healthy_per_patient, "seed": seed}
     cached = load_heatmap_cache(cache, key) if cache else None
     if cached is not None:
         report(f"heatmaps read from {cache}")
@@ -226,7 +226,7 @@ def evaluate_lgg(
     modality: str,
     models: list[Model],
     *,
-    step: int = DEFAULT_STEP,
+    step: int | None = None,
     params: FelzenszwalbParams = FelzenszwalbParams(),
     fast: bool = True,
     selections: dict[str, Selection] | None = None,
@@ -247,7 +247,7 @@ def evaluate_lgg(
     return {
         "modality": modality,
         "gamma": [config.gamma for _, config in models],
-        "step": step,
+        "step": [step_for_window(config.gamma, step) for _, config in models],
         "felzenszwalb": {"scale": params.scale, "sigma": params.sigma, "min_size": params.min_size},
         "localizer": "fast" if fast else "reference",
         "model_iterations": [config.iterations for _, config in models],

@@ -16,9 +16,9 @@ from .brain import extract_brain_volume, foreground_mask_2d
 from .errors import InputError
 from .intensity import check_finite, normalize_in_brain
 from .io import Scan
-from .localizer import DEFAULT_STEP, HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap
+from .localizer import HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap, step_for_window
 from .models.config import ModelConfig
-from .segmentation import FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, scoring_heat, superpixels
+from .segmentation import FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, scoring_heat, segment_adjacency, superpixels
 
 
 @dataclass
@@ -70,9 +70,10 @@ class SliceResult:
                 self._candidates = [[segment] for segment in self.ranking]
             else:
                 self._candidates, covered, baseline = [], set(), self.baseline
+                neighbours = segment_adjacency(self.superpixels)
                 for rank, segment in enumerate(self.ranking):
                     if segment.label not in covered:
-                        region = grow_from(self.superpixels, self.ranking, rank, self.selection.merge_ratio, baseline, exclude=covered)
+                        region = grow_from(self.superpixels, self.ranking, rank, self.selection.merge_ratio, baseline, exclude=covered, neighbours=neighbours)
                         covered.update(s.label for s in region)
                         self._candidates.append(region)
         return self._candidates
@@ -129,9 +130,10 @@ def check_geometry(prepared: PreparedScan, configs: list[ModelConfig]) -> None:
 
 
 def localize_slice(
-    prepared: PreparedScan, index: int, models: list[Model], *, step: int = DEFAULT_STEP, fast: bool = True, device: str = "cpu"
+    prepared: PreparedScan, index: int, models: list[Model], *, step: int | None = None, fast: bool = True, device: str = "cpu"
 ) -> Iterator[HeatmapUpdate]:
-    """Live heatmap updates for slice ``index`` (the last one is complete).
+    """Live heatmap updates for slice ``index`` (the last one is complete); ``step`` None: each window's
+    default stride (:func:`~.localizer.step_for_window`).
 
     With several models (window sizes) each runs in turn and the updates show the fusion
     (:func:`~.localizer.fuse_heatmaps`) of those finished and the one running; progress is then counted in
@@ -141,13 +143,13 @@ def localize_slice(
     image, brain = prepared.image[:, :, index], prepared.brain[:, :, index]
     if len(models) == 1:
         generator, config = models[0]
-        yield from run(generator, config, image, brain, step=step, device=device)
+        yield from run(generator, config, image, brain, step=step_for_window(config.gamma, step), device=device)
         return
     finished: list[np.ndarray] = []
     units = _FUSED_PROGRESS_UNITS
     for position, (generator, config) in enumerate(models):
         update = None
-        for update in run(generator, config, image, brain, step=step, device=device):
+        for update in run(generator, config, image, brain, step=step_for_window(config.gamma, step), device=device):
             share = round(units * update.windows_done / update.windows_total) if update.windows_total else units
             yield HeatmapUpdate(fuse_heatmaps([*finished, update.heatmap], brain), position * units + share, len(models) * units)
         finished.append(update.heatmap)
@@ -186,7 +188,7 @@ def segment_volume(
     models: list[Model],
     slices: list[int] | None = None,
     *,
-    step: int = DEFAULT_STEP,
+    step: int | None = None,
     params: FelzenszwalbParams = FelzenszwalbParams(),
     fast: bool = True,
     selection: Selection = Selection(),

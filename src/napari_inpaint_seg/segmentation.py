@@ -149,16 +149,18 @@ def brain_baseline(heatmap: np.ndarray, counted: np.ndarray) -> float:
 
 
 def grow_from(
-    labels: np.ndarray, ranking: list[Segment], seed_rank: int, ratio: float, baseline: float = 0.0, exclude: frozenset[int] | set[int] = frozenset()
+    labels: np.ndarray, ranking: list[Segment], seed_rank: int, ratio: float, baseline: float = 0.0, exclude: frozenset[int] | set[int] = frozenset(),
+    neighbours: dict[int, set[int]] | None = None,
 ) -> list[Segment]:
     """Heatmap-guided merging: from the candidate at ``seed_rank``, absorb touching candidates whose excess
     score over ``baseline`` is at least ``ratio`` times the seed's, repeatedly, so a tumour cut into several
     superpixels is taken whole. Excess over the baseline, because healthy tissue is never at zero error.
-    Labels in ``exclude`` (taken by earlier candidates) are never absorbed."""
+    Labels in ``exclude`` (taken by earlier candidates) are never absorbed; ``neighbours`` is
+    :func:`segment_adjacency` of ``labels`` when the caller already has it."""
     by_label = {segment.label: segment for segment in ranking}
     seed = ranking[seed_rank]
     threshold = baseline + ratio * (seed.score - baseline)
-    neighbours = segment_adjacency(labels)
+    neighbours = segment_adjacency(labels) if neighbours is None else neighbours
     region, frontier = {seed.label}, [seed.label]
     while frontier:
         current = frontier.pop()
