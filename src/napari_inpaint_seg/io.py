@@ -223,7 +223,7 @@ def write_atomically(path: Path, write: Callable[[str], object]) -> None:
         raise InputError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from exc
     os.close(fd)
     try:
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
+        os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         write(tmp_name)
         os.replace(tmp_name, path)
     except OSError as exc:
@@ -233,7 +233,7 @@ def write_atomically(path: Path, write: Callable[[str], object]) -> None:
             os.unlink(tmp_name)
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

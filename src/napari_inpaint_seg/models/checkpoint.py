@@ -13,6 +13,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import InputError
+from ..io import current_umask
 from .config import CONFIG_KEY, ModelConfig, checkpoint_config, resolve_model, shipped_model_path, shipped_models  # noqa: F401 (re-exported)
 from .generator import UNetGenerator
 
@@ -27,6 +28,7 @@ def save_generator(path: str | os.PathLike, generator: torch.nn.Module, config: 
     tmp = f"{path}.part"
     try:
         save_file(tensors, tmp, metadata={CONFIG_KEY: config.to_json()})
+        os.chmod(tmp, 0o666 & ~current_umask())  # safetensors writes 0600; a model is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
