@@ -177,9 +177,10 @@ def load_heatmap_cache(path: str | Path, key: dict) -> tuple[list[EvaluatedSlice
 def read_heatmap_cache_unchecked(path: str | Path) -> tuple[list[EvaluatedSlice], list[dict]]:
     """Every slice of a heatmap cache, whatever made it (for baselines that only need images and truth)."""
     with np.load(path, allow_pickle=False) as pack:
+        arrays = {name: pack[name] for name in (*SLICE_ARRAYS, "patient", "index", "seconds")}  # each member read once
         slices = [
-            EvaluatedSlice(str(pack["patient"][i]), int(pack["index"][i]), *(pack[name][i] for name in SLICE_ARRAYS), float(pack["seconds"][i]))
-            for i in range(len(pack["index"]))
+            EvaluatedSlice(str(arrays["patient"][i]), int(arrays["index"][i]), *(arrays[name][i] for name in SLICE_ARRAYS), float(arrays["seconds"][i]))
+            for i in range(len(arrays["index"]))
         ]
         return slices, json.loads(str(pack["quality"]))
 
