@@ -76,12 +76,16 @@ def compare_slices(args, generator, config) -> dict:
             began = time.perf_counter()
             heatmaps[name] = final(run(generator, config, image, brain, step=args.step, device=args.device))
             timings[name] = time.perf_counter() - began
+        began = time.perf_counter()
+        next(iter(fast_heatmap(generator, config, image, brain, step=args.step, device=args.device)))
+        first_update = time.perf_counter() - began
         paper = {name: segment_slice(prepared, index, heat, selection=PAPER_SELECTION) for name, heat in heatmaps.items()}
         merged = {name: segment_slice(prepared, index, heat, selection=Selection()) for name, heat in heatmaps.items()}
         rows.append(
             {
                 "seconds_reference": timings["reference"],
                 "seconds_fast": timings["fast"],
+                "seconds_to_first_update": first_update,
                 "pearson_r": pearson(heatmaps["reference"][brain], heatmaps["fast"][brain]),
                 "same_top_segment": paper["reference"].ranking[0].label == paper["fast"].ranking[0].label,
                 "dice_reference": dice(paper["reference"].answer(), tumour),
@@ -95,6 +99,7 @@ def compare_slices(args, generator, config) -> dict:
         "seconds_per_slice_reference": mean("seconds_reference"),
         "seconds_per_slice_fast": mean("seconds_fast"),
         "ratio": mean("seconds_reference") / mean("seconds_fast"),
+        "seconds_to_first_partial_heatmap": mean("seconds_to_first_update"),
         "pearson_r": mean("pearson_r"),
         "same_top_segment_share": mean("same_top_segment"),
         "dice_reference_paper_mode": mean("dice_reference"),

@@ -74,6 +74,8 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--merge-ratio", type=float, help="merge mode: share of the top segment's excess heat a neighbour needs (default: tuned, docs/results.md)")
     parser.add_argument("--min-contrast", type=float,
                         help="call a slice tumour-free (empty label) when its top segment scores below this multiple of the brain's median heat (default: tuned)")
+    parser.add_argument("--heat-sigma", type=float, help="merge mode: smooth the heatmap inside the brain with this Gaussian sigma in pixels before scoring (default: tuned)")
+    parser.add_argument("--edge-margin", type=int, help="merge mode: leave this many pixels of the brain's rim out of segment scores (default: tuned)")
     parser.add_argument("--skull-stripped", action="store_true", help="the scan is already skull-stripped (background 0): skip brain extraction")
     parser.add_argument("--reference", action="store_true", help="the paper's literal (slow) localiser instead of the fast one")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
@@ -144,6 +146,9 @@ def check_method_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--merge-ratio must lie between 0 and 1, got {args.merge_ratio}")
     if args.min_contrast is not None and args.min_contrast < 0:
         raise InputError(f"--min-contrast must be at least 0, got {args.min_contrast}")
+    for flag, value in (("--heat-sigma", args.heat_sigma), ("--edge-margin", args.edge_margin)):
+        if value is not None and value < 0:
+            raise InputError(f"{flag} must be at least 0, got {value}")
 
 
 def check_content(scan, gamma: int, skull_stripped: bool = False) -> None:
@@ -173,13 +178,21 @@ def felzenszwalb_params(args: argparse.Namespace):
 
 
 def selection(args: argparse.Namespace):
-    from .segmentation import DEFAULT_MERGE_RATIO, DEFAULT_MIN_CONTRAST, Selection
+    from .segmentation import PAPER_SELECTION, Selection
 
+    if args.mode == "paper":
+        given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin}
+        if any(value is not None for value in given.values()):
+            raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
+        return PAPER_SELECTION if args.min_contrast is None else Selection(mode="paper", min_contrast=args.min_contrast, heat_sigma=0.0, edge_margin=0)
+    defaults = Selection()
     try:
         return Selection(
-            mode=args.mode,
-            merge_ratio=DEFAULT_MERGE_RATIO if args.merge_ratio is None else args.merge_ratio,
-            min_contrast=(0.0 if args.mode == "paper" else DEFAULT_MIN_CONTRAST) if args.min_contrast is None else args.min_contrast,
+            mode="merge",
+            merge_ratio=defaults.merge_ratio if args.merge_ratio is None else args.merge_ratio,
+            min_contrast=defaults.min_contrast if args.min_contrast is None else args.min_contrast,
+            heat_sigma=defaults.heat_sigma if args.heat_sigma is None else args.heat_sigma,
+            edge_margin=defaults.edge_margin if args.edge_margin is None else args.edge_margin,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -259,6 +272,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     check_method_arguments(args)
     resolve_models(args)
 
+    from dataclasses import replace
+
     from .evaluation import evaluate_lgg, read_patient_list
     from .io import write_atomically
     from .segmentation import PAPER_SELECTION
@@ -266,7 +281,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
     device = pick_device(args.device)
     models = load_models(args, device)
     chosen = selection(args)
-    selections = {"paper": PAPER_SELECTION} if chosen.mode == "paper" else {"paper": PAPER_SELECTION, "chosen": chosen}
+    # Each improvement added in turn: the paper, then merging on the raw heatmap, then the chosen selection.
+    raw_merge = replace(chosen, heat_sigma=0.0, edge_margin=0, min_contrast=0.0)
+    selections = {"paper": PAPER_SELECTION} if chosen.mode == "paper" else {"paper": PAPER_SELECTION, "merge, raw heat": raw_merge, "chosen": chosen}
     results = evaluate_lgg(
         args.data, read_patient_list(args.patients), args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),

@@ -1,0 +1,65 @@
+"""Print docs/results.md's tables from the JSON files the evaluation commands wrote (no number typed by hand).
+
+    python training_scripts/results_table.py runs/eval
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def cell(scores: dict | None) -> str:
+    if not scores or scores.get("dice_mean") is None:
+        return "–"
+    return f"{scores['dice_mean']:.3f} ± {scores['dice_sd']:.3f}"
+
+
+def fpr(scores: dict | None) -> str:
+    if not scores or scores.get("false_positive_rate") is None:
+        return "–"
+    return f"{scores['false_positive_rate']:.2f}"
+
+
+def load(folder: Path, name: str) -> dict | None:
+    path = folder / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def rows_for(folder: Path, split: str) -> list[tuple[str, dict | None, dict | None, str]]:
+    """(label, t1 scores, flair scores, seconds per slice) per row, in the order of the table."""
+    rows = []
+    for modality_files, label in [(("intensity_t1_{s}.json", "intensity_flair_{s}.json"), "trivial rule: darkest (T1) / brightest (FLAIR) superpixel"),
+                                  (("anogan_t1_{s}.json", "anogan_flair_{s}.json"), "AnoGAN (ours, same slices)")]:
+        t1, flair = (load(folder, name.format(s=split)) for name in modality_files)
+        seconds = "/".join(f"{d['seconds_per_slice']:.2f}" for d in (t1, flair) if d and "seconds_per_slice" in d) or "–"
+        rows.append((label, t1, flair, seconds))
+    for gammas in ("g32", "g64", "g32+64"):
+        t1, flair = (load(folder, f"{m}_{split}_{gammas}.json") for m in ("t1", "flair"))
+        if not (t1 or flair):
+            continue
+        seconds = "/".join(f"{d['seconds_per_slice']:.2f}" for d in (t1, flair) if d) or "–"
+        names = dict.fromkeys(name for d in (t1, flair) if d for name in d["selections"])
+        for name in names:
+            label = next(d["selections"][name]["selection"] for d in (t1, flair) if d and name in d["selections"])
+            rows.append((f"γ = {gammas[1:]}: {label}", t1 and t1["selections"].get(name), flair and flair["selections"].get(name), seconds))
+    return rows
+
+
+def main() -> None:
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/eval")
+    for split in ("val", "test"):
+        rows = rows_for(folder, split)
+        if not any(t1 or flair for _, t1, flair, _ in rows):
+            continue
+        print(f"\n{split} patients\n")
+        print("| method | Dice T1-pre | Dice FLAIR | FPR T1 | FPR FLAIR | pooled Dice T1 / FLAIR | s/slice (T1/FLAIR) |")
+        print("|---|---|---|---|---|---|---|")
+        for label, t1, flair, seconds in rows:
+            pooled = " / ".join(f"{d['patient_pooled_dice_mean']:.3f}" if d and d.get("patient_pooled_dice_mean") is not None else "–" for d in (t1, flair))
+            print(f"| {label} | {cell(t1)} | {cell(flair)} | {fpr(t1)} | {fpr(flair)} | {pooled} | {seconds} |")
+
+
+if __name__ == "__main__":
+    main()
