@@ -334,8 +334,10 @@ def test_mode_switch_between_merge_and_paper(session, qtbot):
     run_and_wait(qtbot, session.localize)
     qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
     assert segment.selection.mode == "merge"
+    segment._heat_sigma.value = 0.0  # the raw heatmap, so both modes start from the same top segment
+    segment._edge_margin.value = 0
     segment._merge_ratio.value = 0.0  # every touching segment hotter than the median joins
-    qtbot.waitUntil(lambda: segment.result.selection.merge_ratio == 0.0, timeout=5_000)
+    qtbot.waitUntil(lambda: segment.result.selection == segment.selection, timeout=5_000)
     merged = segment.candidate_mask().copy()
     segment._mode.value = "paper"
     qtbot.waitUntil(lambda: segment.result.selection.mode == "paper", timeout=5_000)

@@ -39,7 +39,18 @@ from ._widget_common import (
 from .display import ROLE, SOURCE_PATH
 from .errors import InputError
 from .pipeline import SliceResult, segment_slice
-from .segmentation import DEFAULT_MERGE_RATIO, DEFAULT_MIN_SIZE, DEFAULT_SCALE, DEFAULT_SIGMA, SELECTION_MODES, FelzenszwalbParams, Selection
+from .segmentation import (
+    DEFAULT_EDGE_MARGIN,
+    DEFAULT_HEAT_SIGMA,
+    DEFAULT_MERGE_RATIO,
+    DEFAULT_MIN_SIZE,
+    DEFAULT_SCALE,
+    DEFAULT_SIGMA,
+    PAPER_SELECTION,
+    SELECTION_MODES,
+    FelzenszwalbParams,
+    Selection,
+)
 
 SWAP_KEY = "Shift-S"
 ACCEPT_KEY = "Shift-K"
@@ -110,6 +121,10 @@ class SegmentWidget(Container):
                               tooltip="merge: the top segment grown over hot neighbours (default); paper: the top segment alone")
         self._merge_ratio = FloatSpinBox(label="merge ratio", value=DEFAULT_MERGE_RATIO, min=0.0, max=1.0, step=0.05,
                                          tooltip="merge mode: a neighbour joins if its excess heat is at least this share of the top segment's")
+        self._heat_sigma = FloatSpinBox(label="heat smoothing", value=DEFAULT_HEAT_SIGMA, min=0.0, max=64.0, step=2.0,
+                                        tooltip="merge mode: Gaussian sigma (pixels) applied to the heatmap inside the brain before scoring")
+        self._edge_margin = SpinBox(label="rim margin", value=DEFAULT_EDGE_MARGIN, min=0, max=100,
+                                    tooltip="merge mode: pixels of the brain's rim left out of segment scores (the edge is always hard to inpaint)")
         self._labels = ComboBox(label="labels layer", choices=self._labels_choices)
         self._label_value = SpinBox(label="label value", value=1, min=1, max=255)
         self._click = CheckBox(text="click a segment to pick it", value=True)
@@ -118,7 +133,7 @@ class SegmentWidget(Container):
         self._export = PushButton(text="Export labels…")
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
-        self.extend([self._image, self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._labels, self._label_value, self._click,
+        self.extend([self._image, self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._heat_sigma, self._edge_margin, self._labels, self._label_value, self._click,
                      Container(widgets=[self._swap, self._accept], layout="horizontal", labels=False), self._export, self._status])
 
         from qtpy.QtCore import QTimer
@@ -128,7 +143,7 @@ class SegmentWidget(Container):
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self.refresh)
 
-        for widget in (self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio):
+        for widget in (self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._heat_sigma, self._edge_margin):
             widget.changed.connect(self.schedule_refresh)
         self._image.changed.connect(self._on_image_changed)
         self._swap.clicked.connect(self.swap)
@@ -239,7 +254,9 @@ class SegmentWidget(Container):
 
     @property
     def selection(self) -> Selection:
-        return Selection(mode=str(self._mode.value), merge_ratio=float(self._merge_ratio.value))
+        if self._mode.value == "paper":
+            return PAPER_SELECTION
+        return Selection(mode="merge", merge_ratio=float(self._merge_ratio.value), heat_sigma=float(self._heat_sigma.value), edge_margin=int(self._edge_margin.value))
 
     @property
     def result(self) -> SliceResult | None:
