@@ -57,17 +57,18 @@ class SliceUpdate:
 
 
 def model_choices() -> list[tuple[str, tuple[Path, ...] | str]]:
-    """Shipped models as (label, paths): per modality first all its windows fused (when it has several), then each
-    window alone; last the entry that enables the checkpoint file field (its value is the label)."""
+    """Shipped models as (label, paths): per modality the default window first, then the others, then all its
+    windows fused; last the entry that enables the checkpoint file field (its value is the label)."""
     from .models.checkpoint import shipped_model_path, shipped_models
+    from .models.config import DEFAULT_GAMMA
 
     choices: list[tuple[str, tuple[Path, ...] | str]] = []
     for modality in dict.fromkeys(modality for modality, _ in shipped_models()):
-        gammas = [gamma for m, gamma in shipped_models() if m == modality]
-        if len(gammas) > 1:
-            label = f"{modality}, gamma={'+'.join(map(str, gammas))} fused (shipped)"
-            choices.append((label, tuple(shipped_model_path(modality, gamma) for gamma in gammas)))
+        gammas = sorted((gamma for m, gamma in shipped_models() if m == modality), key=lambda gamma: gamma != DEFAULT_GAMMA)
         choices += [(f"{modality}, gamma={gamma} (shipped)", (shipped_model_path(modality, gamma),)) for gamma in gammas]
+        if len(gammas) > 1:
+            label = f"{modality}, gamma={'+'.join(map(str, sorted(gammas)))} fused (shipped)"
+            choices.append((label, tuple(shipped_model_path(modality, gamma) for gamma in sorted(gammas))))
     return [*choices, (CHECKPOINT_FILE, CHECKPOINT_FILE)]
 
 
@@ -176,7 +177,7 @@ class LocalizeWidget(Container):
             return
         for label, paths in model_choices():
             if paths != CHECKPOINT_FILE and label.startswith(f"{modality},"):
-                self._model.value = paths  # the first entry of a modality: its windows fused when there are several
+                self._model.value = paths  # the first entry of a modality: its default window
                 return
 
     def model_paths(self) -> tuple[Path, ...]:

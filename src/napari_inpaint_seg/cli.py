@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .models.config import DEFAULT_GAMMA
 
 EXIT_INPUT_ERROR = 2
 
@@ -59,8 +60,8 @@ def pick_device(name: str) -> str:
 
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modality", choices=["t1", "flair"], required=True, help="t1 (T1-pre) or flair")
-    parser.add_argument("--gamma", type=parse_gammas, default=[32],
-                        help="window side in pixels (default 32); several, e.g. 32,64, fuse the heatmaps of one model per window")
+    parser.add_argument("--gamma", type=parse_gammas, default=[DEFAULT_GAMMA],
+                        help=f"window side in pixels (default {DEFAULT_GAMMA}, the best shipped model); several, e.g. 32,64, fuse the heatmaps of one model per window")
     parser.add_argument("--step", type=int, help="window stride k (default: 4, the paper's; gamma/8 for windows above 32)")
     parser.add_argument("--model", type=Path, action="append",
                         help="a .safetensors checkpoint instead of the shipped model (repeat it, in --gamma's order, for several windows)")

@@ -19,10 +19,10 @@ DEFAULT_SIGMA = 0.8
 DEFAULT_MIN_SIZE = 20
 MIN_BRAIN_FRACTION = 0.5
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
-DEFAULT_MERGE_RATIO = 0.5
+DEFAULT_MERGE_RATIO = 0.2
 DEFAULT_MIN_CONTRAST = 0.0
-DEFAULT_HEAT_SIGMA = 0.0
-DEFAULT_EDGE_MARGIN = 0
+DEFAULT_HEAT_SIGMA = 16.0
+DEFAULT_EDGE_MARGIN = 30
 SELECTION_MODES = ("paper", "merge")
 
 
