@@ -59,6 +59,13 @@ def main() -> None:
         for label, t1, flair, seconds in rows:
             pooled = " / ".join(f"{d['patient_pooled_dice_mean']:.3f}" if d and d.get("patient_pooled_dice_mean") is not None else "–" for d in (t1, flair))
             print(f"| {label} | {cell(t1)} | {cell(flair)} | {fpr(t1)} | {fpr(flair)} | {pooled} | {seconds} |")
+        print(f"\ninpainting quality, {split} patients (tumour-free slices)\n")
+        print("| model | PSNR T1 | SSIM T1 | PSNR FLAIR | SSIM FLAIR |")
+        print("|---|---|---|---|---|")
+        for gamma in ("32", "64"):
+            quality = [(load(folder, f"{m}_{split}_g{gamma}.json") or {}).get("inpainting", {}).get(gamma) for m in ("t1", "flair")]
+            cells = [f"{q['psnr_mean']:.2f} ± {q['psnr_sd']:.2f} | {q['ssim_mean']:.3f} ± {q['ssim_sd']:.3f}" if q and q.get("psnr_mean") is not None else "– | –" for q in quality]
+            print(f"| γ = {gamma} | {cells[0]} | {cells[1]} |")
 
 
 if __name__ == "__main__":

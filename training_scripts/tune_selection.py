@@ -50,7 +50,7 @@ def main() -> None:
     slices, _ = localised_slices(args.data, patients, args.modality, [(generator, config)], step=args.step, cache=args.cache)
     if args.fuse_with:
         slices = fuse_slices([slices, *(read_heatmap_cache_unchecked(path)[0] for path in args.fuse_with)])
-    selections = [Selection(mode="paper", min_contrast=c) for c in floats(args.contrasts)]
+    selections = [Selection(mode="paper", min_contrast=c, heat_sigma=0.0, edge_margin=0) for c in floats(args.contrasts)]
     selections += [
         Selection(mode="merge", merge_ratio=r, min_contrast=c, heat_sigma=sigma, edge_margin=int(margin))
         for r, c, sigma, margin in itertools.product(floats(args.ratios), floats(args.contrasts), floats(args.sigmas), floats(args.margins))
