@@ -56,7 +56,7 @@ def result_for(heatmap: np.ndarray, selection: Selection, image: np.ndarray | No
 def test_paper_mode_answers_one_superpixel_and_merge_mode_the_grown_region():
     heatmap = block_heatmap({5: 50.0, 6: 45.0})
     paper = result_for(heatmap, PAPER_SELECTION).answer()
-    merged = result_for(heatmap, Selection(mode="merge", merge_ratio=0.5)).answer()
+    merged = result_for(heatmap, Selection(mode="merge", heat_sigma=0.0, edge_margin=0, merge_ratio=0.5)).answer()
     labels = block_labels()
     assert np.array_equal(paper, labels == 5)
     assert np.array_equal(merged, (labels == 5) | (labels == 6))
@@ -64,7 +64,7 @@ def test_paper_mode_answers_one_superpixel_and_merge_mode_the_grown_region():
 
 def test_swap_candidates_in_merge_mode_never_repeat_a_superpixel():
     heatmap = block_heatmap({5: 50.0, 6: 45.0, 15: 40.0, 0: 30.0})
-    candidates = result_for(heatmap, Selection(mode="merge", merge_ratio=0.5)).candidates()
+    candidates = result_for(heatmap, Selection(mode="merge", heat_sigma=0.0, edge_margin=0, merge_ratio=0.5)).candidates()
     seen = [segment.label for candidate in candidates for segment in candidate]
     assert len(seen) == len(set(seen)) == 16
     assert {s.label for s in candidates[0]} == {5, 6} and candidates[1][0].label == 15
@@ -72,10 +72,10 @@ def test_swap_candidates_in_merge_mode_never_repeat_a_superpixel():
 
 def test_no_tumour_decision_empties_the_answer_but_keeps_candidates():
     flat = block_heatmap({5: 12.0})  # nothing stands out: top block is 1.2 x the median heat
-    result = result_for(flat, Selection(mode="merge", min_contrast=1.5))
+    result = result_for(flat, Selection(mode="merge", heat_sigma=0.0, edge_margin=0, min_contrast=1.5))
     assert not result.detected and not result.answer().any()
     assert result.mask(0).any()  # Swap/Accept in the widget can still show and take it
-    assert result_for(block_heatmap({5: 40.0}), Selection(mode="merge", min_contrast=1.5)).detected
+    assert result_for(block_heatmap({5: 40.0}), Selection(mode="merge", heat_sigma=0.0, edge_margin=0, min_contrast=1.5)).detected
 
 
 @pytest.mark.parametrize("bad", [dict(mode="best"), dict(merge_ratio=1.5), dict(min_contrast=-1.0)])
@@ -96,7 +96,7 @@ def test_score_selection_counts_dice_and_false_positives():
         evaluated("a", 1, block_heatmap({5: 11.0}), np.zeros(labels.shape, bool)),  # healthy, flat heat
     ]
     paper = score_selection(slices, FelzenszwalbParams(scale=1, sigma=0, min_size=1), PAPER_SELECTION)
-    merged = score_selection(slices, FelzenszwalbParams(scale=1, sigma=0, min_size=1), Selection(mode="merge", merge_ratio=0.5, min_contrast=1.5))
+    merged = score_selection(slices, FelzenszwalbParams(scale=1, sigma=0, min_size=1), Selection(mode="merge", heat_sigma=0.0, edge_margin=0, merge_ratio=0.5, min_contrast=1.5))
     assert paper["dice_mean"] == pytest.approx(2 * 256 / (256 + 512))
     assert merged["dice_mean"] == pytest.approx(1.0)
     assert paper["false_positive_rate"] == 1.0 and merged["false_positive_rate"] == 0.0
