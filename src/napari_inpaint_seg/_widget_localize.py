@@ -125,9 +125,8 @@ class LocalizeWidget(Container):
         self._image = ComboBox(label="image", choices=self._image_choices)
         self._model = ComboBox(label="model", choices=model_choices())
         self._checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.safetensors")
-        self._step = SpinBox(label="step k", value=0, min=0, max=64,
-                             tooltip="window stride in pixels (the paper's k); auto: 4, or gamma/8 for windows above 32 px")
-        self._step.native.setSpecialValueText("auto")
+        self._step = SpinBox(label="step k (0 = auto)", value=0, min=0, max=64,
+                             tooltip="window stride in pixels (the paper's k); 0 = auto: 4, or gamma/8 for windows above 32 px")
         self._device = ComboBox(label="device", choices=DEVICES, value="auto")
         self._slices = RadioButtons(label="slices", choices=(CURRENT_SLICE, ALL_SLICES), value=CURRENT_SLICE, orientation="horizontal")
         self._fast = CheckBox(text="fast localiser (off: the paper's reference, slower)", value=True)
