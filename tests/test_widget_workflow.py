@@ -174,15 +174,9 @@ def test_shortcuts_and_click(session, qtbot):
     assert segment.candidate_mask()[BLOB_CENTRE]
 
 
-def test_cancel_restores_the_previous_heatmap(session, qtbot):
-    from napari_inpaint_seg._widget_common import heatmap_for
-
-    viewer, image, localize = session.viewer, session.image, session.localize
-    run_and_wait(qtbot, localize)
-    before = heatmap_for(viewer, image).data.copy()
-
-    # The paper's reference localiser with step 1 yields hundreds of times per slice; cancel at the first
-    # drawn update (from the callback itself, so a busy machine cannot let the run finish first).
+def run_and_cancel_at_first_update(qtbot, localize) -> None:
+    """The paper's reference localiser with step 1 over all slices (hundreds of updates), cancelled from the
+    callback that draws the first update, so a busy machine cannot let the run finish first."""
     localize._fast.value = False
     localize._step.value = 1
     localize._slices.value = "all slices"
@@ -196,6 +190,15 @@ def test_cancel_restores_the_previous_heatmap(session, qtbot):
     localize._on_yielded = draw_then_cancel
     localize.run()
     qtbot.waitUntil(lambda: not localize.running, timeout=WORKER_TIMEOUT_MS)
+
+
+def test_cancel_restores_the_previous_heatmap(session, qtbot):
+    from napari_inpaint_seg._widget_common import heatmap_for
+
+    viewer, image, localize = session.viewer, session.image, session.localize
+    run_and_wait(qtbot, localize)
+    before = heatmap_for(viewer, image).data.copy()
+    run_and_cancel_at_first_update(qtbot, localize)
     assert "cancelled" in localize._status.value
     np.testing.assert_array_equal(heatmap_for(viewer, image).data, before)
 
@@ -203,20 +206,8 @@ def test_cancel_restores_the_previous_heatmap(session, qtbot):
 def test_cancel_first_run_removes_its_layer(session, qtbot):
     from napari_inpaint_seg._widget_common import heatmap_for
 
-    localize = session.localize
-    localize._fast.value = False
-    localize._step.value = 1
-    localize._slices.value = "all slices"
-    draw = localize._on_yielded
-
-    def draw_then_cancel(value):  # cancel as soon as the first heatmap is drawn: no race with a fast run
-        draw(value)
-        if heatmap_for(session.viewer, session.image) is not None:
-            localize.cancel()
-
-    localize._on_yielded = draw_then_cancel
-    localize.run()
-    qtbot.waitUntil(lambda: not localize.running, timeout=WORKER_TIMEOUT_MS)
+    run_and_cancel_at_first_update(qtbot, session.localize)
+    assert "cancelled" in session.localize._status.value
     assert heatmap_for(session.viewer, session.image) is None
 
 
