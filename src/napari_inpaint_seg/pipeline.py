@@ -49,8 +49,8 @@ class SliceResult:
     brain: np.ndarray
     ranking: list[Segment] = field(default_factory=list)
     selection: Selection = field(default_factory=Selection)
+    # Computed on first use and kept: the widget asks for them on every Swap and redraw.
     _candidates: list[list[Segment]] | None = field(default=None, repr=False)
-
     _scoring: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
