@@ -1,6 +1,7 @@
 """Reference (paper) versus fast localiser, side by side in one process, on real slices when available.
 
     python benchmarks/bench_localizer.py --modality flair --slices 3            # per-slice comparison
+    python benchmarks/bench_localizer.py --modality flair --slices all          # every validation tumour slice
     python benchmarks/bench_localizer.py --modality flair --volume               # whole scan, fast path
 
 Prints one JSON object. Slices come from the tumour slices of the validation patients in
@@ -12,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,21 +34,23 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "lgg"
 
 
-def real_slices(modality: str, count: int) -> list[tuple[PreparedScan, int, np.ndarray]]:
-    """``count`` tumour slices spread over the validation patients: (prepared scan, index, tumour mask)."""
-    chosen = []
+def real_slices(modality: str, count: int | None) -> Iterator[tuple[PreparedScan, int, np.ndarray]]:
+    """Tumour slices of the validation patients: (prepared scan, index, tumour mask). With ``count``, the
+    middle tumour slice of each of the first ``count`` patients that have one; with None, every tumour slice."""
     patients = read_patient_list(ROOT / "splits" / ("lgg_val_t1.txt" if modality == "t1" else "lgg_val.txt"))
+    chosen = 0
     for patient in patients:
+        if count is not None and chosen == count:
+            return
         scan_path, mask_path = lgg_patient_volume_paths(DATA, patient, modality)
         tumour = read_scan(mask_path).data > 0
         candidates = np.flatnonzero(tumour.sum(axis=(0, 1)) >= MIN_TUMOUR_PIXELS)
-        if len(candidates):
-            prepared = prepare_scan(read_scan(scan_path))
-            index = int(candidates[len(candidates) // 2])
-            chosen.append((prepared, index, tumour[:, :, index]))
-        if len(chosen) == count:
-            break
-    return chosen
+        if not len(candidates):
+            continue
+        prepared = prepare_scan(read_scan(scan_path))
+        for index in [candidates[len(candidates) // 2]] if count is not None else candidates:
+            yield prepared, int(index), tumour[:, :, index]
+        chosen += 1
 
 
 def synthetic_slice() -> list[tuple[PreparedScan, int, np.ndarray]]:
@@ -62,13 +67,17 @@ def synthetic_slice() -> list[tuple[PreparedScan, int, np.ndarray]]:
     return [(prepared, 0, blob)]
 
 
+def slice_count(text: str) -> int | None:
+    return None if text == "all" else int(text)
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
 def compare_slices(args, generator, config) -> dict:
     slices = real_slices(args.modality, args.slices) if DATA.is_dir() else synthetic_slice()
-    rows = []
+    rows = []  # each also goes to stderr as it finishes: a long run that is stopped still leaves its rows
     for prepared, index, tumour in slices:
         image, brain = prepared.image[:, :, index], prepared.brain[:, :, index]
         timings, heatmaps = {}, {}
@@ -94,6 +103,7 @@ def compare_slices(args, generator, config) -> dict:
                 "dice_fast_default_mode": dice(merged["fast"].answer(), tumour),
             }
         )
+        print(json.dumps({"slice": index, **rows[-1]}), file=sys.stderr, flush=True)
     mean = lambda key: float(np.mean([row[key] for row in rows]))  # noqa: E731
     return {
         "seconds_per_slice_reference": mean("seconds_reference"),
@@ -106,13 +116,17 @@ def compare_slices(args, generator, config) -> dict:
         "dice_fast_paper_mode": mean("dice_fast"),
         "dice_reference_default_mode": mean("dice_reference_default_mode"),
         "dice_fast_default_mode": mean("dice_fast_default_mode"),
+        "largest_dice_difference_default_mode": max(abs(row["dice_reference_default_mode"] - row["dice_fast_default_mode"]) for row in rows),
         "n_slices": len(rows),
         "data": "lgg validation tumour slices" if DATA.is_dir() else "synthetic slice",
     }
 
 
 def whole_volume(args, generator, config) -> dict:
-    prepared = real_slices(args.modality, 1)[0][0] if DATA.is_dir() else synthetic_slice()[0][0]
+    if args.patient:
+        prepared = prepare_scan(read_scan(lgg_patient_volume_paths(DATA, args.patient, args.modality)[0]))
+    else:
+        prepared = next(iter(real_slices(args.modality, 1)))[0] if DATA.is_dir() else synthetic_slice()[0][0]
     began = time.perf_counter()
     run_to_end(segment_volume(prepared, [(generator, config)], step=args.step, device=args.device))
     seconds = time.perf_counter() - began
@@ -124,11 +138,16 @@ def main() -> None:
     parser.add_argument("--modality", choices=["t1", "flair"], default="flair")
     parser.add_argument("--gamma", type=int, default=32)
     parser.add_argument("--step", type=int, default=4)
-    parser.add_argument("--slices", type=int, default=3, help="real slices to compare (the reference takes minutes each on CPU)")
+    parser.add_argument("--slices", type=slice_count, default=3,
+                        help="how many validation patients to take a tumour slice from, or 'all': every tumour slice (the reference takes 15 s or more each on CPU)")
+    parser.add_argument("--patient", help="--volume: this LGG patient's scan instead of the first validation patient's")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--model", type=Path)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--volume", action="store_true", help="time a whole scan with the fast path and report peak memory")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     generator, config = load_model(args.model, args.modality, args.gamma, args.device)
     result = {"device": torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)", "gamma": config.gamma, "step": args.step}
     result.update(whole_volume(args, generator, config) if args.volume else compare_slices(args, generator, config))

@@ -66,6 +66,18 @@ def test_paper_mode_labels_one_superpixel_and_merge_mode_at_least_as_much(tmp_pa
     assert paper.any() and (paper <= merged).all()  # merging grows from the paper's segment, never drops it
 
 
+def test_polarity_auto_is_the_modality_lesion_sign(tmp_path, tiny_model_path, make_brain_slice):
+    image, _, _ = make_brain_slice(size=40)
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / "slice.png")
+    heat = {}
+    for polarity in ("auto", "dark", "both"):
+        out = tmp_path / f"{polarity}.nii.gz"
+        assert segment(tmp_path / "slice.png", "--model", tiny_model_path, "--polarity", polarity, "--out", tmp_path / f"labels_{polarity}.nii.gz", "--heatmap-out", out) == 0
+        heat[polarity] = np.asarray(nib.load(str(out)).dataobj)
+    np.testing.assert_array_equal(heat["auto"], heat["dark"])  # the tiny model is a T1 one: LGG is dark on T1-pre
+    assert heat["both"].sum() > heat["dark"].sum()  # the absolute error also counts the bright side
+
+
 def test_skull_stripped_volume_skips_brain_extraction(tmp_path, tiny_model_path, monkeypatch):
     """--skull-stripped takes the non-zero foreground as the brain: deepbet must not run (it would need a head)."""
     from conftest import toy_volume

@@ -238,6 +238,7 @@ REFUSED: dict[str, tuple[Row, str]] = {
     "negative-min-contrast": (lambda t: Run(good_slice(t), extra=["--min-contrast", "-1"]), "--min-contrast must be at least 0"),
     "negative-heat-sigma": (lambda t: Run(good_slice(t), extra=["--heat-sigma", "-2"]), "--heat-sigma must be at least 0"),
     "merge-settings-in-paper-mode": (lambda t: Run(good_slice(t), extra=["--mode", "paper", "--merge-ratio", "0.3"]), "apply to --mode merge"),
+    "unknown-polarity": (lambda t: Run(good_slice(t), extra=["--polarity", "up"]), "argument --polarity: invalid choice: 'up'"),
     "gamma-list-with-one-model": (lambda t: Run(good_slice(t), extra=["--gamma", "8,16"]), "give one per window"),
     # the checkpoint
     "missing-checkpoint": (lambda t: Run(good_slice(t), model=t / "nowhere.safetensors"), "checkpoint not found"),

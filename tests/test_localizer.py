@@ -15,6 +15,7 @@ from napari_inpaint_seg.localizer import (
     final,
     localize,
     reference_heatmap,
+    window_error,
     window_starts,
 )
 
@@ -91,6 +92,43 @@ def test_fast_equals_reference_when_the_context_holds_the_receptive_field(tiny_c
     fast = final(fast_heatmap(generator, tiny_config, image, brain, step=2, refine_fraction=1.0))
     np.testing.assert_allclose(fast, reference, atol=2e-3, rtol=1e-5)
     assert reference[brain].max() > 1  # not trivially zero
+
+
+def test_window_error_splits_the_absolute_error_by_sign():
+    slice_255 = np.array([[10.0, 200.0], [50.0, 50.0]])
+    reconstruction = np.array([[30.0, 100.0], [50.0, 0.0]])
+    np.testing.assert_array_equal(window_error(slice_255, reconstruction, "bright"), [[0, 100], [0, 50]])
+    np.testing.assert_array_equal(window_error(slice_255, reconstruction, "dark"), [[20, 0], [0, 0]])
+    np.testing.assert_array_equal(window_error(slice_255, reconstruction, "both"), [[20, 100], [0, 50]])
+
+
+@pytest.mark.parametrize("run", [reference_heatmap, fast_heatmap])
+def test_bright_plus_dark_heat_is_the_absolute_heat(tiny_config, run):
+    """Accumulation is linear, so the two one-sided heatmaps add up to the paper's (every window evaluated)."""
+    image, brain = random_slice(seed=3)
+    generator = LocalGenerator(2)
+    extra = {"refine_fraction": 1.0} if run is fast_heatmap else {}
+    heat = {sign: final(run(generator, tiny_config, image, brain, step=2, polarity=sign, **extra)) for sign in ("both", "bright", "dark")}
+    np.testing.assert_allclose(heat["bright"] + heat["dark"], heat["both"], atol=1e-3)
+    assert heat["bright"][brain].max() > 1 and heat["dark"][brain].max() > 1
+    assert not np.allclose(heat["bright"], heat["dark"])
+
+
+def test_a_bright_lesion_shows_in_bright_heat_only(tiny_config):
+    """A generator that predicts ordinary tissue: a hyperintense blob is an error of the slice being brighter."""
+    image, brain = random_slice(seed=4)
+    image = np.where(brain, 0.4, 0.0).astype(np.float32)
+    image[12:18, 14:20] = 1.0
+    generator = ConstantGenerator(0.4)
+    bright = final(fast_heatmap(generator, tiny_config, image, brain, step=2, refine_fraction=1.0, polarity="bright"))
+    dark = final(fast_heatmap(generator, tiny_config, image, brain, step=2, refine_fraction=1.0, polarity="dark"))
+    assert bright[12:18, 14:20].mean() > 10 * max(dark[12:18, 14:20].mean(), 1e-3)
+
+
+def test_unknown_polarity_is_refused(tiny_generator, tiny_config):
+    image, brain = random_slice()
+    with pytest.raises(InputError, match="polarity"):
+        next(fast_heatmap(tiny_generator, tiny_config, image, brain, polarity="up"))
 
 
 def test_coarse_to_fine_is_exact_on_the_hot_part_of_the_brain(tiny_generator, tiny_config, make_brain_slice):

@@ -103,6 +103,28 @@ def test_score_selection_counts_dice_and_false_positives():
     assert paper["n_tumour_slices"] == merged["n_healthy_slices"] == 1
 
 
+def test_whole_volume_scores_count_every_labelled_slice_and_skip_small_brains():
+    labels = block_labels()
+    tumour = (labels == 5) | (labels == 6)
+    flat = np.zeros(labels.shape, bool)
+    small_brain = evaluated("a", 2, block_heatmap({9: 50.0}), flat)
+    small_brain.brain = labels == 9  # 256 brain pixels: fewer than the window's area below, so never labelled
+    slices = [
+        evaluated("a", 0, block_heatmap({5: 50.0, 6: 45.0}), tumour),
+        evaluated("a", 1, block_heatmap({5: 50.0}), labels == 5),  # tumour found in part
+        small_brain,
+        evaluated("b", 0, block_heatmap({5: 11.0}), flat),  # healthy patient, flat heat: called tumour-free
+        evaluated("b", 1, block_heatmap({3: 80.0}), flat),  # healthy but a hot block: a false positive
+    ]
+    params, selection = FelzenszwalbParams(scale=1, sigma=0, min_size=1), Selection(mode="merge", heat_sigma=0.0, edge_margin=0, merge_ratio=0.5, min_contrast=1.5)
+    scores = score_selection(slices, params, selection, min_brain_pixels=400, whole_volumes=True)
+    assert scores["n_tumour_slices"] == 2 and scores["n_healthy_slices"] == 2  # the small-brain slice is not labelled
+    assert scores["false_positive_rate"] == 0.5
+    # Patient a: the answers are blocks 5+6, then 5 alone: TP 768, 768 predicted, 768 true -> 1.0. Patient b: no tumour, 256 predicted -> 0.
+    assert scores["volume_dice_mean"] == pytest.approx(0.5)
+    assert score_selection(slices, params, selection)["volume_dice_mean"] is None
+
+
 def test_healthy_slices_are_spread_and_exclude_tumour():
     tumour = np.zeros((64, 64, 10), bool)
     tumour[10:20, 10:20, 4:6] = True

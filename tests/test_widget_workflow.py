@@ -335,3 +335,17 @@ def test_mode_switch_between_merge_and_paper(session, qtbot):
     paper = segment.candidate_mask()
     assert len(segment.result.candidates()[0]) == 1
     assert paper.any() and (paper <= merged).all() and merged.sum() >= paper.sum()
+
+
+def test_error_sign_follows_the_model_modality_unless_chosen(session, qtbot):
+    """"auto" is the sign that marks LGG on the model's modality (the tiny model is a FLAIR one: bright)."""
+    from napari_inpaint_seg._widget_common import heatmap_for
+
+    localize = session.localize
+    heat = {}
+    for sign in ("bright", "auto", "dark"):
+        localize._polarity.value = sign
+        run_and_wait(qtbot, localize)
+        heat[sign] = heatmap_for(session.viewer, session.image).data[2].copy()
+    np.testing.assert_array_equal(heat["auto"], heat["bright"])
+    assert heat["dark"].max() > 0 and not np.array_equal(heat["bright"], heat["dark"])

@@ -29,7 +29,7 @@ from ._widget_common import (
 from .display import MODALITY
 from .errors import InputError
 from .localizer import HeatmapUpdate
-from .pipeline import PreparedScan, check_geometry, localize_slice
+from .pipeline import POLARITY_CHOICES, PreparedScan, check_geometry, localize_slice, resolve_polarity
 
 CURRENT_SLICE = "current slice"
 ALL_SLICES = "all slices"
@@ -72,7 +72,7 @@ def model_choices() -> list[tuple[str, tuple[Path, ...] | str]]:
     return [*choices, (CHECKPOINT_FILE, CHECKPOINT_FILE)]
 
 
-def localize_job(data, metadata, scale, prepared, skull_stripped, device, model_paths, indices, step, fast):
+def localize_job(data, metadata, scale, prepared, skull_stripped, device, model_paths, indices, step, fast, polarity):
     """Worker body: load the model, prepare the scan if needed, then yield heatmap updates slice by slice.
 
     Returns a :class:`Failed` for problems the user can fix instead of raising, so they become one clear message.
@@ -95,7 +95,7 @@ def localize_job(data, metadata, scale, prepared, skull_stripped, device, model_
                     return Failed(f"slice {index} contains no brain; move to a slice through the brain")
                 yield SliceUpdate(index, position, len(indices), HeatmapUpdate(np.zeros(brain.shape, np.float32), 0, 0))
                 continue
-            for update in localize_slice(prepared, index, models, step=step, fast=fast, device=device):
+            for update in localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity):
                 yield SliceUpdate(index, position, len(indices), update)
     except InputError as exc:
         return Failed(str(exc))
@@ -112,7 +112,7 @@ def heatmap_contrast(heatmap: np.ndarray) -> tuple[float, float]:
 
 
 class LocalizeWidget(Container):
-    """Image, model, step k, device, slice range and localiser; Run / Cancel."""
+    """Image, model, step k, error sign, device, slice range and localiser; Run / Cancel."""
 
     def __init__(self, napari_viewer, *, cache=PREPARED):
         super().__init__()
@@ -127,6 +127,9 @@ class LocalizeWidget(Container):
         self._checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.safetensors")
         self._step = SpinBox(label="step k (0 = auto)", value=0, min=0, max=64,
                              tooltip="window stride in pixels (the paper's k); 0 = auto: 4, or gamma/8 for windows above 32 px")
+        self._polarity = ComboBox(label="error sign", choices=POLARITY_CHOICES, value="auto",
+                                  tooltip="which inpainting error counts: auto = the sign that marks LGG on the model's modality (bright on FLAIR, "
+                                          "dark on T1-pre); both = the absolute error, as the paper")
         self._device = ComboBox(label="device", choices=DEVICES, value="auto")
         self._slices = RadioButtons(label="slices", choices=(CURRENT_SLICE, ALL_SLICES), value=CURRENT_SLICE, orientation="horizontal")
         self._fast = CheckBox(text="fast localiser (off: the paper's reference, slower)", value=True)
@@ -136,7 +139,7 @@ class LocalizeWidget(Container):
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
-        self.extend([self._image, self._model, self._checkpoint, self._step, self._device, self._slices, self._fast,
+        self.extend([self._image, self._model, self._checkpoint, self._step, self._polarity, self._device, self._slices, self._fast,
                      self._skull_stripped, Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False), self._status])
 
         self._model.changed.connect(self._on_model_changed)
@@ -237,7 +240,7 @@ class LocalizeWidget(Container):
         self._status.value = "loading model and preparing the scan…"
         self._job = make_job(
             localize_job, image.data, dict(image.metadata), tuple(image.scale), self._cache.get(image, skull_stripped), skull_stripped,
-            device, model_paths, indices, self._step.value or None, self._fast.value,
+            device, model_paths, indices, self._step.value or None, self._fast.value, resolve_polarity(self._polarity.value, config.modality),
             yielded=self._on_yielded, returned=self._on_returned, errored=self._on_errored, aborted=self._on_aborted, finished=self._on_finished,
         )
         self._job.start()

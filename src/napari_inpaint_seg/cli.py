@@ -77,6 +77,9 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
                         help="call a slice tumour-free (empty label) when its top segment scores below this multiple of the brain's median heat (default: tuned)")
     parser.add_argument("--heat-sigma", type=float, help="merge mode: smooth the heatmap inside the brain with this Gaussian sigma in pixels before scoring (default: tuned)")
     parser.add_argument("--edge-margin", type=int, help="merge mode: leave this many pixels of the brain's rim out of segment scores (default: tuned)")
+    parser.add_argument("--polarity", choices=["auto", "both", "bright", "dark"], default="auto",
+                        help="which inpainting error counts: auto (default) the sign that marks LGG on the modality, bright on FLAIR, dark on T1-pre; "
+                             "both: the absolute error, as the paper (use it with --mode paper to reproduce the paper)")
     parser.add_argument("--skull-stripped", action="store_true", help="the scan is already skull-stripped (background 0): skip brain extraction")
     parser.add_argument("--reference", action="store_true", help="the paper's literal (slow) localiser instead of the fast one")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
@@ -108,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", type=Path, required=True, help="where to write the results")
     evaluate.add_argument("--force", action="store_true", help="overwrite an existing JSON file")
     evaluate.add_argument("--heatmap-cache", type=Path, help="keep heatmaps in this .npz and reuse them when the settings match")
+    evaluate.add_argument("--whole-volumes", action="store_true",
+                          help="localise every slice, not only tumour slices and 4 tumour-free ones per patient: adds volume Dice and the false-positive rate over all tumour-free slices")
 
     commands.add_parser("models", help="list the models shipped with the package")
     return parser
@@ -243,13 +248,13 @@ def run_segment(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
-    from .pipeline import prepare_scan, segment_volume
+    from .pipeline import prepare_scan, resolve_polarity, segment_volume
 
     device = pick_device(args.device)
     models = load_models(args, device)
     prepared = prepare_scan(scan, skull_stripped=args.skull_stripped, device=device)
     progress = segment_volume(prepared, models, args.slices, step=args.step, params=felzenszwalb_params(args), selection=selection(args),
-                              fast=not args.reference, device=device)
+                              fast=not args.reference, device=device, polarity=resolve_polarity(args.polarity, args.modality))
     last = None
     for last in tqdm(progress, total=len(args.slices) if args.slices else prepared.n_slices, desc="segment", unit="slice"):
         pass
@@ -277,6 +282,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     from .evaluation import evaluate_lgg, read_patient_list
     from .io import write_atomically
+    from .pipeline import resolve_polarity
     from .segmentation import PAPER_SELECTION
 
     device = pick_device(args.device)
@@ -288,6 +294,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
     results = evaluate_lgg(
         args.data, read_patient_list(args.patients), args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),
+        polarity=resolve_polarity(args.polarity, args.modality), whole_volumes=args.whole_volumes,
     )
     write_atomically(args.json, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
 
@@ -296,7 +303,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     for name, scores in results["selections"].items():
         print(f"{args.modality} gamma={'+'.join(map(str, args.gamma))} {scores['selection']}: Dice {number(scores['dice_mean'], 3)} ± {number(scores['dice_sd'], 3)} "
-              f"on {scores['n_tumour_slices']} tumour slices; false positives on {number(scores['false_positive_rate'], 2)} of {scores['n_healthy_slices']} healthy slices")
+              f"on {scores['n_tumour_slices']} tumour slices; false positives on {number(scores['false_positive_rate'], 2)} of {scores['n_healthy_slices']} healthy slices"
+              + (f"; volume Dice {number(scores['volume_dice_mean'], 3)}" if args.whole_volumes else ""))
     for gamma, quality in results["inpainting"].items():
         print(f"inpainting gamma={gamma}: PSNR {number(quality['psnr_mean'], 2)}, SSIM {number(quality['ssim_mean'], 3)} over {quality['n_holes']} holes")
 

@@ -62,11 +62,19 @@ def healthy_slice_indices(tumour: np.ndarray, brain: np.ndarray, count: int) -> 
     return candidates[np.unique(np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int))]
 
 
-def slice_heatmaps(prepared: PreparedScan, tumour: np.ndarray, indices, patient: str, models: list[Model], *, step: int, fast: bool, device: str) -> list[EvaluatedSlice]:
+def volume_slice_indices(tumour: np.ndarray, brain: np.ndarray, min_brain_pixels: int) -> np.ndarray:
+    """Every slice that matters to a whole-volume score: those the product labels (enough brain for the window,
+    see :func:`~.pipeline.segment_volume`) and any with tumour (else its voxels would be missed)."""
+    return np.flatnonzero(tumour.any(axis=(0, 1)) | (brain.sum(axis=(0, 1)) >= min_brain_pixels))
+
+
+def slice_heatmaps(
+    prepared: PreparedScan, tumour: np.ndarray, indices, patient: str, models: list[Model], *, step: int, fast: bool, device: str, polarity: str
+) -> list[EvaluatedSlice]:
     rows = []
     for index in indices:
         began = time.perf_counter()
-        heatmap = final(localize_slice(prepared, int(index), models, step=step, fast=fast, device=device))
+        heatmap = final(localize_slice(prepared, int(index), models, step=step, fast=fast, device=device, polarity=polarity))
         rows.append(EvaluatedSlice(patient, int(index), prepared.image[:, :, index], prepared.brain[:, :, index], tumour[:, :, index], heatmap, time.perf_counter() - began))
     return rows
 
@@ -92,22 +100,36 @@ def answers(slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection:
     return [result_from_superpixels(item.index, labels, item.brain, item.heatmap, selection).answer() for item, labels in zip(slices, maps)]
 
 
-def score_selection(slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection, superpixel_maps: list[np.ndarray] | None = None) -> dict:
-    """Dice over tumour slices, patient-pooled Dice, and the false-positive rate over healthy slices."""
+def score_selection(
+    slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection, superpixel_maps: list[np.ndarray] | None = None, *,
+    min_brain_pixels: int = 0, whole_volumes: bool = False,
+) -> dict:
+    """Dice over tumour slices (at least :data:`MIN_TUMOUR_PIXELS`), patient-pooled Dice, the false-positive
+    rate over the tumour-free slices the product labels (``min_brain_pixels`` of brain, the largest window's
+    area) and, when ``slices`` hold ``whole_volumes`` (:func:`volume_slice_indices`), the volume Dice per
+    patient of the labels ``inpaint-seg segment`` would write."""
     labels = answers(slices, params, selection, superpixel_maps)
-    tumour = [(item, label) for item, label in zip(slices, labels) if item.has_tumour]
-    healthy = [label for item, label in zip(slices, labels) if not item.has_tumour]
+    labelled = [item.brain.sum() >= min_brain_pixels for item in slices]
+    tumour = [(item, label) for item, label in zip(slices, labels) if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
+    healthy = [label for item, label, counts in zip(slices, labels, labelled) if not item.has_tumour and counts]
     dices = np.asarray([dice(label, item.tumour) for item, label in tumour])
     pooled = []
     for patient in dict.fromkeys(item.patient for item, _ in tumour):
         pairs = [(label, item.tumour) for item, label in tumour if item.patient == patient]
         pooled.append(dice(np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])))
+    volume_dices = []
+    if whole_volumes:
+        for patient in dict.fromkeys(item.patient for item in slices):
+            rows = [(label if counts else np.zeros_like(label), item.tumour) for item, label, counts in zip(slices, labels, labelled) if item.patient == patient]
+            volume_dices.append(dice(np.stack([a for a, _ in rows]), np.stack([b for _, b in rows])))
     return {
         "selection": selection.description,
         "dice_mean": float(dices.mean()) if len(dices) else None,
         "dice_sd": float(dices.std()) if len(dices) else None,
         "patient_pooled_dice_mean": float(np.mean(pooled)) if pooled else None,
         "false_positive_rate": float(np.mean([label.any() for label in healthy])) if healthy else None,
+        "volume_dice_mean": float(np.mean(volume_dices)) if volume_dices else None,
+        "volume_dice_sd": float(np.std(volume_dices)) if volume_dices else None,
         "n_tumour_slices": len(dices),
         "n_healthy_slices": len(healthy),
         "dice_per_slice": [round(float(d), 4) for d in dices],
@@ -134,21 +156,30 @@ def inpainting_quality(prepared: PreparedScan, healthy_slices: np.ndarray, model
 
 def localise_patients(
     data_dir: str | Path, patients: list[str], modality: str, models: list[Model], *, step: int, fast: bool,
-    healthy_per_patient: int, device: str, seed: int, report: Callable[[str], None],
+    healthy_per_patient: int, device: str, seed: int, report: Callable[[str], None], polarity: str = "both", whole_volumes: bool = False,
 ) -> tuple[list[EvaluatedSlice], list[dict]]:
-    """Heatmaps of every patient's tumour slices and of a few healthy ones, and inpainting-quality rows."""
+    """Heatmaps of every patient's tumour slices and of a few healthy ones (with ``whole_volumes``, of every
+    slice that matters to a volume score instead), and inpainting-quality rows."""
     rng = np.random.default_rng(seed)
     slices, quality_rows = [], []
     for patient in patients:
         scan_path, mask_path = lgg_patient_volume_paths(Path(data_dir), patient, modality)
         prepared = prepare_scan(read_scan(scan_path), device=device)
         tumour = read_scan(mask_path).data > 0
-        indices = [*tumour_slice_indices(tumour), *healthy_slice_indices(tumour, prepared.brain, healthy_per_patient)]
-        slices += slice_heatmaps(prepared, tumour, indices, patient, models, step=step, fast=fast, device=device)
+        if whole_volumes:
+            indices = volume_slice_indices(tumour, prepared.brain, min_brain_pixels(models))
+        else:
+            indices = [*tumour_slice_indices(tumour), *healthy_slice_indices(tumour, prepared.brain, healthy_per_patient)]
+        slices += slice_heatmaps(prepared, tumour, indices, patient, models, step=step, fast=fast, device=device, polarity=polarity)
         healthy = np.flatnonzero(~tumour.any(axis=(0, 1)) & (prepared.brain.sum(axis=(0, 1)) >= MIN_HEALTHY_BRAIN_PIXELS))
         quality_rows += inpainting_quality(prepared, healthy, models, rng, device)
         report(f"{patient}: {len(indices)} slices localised")
     return slices, quality_rows
+
+
+def min_brain_pixels(models: list[Model]) -> int:
+    """The brain a slice needs to be labelled at all: the largest window's area (as :func:`~.pipeline.segment_volume`)."""
+    return max(config.gamma for _, config in models) ** 2
 
 
 SLICE_ARRAYS = ("image", "brain", "tumour", "heatmap")
@@ -188,7 +219,7 @@ def read_heatmap_cache_unchecked(path: str | Path) -> tuple[list[EvaluatedSlice]
 def localised_slices(
     data_dir: str | Path, patients: list[str], modality: str, models: list[Model], *, step: int | None = None, fast: bool = True,
     healthy_per_patient: int = HEALTHY_SLICES_PER_PATIENT, device: str = "cpu", seed: int = 0, cache: str | Path | None = None,
-    report: Callable[[str], None] = print,
+    report: Callable[[str], None] = print, polarity: str = "both", whole_volumes: bool = False,
 ) -> tuple[list[EvaluatedSlice], list[dict]]:
     """:func:`localise_patients`, read from ``cache`` instead when it was made with the same settings.
 
@@ -199,18 +230,20 @@ def localised_slices(
     if len(models) > 1:
         runs = [
             localised_slices(data_dir, patients, modality, [model], step=step, fast=fast, healthy_per_patient=healthy_per_patient, device=device,
-                             seed=seed, cache=per_window_cache(cache, model[1].gamma) if cache else None, report=report)
+                             seed=seed, cache=per_window_cache(cache, model[1].gamma) if cache else None, report=report, polarity=polarity,
+                             whole_volumes=whole_volumes)
             for model in models
         ]
         return fuse_slices([slices for slices, _ in runs]), [row for _, quality in runs for row in quality]
     key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "models": [asdict(config) for _, config in models],
-           "step": step_for_window(models[0][1].gamma, step), "fast": fast, "healthy_per_patient": healthy_per_patient, "seed": seed}
+           "step": step_for_window(models[0][1].gamma, step), "fast": fast, "healthy_per_patient": healthy_per_patient, "seed": seed,
+           "polarity": polarity, "whole_volumes": whole_volumes}
     cached = load_heatmap_cache(cache, key) if cache else None
     if cached is not None:
         report(f"heatmaps read from {cache}")
         return cached
-    slices, quality_rows = localise_patients(data_dir, patients, modality, models, step=step, fast=fast,
-                                             healthy_per_patient=healthy_per_patient, device=device, seed=seed, report=report)
+    slices, quality_rows = localise_patients(data_dir, patients, modality, models, step=step, fast=fast, healthy_per_patient=healthy_per_patient,
+                                             device=device, seed=seed, report=report, polarity=polarity, whole_volumes=whole_volumes)
     if cache:
         save_heatmap_cache(cache, slices, quality_rows, key)
     return slices, quality_rows
@@ -236,24 +269,32 @@ def evaluate_lgg(
     seed: int = 0,
     cache: str | Path | None = None,
     report: Callable[[str], None] = print,
+    polarity: str = "both",
+    whole_volumes: bool = False,
 ) -> dict:
     """Table 1 for ``patients``: per selection, Dice mean ± sd over tumour slices and the false-positive rate
     on a few tumour-free slices per patient; PSNR/SSIM of inpainting on tumour-free slices. JSON-ready.
 
     With ``cache``, heatmaps are read from (or written to) that .npz when it was made with the same settings.
+    ``whole_volumes``: every slice that matters, for volume Dice and a false-positive rate over all tumour-free
+    slices.
     """
     selections = selections or {"paper": PAPER_SELECTION, "default": Selection()}
     slices, quality_rows = localised_slices(data_dir, patients, modality, models, step=step, fast=fast,
-                                            healthy_per_patient=healthy_per_patient, device=device, seed=seed, cache=cache, report=report)
+                                            healthy_per_patient=healthy_per_patient, device=device, seed=seed, cache=cache, report=report,
+                                            polarity=polarity, whole_volumes=whole_volumes)
+    scoring = {"min_brain_pixels": min_brain_pixels(models), "whole_volumes": whole_volumes}
     return {
         "modality": modality,
         "gamma": [config.gamma for _, config in models],
         "step": [step_for_window(config.gamma, step) for _, config in models],
         "felzenszwalb": {"scale": params.scale, "sigma": params.sigma, "min_size": params.min_size},
         "localizer": "fast" if fast else "reference",
+        "polarity": polarity,
+        "whole_volumes": whole_volumes,
         "model_iterations": [config.iterations for _, config in models],
         "patients": patients,
-        "selections": {name: score_selection(slices, params, selection) for name, selection in selections.items()},
+        "selections": {name: score_selection(slices, params, selection, **scoring) for name, selection in selections.items()},
         "inpainting": {str(gamma): quality_summary([row for row in quality_rows if row.get("gamma", gamma) == gamma]) for gamma in (config.gamma for _, config in models)},
         "seconds_per_slice": float(np.mean([item.seconds for item in slices])) if slices else None,
     }

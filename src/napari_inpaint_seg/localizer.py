@@ -13,7 +13,11 @@ Two paths behind one API, both generators that yield :class:`HeatmapUpdate` as b
   uses the slice's extremes and the prediction's own (exact unless the slice's extreme lies only inside
   the window).
 
-Heatmaps are in units of absolute error on the [0, 255] scale and are zero outside the brain.
+Heatmaps are in units of error on the [0, 255] scale and are zero outside the brain. ``polarity`` says which
+error counts: "both" (the paper) the absolute difference; "bright" only where the slice is brighter than its
+inpainting, "dark" only where it is darker. A lesion that is hyperintense on the modality (LGG on FLAIR) or
+hypointense (LGG on T1-pre) stands out more once the generator's errors of the other sign, which are as
+frequent in healthy tissue, no longer count. "bright" + "dark" = "both".
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ def step_for_window(gamma: int, step: int | None = None) -> int:
     (the error of a 64-px window changes little over 4 px, and 8 px makes it 4x cheaper)."""
     return step if step is not None else max(DEFAULT_STEP, gamma // 8)
 FIRST_BATCH = 32
+POLARITIES = ("both", "bright", "dark")
 
 
 @dataclass
@@ -74,7 +79,7 @@ def brain_window_positions(brain: np.ndarray, gamma: int, step: int) -> np.ndarr
     return positions[counts[positions[:, 0], positions[:, 1]]]
 
 
-def check_slice(image: np.ndarray, brain: np.ndarray, gamma: int, step: int) -> None:
+def check_slice(image: np.ndarray, brain: np.ndarray, gamma: int, step: int, polarity: str = "both") -> None:
     if image.ndim != 2:
         raise InputError(f"localisation works on 2D slices, got shape {image.shape}")
     if image.shape != brain.shape:
@@ -83,6 +88,8 @@ def check_slice(image: np.ndarray, brain: np.ndarray, gamma: int, step: int) -> 
         raise InputError(f"slice {image.shape} is smaller than the window gamma={gamma}")
     if step < 1:
         raise InputError(f"step must be at least 1, got {step}")
+    if polarity not in POLARITIES:
+        raise InputError(f"polarity must be one of {POLARITIES}, got {polarity!r}")
     if not np.isfinite(image).all():
         raise InputError("slice contains NaN or Inf values")
 
@@ -90,6 +97,14 @@ def check_slice(image: np.ndarray, brain: np.ndarray, gamma: int, step: int) -> 
 def _to_255(values: np.ndarray | torch.Tensor, low, high):
     span = high - low
     return (values - low) * (255.0 / span) if span > 0 else values * 0
+
+
+def window_error(slice_255: np.ndarray, reconstruction_255: np.ndarray, polarity: str = "both") -> np.ndarray:
+    """Per-pixel error of a window (or a stack of them) on the [0, 255] scale, of the sign ``polarity`` says."""
+    difference = slice_255 - reconstruction_255
+    if polarity == "both":
+        return np.abs(difference)
+    return np.maximum(difference if polarity == "bright" else -difference, 0.0)
 
 
 def _accumulate(total: np.ndarray, coverage: np.ndarray, errors: np.ndarray, positions: np.ndarray, gamma: int) -> None:
@@ -104,11 +119,12 @@ def _normalised(total: np.ndarray, coverage: np.ndarray, brain: np.ndarray) -> n
 
 @torch.inference_mode()
 def reference_heatmap(
-    generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, brain: np.ndarray, *, step: int = DEFAULT_STEP, batch_size: int = 8, device: str = "cpu"
+    generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, brain: np.ndarray, *, step: int = DEFAULT_STEP, batch_size: int = 8,
+    device: str = "cpu", polarity: str = "both",
 ) -> Iterator[HeatmapUpdate]:
     """The paper's localiser (see module docstring); ``image`` is in [0, 1] with 0 outside ``brain``."""
     gamma = config.gamma
-    check_slice(image, brain, gamma, step)
+    check_slice(image, brain, gamma, step, polarity)
     padded, padding = pad_to_multiple(image.astype(np.float32), config.stride)
     x = torch.from_numpy(padded).to(device)[None, None]
     slice_255 = _to_255(image, image.min(), image.max())
@@ -124,7 +140,7 @@ def reference_heatmap(
         for (row, col), reconstruction in zip(batch, reconstructions):
             rec_255 = _to_255(reconstruction, reconstruction.min(), reconstruction.max())
             window = (slice(row, row + gamma), slice(col, col + gamma))
-            errors.append(np.abs(slice_255[window] - rec_255[window]))
+            errors.append(window_error(slice_255[window], rec_255[window], polarity))
         _accumulate(total, coverage, errors, batch, gamma)
         yield HeatmapUpdate(_normalised(total, coverage, brain), first + len(batch), len(positions))
 
@@ -132,8 +148,8 @@ def reference_heatmap(
 class _CropInpainter:
     """Window errors of one slice from local crops: the fast path's inner loop, batched and channels-last."""
 
-    def __init__(self, generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, device: str) -> None:
-        self.generator, self.gamma, self.device = generator, config.gamma, device
+    def __init__(self, generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, device: str, polarity: str) -> None:
+        self.generator, self.gamma, self.device, self.polarity = generator, config.gamma, device, polarity
         self.margin = (config.context - config.gamma) // 2
         self.crops = sliding_window_view(np.pad(image.astype(np.float32), self.margin), (config.context, config.context))
         self.low, self.high = float(image.min()), float(image.max())
@@ -143,7 +159,7 @@ class _CropInpainter:
         self.hole = hole.contiguous(memory_format=torch.channels_last)
 
     def errors(self, positions: np.ndarray) -> np.ndarray:
-        """(N, gamma, gamma) absolute errors on the [0, 255] scale for windows starting at ``positions``."""
+        """(N, gamma, gamma) errors on the [0, 255] scale for windows starting at ``positions``."""
         crops = torch.from_numpy(np.ascontiguousarray(self.crops[positions[:, 0], positions[:, 1]])).to(self.device)[:, None]
         crops = crops.contiguous(memory_format=torch.channels_last)
         inner = slice(self.margin, self.margin + self.gamma)
@@ -152,7 +168,7 @@ class _CropInpainter:
         high = prediction.amax(dim=(1, 2)).clamp_min(self.high)[:, None, None]
         rec_255 = ((prediction - low) * (255.0 / (high - low).clamp_min(1e-12))).cpu().numpy()
         windows = sliding_window_view(self.slice_255, (self.gamma, self.gamma))[positions[:, 0], positions[:, 1]]
-        return np.abs(windows - rec_255)
+        return window_error(windows, rec_255, self.polarity)
 
 
 def refinement_positions(coarse: np.ndarray, brain: np.ndarray, candidates: np.ndarray, gamma: int, fraction: float) -> np.ndarray:
@@ -176,6 +192,7 @@ def fast_heatmap(
     device: str = "cpu",
     coarse_factor: int = 2,
     refine_fraction: float = 0.3,
+    polarity: str = "both",
 ) -> Iterator[HeatmapUpdate]:
     """Brain windows only, each inpainted from a local crop, batched; coarse-to-fine.
 
@@ -185,7 +202,7 @@ def fast_heatmap(
     ``refine_fraction=1`` (or ``coarse_factor=1``) evaluates every brain window at stride ``step``.
     """
     gamma = config.gamma
-    check_slice(image, brain, gamma, step)
+    check_slice(image, brain, gamma, step, polarity)
     fine = brain_window_positions(brain, gamma, step)
     if len(fine) == 0:
         yield HeatmapUpdate(np.zeros(image.shape, np.float32), 0, 0)
@@ -193,7 +210,7 @@ def fast_heatmap(
     on_coarse_grid = np.isin(fine[:, 0], window_starts(image.shape[0], gamma, step * coarse_factor)) & np.isin(
         fine[:, 1], window_starts(image.shape[1], gamma, step * coarse_factor)
     )
-    inpainter = _CropInpainter(generator, config, image, device)
+    inpainter = _CropInpainter(generator, config, image, device, polarity)
     total, coverage = np.zeros(image.shape), np.zeros(image.shape)
     done = 0
 
@@ -241,7 +258,10 @@ def fuse_heatmaps(heatmaps: list[np.ndarray], brain: np.ndarray) -> np.ndarray:
     return np.where(brain, fused / len(heatmaps), 0.0).astype(np.float32)
 
 
-def localize(generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, brain: np.ndarray, *, step: int = DEFAULT_STEP, fast: bool = True, device: str = "cpu") -> np.ndarray:
+def localize(
+    generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, brain: np.ndarray, *, step: int = DEFAULT_STEP, fast: bool = True, device: str = "cpu",
+    polarity: str = "both",
+) -> np.ndarray:
     """Heatmap of one slice with the fast path (default) or the paper's reference path."""
     run = fast_heatmap if fast else reference_heatmap
-    return final(run(generator, config, image, brain, step=step, device=device))
+    return final(run(generator, config, image, brain, step=step, device=device, polarity=polarity))

@@ -16,7 +16,7 @@ from .brain import extract_brain_volume, foreground_mask_2d
 from .errors import InputError
 from .intensity import check_finite, normalize_in_brain
 from .io import Scan
-from .localizer import HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap, step_for_window
+from .localizer import POLARITIES, HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap, step_for_window
 from .models.config import ModelConfig
 from .segmentation import FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, scoring_heat, segment_adjacency, superpixels
 
@@ -118,6 +118,19 @@ def prepare_scan(scan: Scan, *, skull_stripped: bool = False, device: str = "cpu
 
 
 Model = tuple[torch.nn.Module, ModelConfig]
+# The sign of the inpainting error that marks a low-grade glioma on each modality (localizer module docstring):
+# hyperintense on FLAIR, hypointense on T1-pre. Measured on the validation patients (docs/results.md).
+LESION_POLARITY = {"flair": "bright", "t1": "dark"}
+POLARITY_CHOICES = ("auto", *POLARITIES)
+
+
+def resolve_polarity(choice: str, modality: str) -> str:
+    """``choice`` as the localiser takes it: "auto" is the modality's lesion sign (:data:`LESION_POLARITY`)."""
+    if choice == "auto":
+        return LESION_POLARITY.get(modality, "both")
+    if choice not in POLARITIES:
+        raise InputError(f"polarity must be one of {POLARITY_CHOICES}, got {choice!r}")
+    return choice
 # Progress units per model when several are fused (their window counts are only known once each starts).
 _FUSED_PROGRESS_UNITS = 1000
 
@@ -130,10 +143,11 @@ def check_geometry(prepared: PreparedScan, configs: list[ModelConfig]) -> None:
 
 
 def localize_slice(
-    prepared: PreparedScan, index: int, models: list[Model], *, step: int | None = None, fast: bool = True, device: str = "cpu"
+    prepared: PreparedScan, index: int, models: list[Model], *, step: int | None = None, fast: bool = True, device: str = "cpu", polarity: str = "both"
 ) -> Iterator[HeatmapUpdate]:
     """Live heatmap updates for slice ``index`` (the last one is complete); ``step`` None: each window's
-    default stride (:func:`~.localizer.step_for_window`).
+    default stride (:func:`~.localizer.step_for_window`); ``polarity``: which error sign counts (resolved,
+    see :func:`resolve_polarity`).
 
     With several models (window sizes) each runs in turn and the updates show the fusion
     (:func:`~.localizer.fuse_heatmaps`) of those finished and the one running; progress is then counted in
@@ -143,13 +157,13 @@ def localize_slice(
     image, brain = prepared.image[:, :, index], prepared.brain[:, :, index]
     if len(models) == 1:
         generator, config = models[0]
-        yield from run(generator, config, image, brain, step=step_for_window(config.gamma, step), device=device)
+        yield from run(generator, config, image, brain, step=step_for_window(config.gamma, step), device=device, polarity=polarity)
         return
     finished: list[np.ndarray] = []
     units = _FUSED_PROGRESS_UNITS
     for position, (generator, config) in enumerate(models):
         update = None
-        for update in run(generator, config, image, brain, step=step_for_window(config.gamma, step), device=device):
+        for update in run(generator, config, image, brain, step=step_for_window(config.gamma, step), device=device, polarity=polarity):
             share = round(units * update.windows_done / update.windows_total) if update.windows_total else units
             yield HeatmapUpdate(fuse_heatmaps([*finished, update.heatmap], brain), position * units + share, len(models) * units)
         finished.append(update.heatmap)
@@ -193,6 +207,7 @@ def segment_volume(
     fast: bool = True,
     selection: Selection = Selection(),
     device: str = "cpu",
+    polarity: str = "both",
 ) -> Iterator[VolumeProgress]:
     """Segment the given axial slices (all when None): 0/1 labels and the heatmap, both of the scan's shape.
 
@@ -210,7 +225,7 @@ def segment_volume(
     largest = max(config.gamma for _, config in models)
     for done, index in enumerate(indices, start=1):
         if prepared.brain[:, :, index].sum() >= largest**2:
-            heatmap = final(localize_slice(prepared, index, models, step=step, fast=fast, device=device))
+            heatmap = final(localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity))
             labels[:, :, index] = segment_slice(prepared, index, heatmap, params, selection).answer()
             heatmaps[:, :, index] = heatmap
         yield VolumeProgress(done, len(indices), labels, heatmaps)
