@@ -17,8 +17,10 @@ from napari_inpaint_seg.metrics import dice
 OBLIQUE = np.array([[0.0, -0.9, 0.1, 90.0], [1.1, 0.0, 0.0, -126.0], [0.0, 0.05, 2.5, -72.0], [0, 0, 0, 1]])
 
 
-def segment(*args: str) -> int:
-    return main(["segment", *map(str, args), "--modality", "t1", "--gamma", "8", "--device", "cpu"])
+def segment(*args: str, always_answer: bool = True) -> int:
+    """The CLI on a tiny model; ``always_answer`` turns the no-tumour decision off (its default contrasts are
+    tuned for the shipped models, not for an untrained tiny one)."""
+    return main(["segment", *map(str, args), "--modality", "t1", "--gamma", "8", "--device", "cpu", *(["--min-contrast", "0"] if always_answer else [])])
 
 
 def test_segment_a_png_slice(tmp_path, tiny_model_path, make_brain_slice, capsys):
@@ -78,6 +80,16 @@ def test_polarity_auto_is_the_modality_lesion_sign(tmp_path, tiny_model_path, ma
     assert heat["both"].sum() > heat["dark"].sum()  # the absolute error also counts the bright side
 
 
+def test_by_default_a_slice_where_nothing_stands_out_gets_no_label(tmp_path, tiny_model_path):
+    rows, cols = np.mgrid[:48, :48]
+    disc = (rows - 24) ** 2 + (cols - 24) ** 2 <= 20**2
+    Image.fromarray(np.where(disc, 120, 0).astype(np.uint8)).save(tmp_path / "flat.png")  # uniform tissue: no anomaly
+    assert segment(tmp_path / "flat.png", "--model", tiny_model_path, "--out", tmp_path / "labels.nii.gz", always_answer=False) == 0
+    assert not np.asarray(nib.load(str(tmp_path / "labels.nii.gz")).dataobj).any()
+    assert segment(tmp_path / "flat.png", "--model", tiny_model_path, "--out", tmp_path / "forced.nii.gz") == 0
+    assert np.asarray(nib.load(str(tmp_path / "forced.nii.gz")).dataobj).any()  # --min-contrast 0: the paper's forced answer
+
+
 def test_skull_stripped_volume_skips_brain_extraction(tmp_path, tiny_model_path, monkeypatch):
     """--skull-stripped takes the non-zero foreground as the brain: deepbet must not run (it would need a head)."""
     from conftest import toy_volume
@@ -99,7 +111,7 @@ def test_segment_selected_slices_of_a_3d_head(tmp_path, tiny_model_path, make_he
     nib.save(nib.Nifti1Image(head, OBLIQUE), str(tmp_path / "head.nii.gz"))
     command = [sys.executable, "-m", "napari_inpaint_seg.cli", "segment", str(tmp_path / "head.nii.gz"), "--modality", "t1", "--gamma", "8",
                "--model", str(tiny_model_path), "--slices", "10,12-13", "--device", "cpu", "--out", str(tmp_path / "labels.nii.gz"),
-               "--heatmap-out", str(tmp_path / "heat.nii.gz")]  # fmt: skip
+               "--heatmap-out", str(tmp_path / "heat.nii.gz"), "--polarity", "both", "--min-contrast", "0"]  # fmt: skip  (every chosen slice answers; one-signed heat is 0 where errors have the other sign)
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     scan, labels = nib.load(str(tmp_path / "head.nii.gz")), nib.load(str(tmp_path / "labels.nii.gz"))

@@ -236,6 +236,7 @@ REFUSED: dict[str, tuple[Row, str]] = {
     # method settings
     "merge-ratio-above-1": (lambda t: Run(good_slice(t), extra=["--merge-ratio", "1.5"]), "--merge-ratio must lie between 0 and 1"),
     "negative-min-contrast": (lambda t: Run(good_slice(t), extra=["--min-contrast", "-1"]), "--min-contrast must be at least 0"),
+    "negative-grow-contrast": (lambda t: Run(good_slice(t), extra=["--grow-contrast", "-1"]), "--grow-contrast must be at least 0"),
     "negative-heat-sigma": (lambda t: Run(good_slice(t), extra=["--heat-sigma", "-2"]), "--heat-sigma must be at least 0"),
     "merge-settings-in-paper-mode": (lambda t: Run(good_slice(t), extra=["--mode", "paper", "--merge-ratio", "0.3"]), "apply to --mode merge"),
     "unknown-polarity": (lambda t: Run(good_slice(t), extra=["--polarity", "up"]), "argument --polarity: invalid choice: 'up'"),
@@ -323,7 +324,8 @@ def test_odd_but_valid_input_works(workspace, name, capsys):
     tmp_path, model = workspace
     scan = WORKS[name](tmp_path)
     out = tmp_path / "results" / "labels.nii.gz"
-    status = main(["segment", str(scan), "--modality", "t1", "--gamma", "8", "--device", "cpu", "--model", str(model), "--out", str(out)])
+    # --min-contrast 0: every slice answers, so an empty label can only mean the brain was not found.
+    status = main(["segment", str(scan), "--modality", "t1", "--gamma", "8", "--device", "cpu", "--model", str(model), "--out", str(out), "--min-contrast", "0"])
     assert status == 0, capsys.readouterr().err
     labels = nib.load(str(out))
     assert labels.shape == (40, 40)

@@ -78,7 +78,7 @@ def test_no_tumour_decision_empties_the_answer_but_keeps_candidates():
     assert result_for(block_heatmap({5: 40.0}), Selection(mode="merge", heat_sigma=0.0, edge_margin=0, min_contrast=1.5)).detected
 
 
-@pytest.mark.parametrize("bad", [dict(mode="best"), dict(merge_ratio=1.5), dict(min_contrast=-1.0)])
+@pytest.mark.parametrize("bad", [dict(mode="best"), dict(merge_ratio=1.5), dict(min_contrast=-1.0), dict(grow_contrast=-0.5)])
 def test_selection_refuses_nonsense(bad):
     with pytest.raises(ValueError):
         Selection(**bad)
@@ -101,6 +101,40 @@ def test_score_selection_counts_dice_and_false_positives():
     assert merged["dice_mean"] == pytest.approx(1.0)
     assert paper["false_positive_rate"] == 1.0 and merged["false_positive_rate"] == 0.0
     assert paper["n_tumour_slices"] == merged["n_healthy_slices"] == 1
+
+
+def volume_of(heats: dict[int, dict[int, float]], selection: Selection) -> dict:
+    """Slice index -> result, for block heatmaps (labels: block numbers)."""
+    from napari_inpaint_seg.pipeline import result_from_superpixels
+
+    brain = np.ones((4 * BLOCK, 4 * BLOCK), bool)
+    return {index: result_from_superpixels(index, block_labels(), brain, block_heatmap(heat), selection) for index, heat in heats.items()}
+
+
+def test_a_weak_slice_is_labelled_only_beside_a_labelled_slice_with_an_overlapping_answer():
+    from napari_inpaint_seg.pipeline import consistent_labels
+
+    selection = Selection(mode="paper", heat_sigma=0.0, edge_margin=0, min_contrast=3.0, grow_contrast=1.5)
+    # Baseline heat 10: slice 4 stands out (contrast 5) on block 5; slices 5 and 6 are weaker (2.0) on the same
+    # block, so they join one after the other; slice 2 is as weak but not beside a labelled slice; slice 8 is
+    # weak beside nothing; slice 7 is weak on another block (no overlap with slice 6).
+    results = volume_of({2: {5: 20.0}, 4: {5: 50.0}, 5: {5: 20.0}, 6: {5: 20.0}, 7: {10: 20.0}, 8: {5: 12.0}}, selection)
+    labels = consistent_labels(results)
+    assert [index for index, label in sorted(labels.items()) if label.any()] == [4, 5, 6]
+    assert labels[5][block_labels() == 5].all()
+    without_growth = consistent_labels(volume_of({4: {5: 50.0}, 5: {5: 20.0}}, Selection(mode="paper", heat_sigma=0.0, edge_margin=0, min_contrast=3.0)))
+    assert without_growth[4].any() and not without_growth[5].any()
+
+
+def test_default_selections_merge_and_decide_per_modality():
+    from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS, default_selection
+
+    assert set(DEFAULT_SELECTIONS) == {"flair", "t1"}
+    for modality, chosen in DEFAULT_SELECTIONS.items():
+        assert default_selection(modality) == chosen and chosen.mode == "merge"
+        assert 0 < chosen.grow_contrast < chosen.min_contrast  # growth must be able to rescue a slice
+    assert default_selection(None) == default_selection("pd") == Selection()
+    assert Selection().min_contrast == 0  # the generic default: every slice gets an answer
 
 
 def test_whole_volume_scores_count_every_labelled_slice_and_skip_small_brains():

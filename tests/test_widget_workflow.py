@@ -349,3 +349,14 @@ def test_error_sign_follows_the_model_modality_unless_chosen(session, qtbot):
         heat[sign] = heatmap_for(session.viewer, session.image).data[2].copy()
     np.testing.assert_array_equal(heat["auto"], heat["bright"])
     assert heat["dark"].max() > 0 and not np.array_equal(heat["bright"], heat["dark"])
+
+
+def test_segment_controls_take_the_tuned_settings_of_the_image_modality(session):
+    from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS
+
+    segment, image = session.segment, session.image
+    for modality in ("flair", "t1"):
+        image.metadata["modality"] = modality
+        segment._on_image_changed()
+        tuned = DEFAULT_SELECTIONS[modality]
+        assert (segment.selection.merge_ratio, segment.selection.heat_sigma, segment.selection.edge_margin) == (tuned.merge_ratio, tuned.heat_sigma, tuned.edge_margin)

@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from dataclasses import asdict
 import json
+from dataclasses import asdict
 from pathlib import Path
 
-from napari_inpaint_seg.evaluation import fuse_slices, localised_slices, read_heatmap_cache_unchecked, read_patient_list, score_selection
+from napari_inpaint_seg.evaluation import (
+    fuse_slices,
+    localised_slices,
+    min_brain_pixels,
+    read_heatmap_cache_unchecked,
+    read_patient_list,
+    score_selection,
+)
 from napari_inpaint_seg.models.checkpoint import load_model
+from napari_inpaint_seg.pipeline import POLARITY_CHOICES, resolve_polarity
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection, superpixels
 
 
@@ -42,12 +50,15 @@ def main() -> None:
     parser.add_argument("--contrasts", default="0", help="no-tumour contrasts to try (0 = always answer)")
     parser.add_argument("--sigmas", default="0", help="heat smoothing sigmas to try (merge mode)")
     parser.add_argument("--margins", default="0", help="brain-rim margins to try (merge mode)")
+    parser.add_argument("--polarity", choices=POLARITY_CHOICES, default="auto", help="error sign of the heatmaps (as inpaint-seg evaluate)")
+    parser.add_argument("--whole-volumes", action="store_true", help="the cache holds whole volumes (inpaint-seg evaluate --whole-volumes)")
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
 
     generator, config = load_model(args.model, args.modality, args.gamma)
     patients = read_patient_list(args.patients)
-    slices, _ = localised_slices(args.data, patients, args.modality, [(generator, config)], step=args.step, cache=args.cache)
+    slices, _ = localised_slices(args.data, patients, args.modality, [(generator, config)], step=args.step, cache=args.cache,
+                                 polarity=resolve_polarity(args.polarity, args.modality), whole_volumes=args.whole_volumes)
     if args.fuse_with:
         slices = fuse_slices([slices, *(read_heatmap_cache_unchecked(path)[0] for path in args.fuse_with)])
     selections = [Selection(mode="paper", min_contrast=c, heat_sigma=0.0, edge_margin=0) for c in floats(args.contrasts)]
@@ -59,18 +70,19 @@ def main() -> None:
     for scale in floats(args.scales):
         params = FelzenszwalbParams(scale=scale)
         maps = [superpixels(item.image, params) for item in slices]
-        rows += [score_row(slices, params, selection, maps) for selection in selections]
+        rows += [score_row(slices, params, selection, maps, min_brain_pixels([(generator, config)]), args.whole_volumes) for selection in selections]
     best = max(rows, key=lambda row: row["dice_mean"])
     print(f"best: {best}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"modality": args.modality, "patients": str(args.patients), "model_iterations": config.iterations, "fused_with": [str(p) for p in args.fuse_with], "best": best, "rows": rows}, indent=1))
 
 
-def score_row(slices, params: FelzenszwalbParams, selection: Selection, maps) -> dict:
-    scores = score_selection(slices, params, selection, maps)
+def score_row(slices, params: FelzenszwalbParams, selection: Selection, maps, min_brain: int, whole_volumes: bool) -> dict:
+    scores = score_selection(slices, params, selection, maps, min_brain_pixels=min_brain, whole_volumes=whole_volumes)
     scores.pop("dice_per_slice")
+    volume = f"  volume Dice {scores['volume_dice_mean']:.3f}" if whole_volumes else ""
     print(f"scale {params.scale:5.0f}  {selection.description:80s}  Dice {scores['dice_mean']:.3f} ± {scores['dice_sd']:.3f}  "
-          f"FPR {scores['false_positive_rate']:.2f}", flush=True)
+          f"FPR {scores['false_positive_rate']:.2f}{volume}", flush=True)
     return {"scale": params.scale, **asdict(selection), **scores}
 
 

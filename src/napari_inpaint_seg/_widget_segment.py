@@ -36,7 +36,7 @@ from ._widget_common import (
     scan_layers,
     show_problem,
 )
-from .display import ROLE, SOURCE_PATH
+from .display import MODALITY, ROLE, SOURCE_PATH
 from .errors import InputError
 from .pipeline import SliceResult, segment_slice
 from .segmentation import (
@@ -45,6 +45,7 @@ from .segmentation import (
     DEFAULT_MERGE_RATIO,
     DEFAULT_MIN_SIZE,
     DEFAULT_SCALE,
+    DEFAULT_SELECTIONS,
     DEFAULT_SIGMA,
     PAPER_SELECTION,
     SELECTION_MODES,
@@ -218,9 +219,18 @@ class SegmentWidget(Container):
         self._image.value = layer
 
     def _on_image_changed(self, *_):
+        self._use_modality_defaults()
         self._result = None
         self._watch_heatmap()
         self.schedule_refresh()
+
+    def _use_modality_defaults(self) -> None:
+        """Merge settings tuned for the image's modality (when it is marked), as the command line uses them."""
+        image = self._image.value
+        modality = image.metadata.get(MODALITY) if image is not None else None
+        if modality in DEFAULT_SELECTIONS:
+            tuned = DEFAULT_SELECTIONS[modality]
+            self._merge_ratio.value, self._heat_sigma.value, self._edge_margin.value = tuned.merge_ratio, tuned.heat_sigma, tuned.edge_margin
 
     def _on_slice_changed(self, *_):
         if self._image.value is not None:

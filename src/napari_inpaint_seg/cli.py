@@ -67,19 +67,22 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a .safetensors checkpoint instead of the shipped model (repeat it, in --gamma's order, for several windows)")
     # Defaults of --scale, --sigma and --min-size are filled in late, from the modules that define them
     # (importing those pulls in torch / scipy, and input errors should be reported instantly).
-    parser.add_argument("--scale", type=float, help="Felzenszwalb scale (default 75)")
+    parser.add_argument("--scale", type=float, help="Felzenszwalb scale (default 50; 75, the paper's, with --mode paper)")
     parser.add_argument("--sigma", type=float, help="Felzenszwalb sigma (default 0.8)")
     parser.add_argument("--min-size", type=int, help="Felzenszwalb min_size (default 20)")
     parser.add_argument("--mode", choices=["merge", "paper"], default="merge",
                         help="merge (default): the top segment grown over hot neighbours; paper: the single top segment")
     parser.add_argument("--merge-ratio", type=float, help="merge mode: share of the top segment's excess heat a neighbour needs (default: tuned, docs/results.md)")
     parser.add_argument("--min-contrast", type=float,
-                        help="call a slice tumour-free (empty label) when its top segment scores below this multiple of the brain's median heat (default: tuned)")
+                        help="call a slice tumour-free (empty label) when its top segment scores below this multiple of the brain's median heat "
+                             "(default: tuned per modality in merge mode; 0: every slice gets a label, as the paper)")
+    parser.add_argument("--grow-contrast", type=float,
+                        help="...unless it scores at least this much and its answer overlaps a labelled neighbouring slice's (default: tuned per modality)")
     parser.add_argument("--heat-sigma", type=float, help="merge mode: smooth the heatmap inside the brain with this Gaussian sigma in pixels before scoring (default: tuned)")
     parser.add_argument("--edge-margin", type=int, help="merge mode: leave this many pixels of the brain's rim out of segment scores (default: tuned)")
     parser.add_argument("--polarity", choices=["auto", "both", "bright", "dark"], default="auto",
-                        help="which inpainting error counts: auto (default) the sign that marks LGG on the modality, bright on FLAIR, dark on T1-pre; "
-                             "both: the absolute error, as the paper (use it with --mode paper to reproduce the paper)")
+                        help="which inpainting error counts: auto (default) the sign that marks LGG on the modality, bright on FLAIR, dark on T1-pre "
+                             "(with --mode paper: both); both: the absolute error, as the paper")
     parser.add_argument("--skull-stripped", action="store_true", help="the scan is already skull-stripped (background 0): skip brain extraction")
     parser.add_argument("--reference", action="store_true", help="the paper's literal (slow) localiser instead of the fast one")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
@@ -150,8 +153,9 @@ def check_method_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--step must be at least 1, got {args.step}")
     if args.merge_ratio is not None and not 0 <= args.merge_ratio <= 1:
         raise InputError(f"--merge-ratio must lie between 0 and 1, got {args.merge_ratio}")
-    if args.min_contrast is not None and args.min_contrast < 0:
-        raise InputError(f"--min-contrast must be at least 0, got {args.min_contrast}")
+    for flag, value in (("--min-contrast", args.min_contrast), ("--grow-contrast", args.grow_contrast)):
+        if value is not None and value < 0:
+            raise InputError(f"{flag} must be at least 0, got {value}")
     for flag, value in (("--heat-sigma", args.heat_sigma), ("--edge-margin", args.edge_margin)):
         if value is not None and value < 0:
             raise InputError(f"{flag} must be at least 0, got {value}")
@@ -173,35 +177,47 @@ def check_content(scan, gamma: int, skull_stripped: bool = False) -> None:
 
 
 def felzenszwalb_params(args: argparse.Namespace):
-    from .segmentation import FelzenszwalbParams
+    from .segmentation import PAPER_SCALE, FelzenszwalbParams
 
     defaults = FelzenszwalbParams()
     return FelzenszwalbParams(
-        defaults.scale if args.scale is None else args.scale,
+        (PAPER_SCALE if args.mode == "paper" else defaults.scale) if args.scale is None else args.scale,
         defaults.sigma if args.sigma is None else args.sigma,
         defaults.min_size if args.min_size is None else args.min_size,
     )
 
 
 def selection(args: argparse.Namespace):
-    from .segmentation import PAPER_SELECTION, Selection
+    """The selection the flags ask for: the paper's in paper mode, else the defaults of the modality
+    (:func:`~.segmentation.default_selection`) with what was given."""
+    from .segmentation import PAPER_SELECTION, Selection, default_selection
 
     if args.mode == "paper":
         given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin}
         if any(value is not None for value in given.values()):
             raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
-        return PAPER_SELECTION if args.min_contrast is None else Selection(mode="paper", min_contrast=args.min_contrast, heat_sigma=0.0, edge_margin=0)
-    defaults = Selection()
+        if args.min_contrast is None and args.grow_contrast is None:
+            return PAPER_SELECTION
+        return Selection(mode="paper", min_contrast=args.min_contrast or 0.0, grow_contrast=args.grow_contrast, heat_sigma=0.0, edge_margin=0)
+    defaults = default_selection(args.modality)
     try:
         return Selection(
             mode="merge",
             merge_ratio=defaults.merge_ratio if args.merge_ratio is None else args.merge_ratio,
             min_contrast=defaults.min_contrast if args.min_contrast is None else args.min_contrast,
+            grow_contrast=defaults.grow_contrast if args.grow_contrast is None else args.grow_contrast,
             heat_sigma=defaults.heat_sigma if args.heat_sigma is None else args.heat_sigma,
             edge_margin=defaults.edge_margin if args.edge_margin is None else args.edge_margin,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def heat_polarity(args: argparse.Namespace) -> str:
+    """--polarity resolved: "auto" is the paper's absolute error in paper mode, else the modality's lesion sign."""
+    from .pipeline import resolve_polarity
+
+    return "both" if args.polarity == "auto" and args.mode == "paper" else resolve_polarity(args.polarity, args.modality)
 
 
 def parse_gammas(text: str) -> list[int]:
@@ -248,13 +264,13 @@ def run_segment(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
-    from .pipeline import prepare_scan, resolve_polarity, segment_volume
+    from .pipeline import prepare_scan, segment_volume
 
     device = pick_device(args.device)
     models = load_models(args, device)
     prepared = prepare_scan(scan, skull_stripped=args.skull_stripped, device=device)
     progress = segment_volume(prepared, models, args.slices, step=args.step, params=felzenszwalb_params(args), selection=selection(args),
-                              fast=not args.reference, device=device, polarity=resolve_polarity(args.polarity, args.modality))
+                              fast=not args.reference, device=device, polarity=heat_polarity(args))
     last = None
     for last in tqdm(progress, total=len(args.slices) if args.slices else prepared.n_slices, desc="segment", unit="slice"):
         pass
@@ -282,19 +298,20 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     from .evaluation import evaluate_lgg, read_patient_list
     from .io import write_atomically
-    from .pipeline import resolve_polarity
     from .segmentation import PAPER_SELECTION
 
     device = pick_device(args.device)
     models = load_models(args, device)
     chosen = selection(args)
-    # Each improvement added in turn: the paper, then merging on the raw heatmap, then the chosen selection.
-    raw_merge = replace(chosen, heat_sigma=0.0, edge_margin=0, min_contrast=0.0)
-    selections = {"paper": PAPER_SELECTION} if chosen.mode == "paper" else {"paper": PAPER_SELECTION, "merge, raw heat": raw_merge, "chosen": chosen}
+    # Each improvement added in turn: the paper, merging on the raw heatmap, the chosen scoring heat with every
+    # slice answered, then the chosen no-tumour decision.
+    always = replace(chosen, min_contrast=0.0, grow_contrast=None)
+    raw_merge = replace(always, heat_sigma=0.0, edge_margin=0)
+    selections = {"paper": PAPER_SELECTION} if chosen.mode == "paper" else {"paper": PAPER_SELECTION, "merge, raw heat": raw_merge, "always answers": always, "chosen": chosen}
     results = evaluate_lgg(
         args.data, read_patient_list(args.patients), args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),
-        polarity=resolve_polarity(args.polarity, args.modality), whole_volumes=args.whole_volumes,
+        polarity=heat_polarity(args), whole_volumes=args.whole_volumes,
     )
     write_atomically(args.json, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
 

@@ -15,7 +15,7 @@ from .io import read_scan, write_atomically
 from .localizer import final, fuse_heatmaps, step_for_window
 from .metrics import dice, psnr, ssim
 from .models.generator import inpaint
-from .pipeline import Model, PreparedScan, localize_slice, prepare_scan, result_from_superpixels
+from .pipeline import Model, PreparedScan, consistent_labels, localize_slice, prepare_scan, result_from_superpixels
 from .segmentation import PAPER_SELECTION, FelzenszwalbParams, Selection, superpixels
 from .training.data import lgg_patient_volume_paths, sample_hole_crops, SliceSet
 
@@ -93,11 +93,21 @@ def fuse_slices(runs: list[list[EvaluatedSlice]]) -> list[EvaluatedSlice]:
     ]
 
 
-def answers(slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection, superpixel_maps: list[np.ndarray] | None = None) -> list[np.ndarray]:
-    """The label each slice gets under one choice of superpixels and selection (``superpixel_maps``: already
-    computed with ``params``, to compare many selections without recomputing Felzenszwalb)."""
+def answers(
+    slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection, superpixel_maps: list[np.ndarray] | None = None, min_brain_pixels: int = 0
+) -> list[np.ndarray]:
+    """The label each slice gets under one choice of superpixels and selection, decided per patient across its
+    slices as ``inpaint-seg segment`` does (:func:`~.pipeline.consistent_labels`; slices with less than
+    ``min_brain_pixels`` of brain get none and take no part). ``superpixel_maps``: already computed with
+    ``params``, to compare many selections without recomputing Felzenszwalb."""
     maps = superpixel_maps or [superpixels(item.image, params) for item in slices]
-    return [result_from_superpixels(item.index, labels, item.brain, item.heatmap, selection).answer() for item, labels in zip(slices, maps)]
+    labels = [np.zeros(item.tumour.shape, dtype=bool) for item in slices]
+    for patient in dict.fromkeys(item.patient for item in slices):
+        members = {item.index: position for position, item in enumerate(slices) if item.patient == patient and item.brain.sum() >= min_brain_pixels}
+        results = {index: result_from_superpixels(index, maps[i], slices[i].brain, slices[i].heatmap, selection) for index, i in members.items()}
+        for index, label in consistent_labels(results).items():
+            labels[members[index]] = label
+    return labels
 
 
 def score_selection(
@@ -108,10 +118,9 @@ def score_selection(
     rate over the tumour-free slices the product labels (``min_brain_pixels`` of brain, the largest window's
     area) and, when ``slices`` hold ``whole_volumes`` (:func:`volume_slice_indices`), the volume Dice per
     patient of the labels ``inpaint-seg segment`` would write."""
-    labels = answers(slices, params, selection, superpixel_maps)
-    labelled = [item.brain.sum() >= min_brain_pixels for item in slices]
+    labels = answers(slices, params, selection, superpixel_maps, min_brain_pixels)
     tumour = [(item, label) for item, label in zip(slices, labels) if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
-    healthy = [label for item, label, counts in zip(slices, labels, labelled) if not item.has_tumour and counts]
+    healthy = [label for item, label in zip(slices, labels) if not item.has_tumour and item.brain.sum() >= min_brain_pixels]
     dices = np.asarray([dice(label, item.tumour) for item, label in tumour])
     pooled = []
     for patient in dict.fromkeys(item.patient for item, _ in tumour):
@@ -120,7 +129,7 @@ def score_selection(
     volume_dices = []
     if whole_volumes:
         for patient in dict.fromkeys(item.patient for item in slices):
-            rows = [(label if counts else np.zeros_like(label), item.tumour) for item, label, counts in zip(slices, labels, labelled) if item.patient == patient]
+            rows = [(label, item.tumour) for item, label in zip(slices, labels) if item.patient == patient]
             volume_dices.append(dice(np.stack([a for a, _ in rows]), np.stack([b for _, b in rows])))
     return {
         "selection": selection.description,

@@ -79,11 +79,17 @@ class SliceResult:
         return self._candidates
 
     @property
-    def detected(self) -> bool:
-        """False when the selection calls this slice tumour-free (its top score does not stand out)."""
+    def contrast(self) -> float:
+        """How much the top segment stands out: its score over the brain's median heat (0 without candidates)."""
         if not self.ranking:
-            return False
-        return self.ranking[0].score >= self.selection.min_contrast * self.baseline
+            return 0.0
+        baseline = self.baseline
+        return self.ranking[0].score / baseline if baseline > 0 else float("inf")
+
+    @property
+    def detected(self) -> bool:
+        """False when the selection calls this slice tumour-free on its own (its top score does not stand out)."""
+        return bool(self.ranking) and self.contrast >= self.selection.min_contrast
 
     def mask(self, rank: int = 0) -> np.ndarray:
         """The candidate at ``rank`` (0 = the top), inside the brain; empty if there is none."""
@@ -95,6 +101,32 @@ class SliceResult:
     def answer(self) -> np.ndarray:
         """The label of this slice: the top candidate, or nothing if the slice is called tumour-free."""
         return self.mask(0) if self.detected else np.zeros(self.heatmap.shape, dtype=bool)
+
+
+def consistent_labels(results: dict[int, SliceResult]) -> dict[int, np.ndarray]:
+    """The labels of several slices of one volume (keyed by slice index), decided together.
+
+    Slices detected on their own (:attr:`SliceResult.detected`) are labelled; then, repeatedly, a neighbouring
+    slice (index ± 1) whose contrast is at least the selection's ``grow_contrast`` and whose answer overlaps
+    a labelled neighbour's is labelled too (hysteresis across slices). Everything else is empty.
+    """
+    labels = {index: np.zeros(result.heatmap.shape, dtype=bool) for index, result in results.items()}
+    labelled = [index for index, result in results.items() if result.detected]
+    for index in labelled:
+        labels[index] = results[index].mask(0)
+    frontier = list(labelled)
+    while frontier:
+        index = frontier.pop()
+        for other in (index - 1, index + 1):
+            result = results.get(other)
+            grow = result.selection.grow_contrast if result is not None else None
+            if grow is None or labels[other].any() or not result.ranking or result.contrast < grow:
+                continue
+            mask = result.mask(0)
+            if (mask & labels[index]).any():
+                labels[other] = mask
+                frontier.append(other)
+    return labels
 
 
 def prepare_scan(scan: Scan, *, skull_stripped: bool = False, device: str = "cpu") -> PreparedScan:
@@ -211,7 +243,9 @@ def segment_volume(
 ) -> Iterator[VolumeProgress]:
     """Segment the given axial slices (all when None): 0/1 labels and the heatmap, both of the scan's shape.
 
-    Slices with less brain than the largest window get no label: there is nothing to inpaint around.
+    Slices with less brain than the largest window get no label: there is nothing to inpaint around. While
+    slices are running, ``labels`` holds each slice's own answer; the last update holds the labels decided
+    across slices (:func:`consistent_labels`).
     """
     check_geometry(prepared, [config for _, config in models])
     indices = list(range(prepared.n_slices)) if slices is None else list(slices)
@@ -223,12 +257,18 @@ def segment_volume(
     labels = np.zeros(prepared.image.shape, dtype=np.uint8)
     heatmaps = np.zeros(prepared.image.shape, dtype=np.float32)
     largest = max(config.gamma for _, config in models)
+    results: dict[int, SliceResult] = {}
     for done, index in enumerate(indices, start=1):
         if prepared.brain[:, :, index].sum() >= largest**2:
             heatmap = final(localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity))
-            labels[:, :, index] = segment_slice(prepared, index, heatmap, params, selection).answer()
+            results[index] = segment_slice(prepared, index, heatmap, params, selection)
+            labels[:, :, index] = results[index].answer()
             heatmaps[:, :, index] = heatmap
-        yield VolumeProgress(done, len(indices), labels, heatmaps)
+        if done < len(indices):
+            yield VolumeProgress(done, len(indices), labels, heatmaps)
+    for index, label in consistent_labels(results).items():
+        labels[:, :, index] = label
+    yield VolumeProgress(len(indices), len(indices), labels, heatmaps)
 
 
 def run_to_end(progress: Iterator[VolumeProgress]) -> VolumeProgress:

@@ -14,11 +14,14 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import felzenszwalb
 
-DEFAULT_SCALE = 75.0
+# Smaller than the paper's 75: merging then assembles a tumour from finer pieces (validation patients,
+# docs/results.md). --mode paper uses the paper's.
+DEFAULT_SCALE = 50.0
+PAPER_SCALE = 75.0
 DEFAULT_SIGMA = 0.8
 DEFAULT_MIN_SIZE = 20
 MIN_BRAIN_FRACTION = 0.5
-# Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
+# Generic defaults (the absolute-error heat of the paper, any modality); see DEFAULT_SELECTIONS for the tuned ones.
 DEFAULT_MERGE_RATIO = 0.2
 DEFAULT_MIN_CONTRAST = 0.0
 DEFAULT_HEAT_SIGMA = 16.0
@@ -40,7 +43,10 @@ class Selection:
     ``mode`` "paper": the top segment alone. "merge": the top segment grown over touching segments whose
     excess score (over the brain's median heat) is at least ``merge_ratio`` times the top one's.
     ``min_contrast``: if the top segment's score is below ``min_contrast`` times the brain's median heat, the
-    slice is called tumour-free and gets an empty label (0 disables the decision, as in the paper).
+    slice is called tumour-free and gets an empty label (0 disables the decision, as in the paper), unless
+    ``grow_contrast`` (below ``min_contrast``; None: never) rescues it: in a volume, a slice scoring at least
+    ``grow_contrast`` keeps its answer when that overlaps the answer of a neighbouring slice that is labelled
+    (:func:`~.pipeline.consistent_labels`). A tumour spans several slices; noise rarely lines up across them.
     ``heat_sigma`` (pixels) smooths the heatmap inside the brain before scoring, and ``edge_margin`` (pixels)
     leaves the brain's rim out of the scores: thin hot lines at the brain's edge and the midline, where
     inpainting is always hard, then stop outscoring a broad anomaly. Both 0 is the paper.
@@ -49,6 +55,7 @@ class Selection:
     mode: str = "merge"
     merge_ratio: float = DEFAULT_MERGE_RATIO
     min_contrast: float = DEFAULT_MIN_CONTRAST
+    grow_contrast: float | None = None
     heat_sigma: float = DEFAULT_HEAT_SIGMA
     edge_margin: int = DEFAULT_EDGE_MARGIN
 
@@ -57,8 +64,8 @@ class Selection:
             raise ValueError(f"mode must be one of {SELECTION_MODES}, got {self.mode!r}")
         if not 0 <= self.merge_ratio <= 1:
             raise ValueError(f"merge ratio must lie in [0, 1], got {self.merge_ratio}")
-        if self.min_contrast < 0:
-            raise ValueError(f"min_contrast must be at least 0, got {self.min_contrast}")
+        if self.min_contrast < 0 or (self.grow_contrast is not None and self.grow_contrast < 0):
+            raise ValueError(f"min_contrast and grow_contrast must be at least 0, got {self.min_contrast} and {self.grow_contrast}")
         if self.heat_sigma < 0 or self.edge_margin < 0:
             raise ValueError(f"heat_sigma and edge_margin must be at least 0, got {self.heat_sigma} and {self.edge_margin}")
 
@@ -69,7 +76,25 @@ class Selection:
             text += f", heat smoothed sigma {self.heat_sigma:g}"
         if self.edge_margin:
             text += f", brain rim {self.edge_margin} px ignored"
-        return text + (f", no-tumour below contrast {self.min_contrast:g}" if self.min_contrast else "")
+        if self.min_contrast:
+            text += f", no-tumour below contrast {self.min_contrast:g}"
+            if self.grow_contrast is not None and self.grow_contrast < self.min_contrast:
+                text += f" ({self.grow_contrast:g} beside a labelled slice)"
+        return text
+
+
+# Per modality, because the heat differs: one-sided FLAIR heat is sharp and wants little smoothing, T1-pre
+# heat is noisy and wants much; contrasts scale with the smoothing, so the no-tumour decision goes with it.
+# Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
+DEFAULT_SELECTIONS = {
+    "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=3.0),
+    "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=2.0, grow_contrast=1.0),
+}
+
+
+def default_selection(modality: str | None) -> Selection:
+    """The tuned selection of ``modality`` (:data:`DEFAULT_SELECTIONS`); the generic one if it is unknown."""
+    return DEFAULT_SELECTIONS.get(modality or "", Selection())
 
 
 PAPER_SELECTION = Selection(mode="paper", min_contrast=0.0, heat_sigma=0.0, edge_margin=0)
