@@ -62,7 +62,8 @@ def test_paper_mode_labels_one_superpixel_and_merge_mode_at_least_as_much(tmp_pa
     image, _, _ = make_brain_slice(size=48)
     Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / "slice.png")
     assert segment(tmp_path / "slice.png", "--model", tiny_model_path, "--mode", "paper", "--out", tmp_path / "paper.nii.gz") == 0
-    raw_heat = ["--heat-sigma", "0", "--edge-margin", "0"]  # the same ranking as paper mode, so the same seed
+    # The paper's heat and scale, unsmoothed: the same ranking as paper mode, so the same seed.
+    raw_heat = ["--heat-sigma", "0", "--edge-margin", "0", "--polarity", "both", "--scale", "75"]
     assert segment(tmp_path / "slice.png", "--model", tiny_model_path, "--mode", "merge", "--merge-ratio", "0", *raw_heat, "--out", tmp_path / "merge.nii.gz") == 0
     paper, merged = (np.asarray(nib.load(str(tmp_path / f"{mode}.nii.gz")).dataobj).astype(bool) for mode in ("paper", "merge"))
     assert paper.any() and (paper <= merged).all()  # merging grows from the paper's segment, never drops it
@@ -78,6 +79,18 @@ def test_polarity_auto_is_the_modality_lesion_sign(tmp_path, tiny_model_path, ma
         heat[polarity] = np.asarray(nib.load(str(out)).dataobj)
     np.testing.assert_array_equal(heat["auto"], heat["dark"])  # the tiny model is a T1 one: LGG is dark on T1-pre
     assert heat["both"].sum() > heat["dark"].sum()  # the absolute error also counts the bright side
+
+
+@pytest.mark.parametrize(
+    "flags,polarity,scale",
+    [([], "bright", 50.0), (["--mode", "paper"], "both", 75.0), (["--mode", "paper", "--polarity", "bright", "--scale", "60"], "bright", 60.0),
+     (["--polarity", "both"], "both", 50.0)],
+)
+def test_paper_mode_defaults_to_the_papers_heat_and_scale(flags, polarity, scale):
+    from napari_inpaint_seg.cli import build_parser, felzenszwalb_params, heat_polarity
+
+    args = build_parser().parse_args(["segment", "scan.nii.gz", "--modality", "flair", "--out", "labels.nii.gz", *flags])
+    assert heat_polarity(args) == polarity and felzenszwalb_params(args).scale == scale
 
 
 def test_by_default_a_slice_where_nothing_stands_out_gets_no_label(tmp_path, tiny_model_path):

@@ -34,6 +34,17 @@ class PreparedScan:
         return self.image.shape[2]
 
 
+@dataclass(frozen=True)
+class SliceAnswer:
+    """What deciding across slices (:func:`consistent_labels`) needs of one slice; small, so a whole volume's
+    worth stays in memory."""
+
+    top: np.ndarray
+    contrast: float
+    detected: bool
+    grow_contrast: float | None
+
+
 @dataclass
 class SliceResult:
     """Everything a front end needs for one slice: heatmap, superpixels, ranked candidates, the answer.
@@ -98,33 +109,33 @@ class SliceResult:
             return np.zeros(self.heatmap.shape, dtype=bool)
         return np.isin(self.superpixels, [segment.label for segment in candidates[rank]]) & self.brain
 
+    def summary(self) -> SliceAnswer:
+        return SliceAnswer(self.mask(0), self.contrast, self.detected, self.selection.grow_contrast)
+
     def answer(self) -> np.ndarray:
         """The label of this slice: the top candidate, or nothing if the slice is called tumour-free."""
         return self.mask(0) if self.detected else np.zeros(self.heatmap.shape, dtype=bool)
 
 
-def consistent_labels(results: dict[int, SliceResult]) -> dict[int, np.ndarray]:
+def consistent_labels(slices: dict[int, SliceAnswer]) -> dict[int, np.ndarray]:
     """The labels of several slices of one volume (keyed by slice index), decided together.
 
-    Slices detected on their own (:attr:`SliceResult.detected`) are labelled; then, repeatedly, a neighbouring
-    slice (index ± 1) whose contrast is at least the selection's ``grow_contrast`` and whose answer overlaps
-    a labelled neighbour's is labelled too (hysteresis across slices). Everything else is empty.
+    Slices detected on their own are labelled with their top candidate; then, repeatedly, a neighbouring slice
+    (index ± 1) whose contrast is at least its ``grow_contrast`` and whose top candidate overlaps a labelled
+    neighbour's label is labelled too (hysteresis across slices). Everything else is empty.
     """
-    labels = {index: np.zeros(result.heatmap.shape, dtype=bool) for index, result in results.items()}
-    labelled = [index for index, result in results.items() if result.detected]
-    for index in labelled:
-        labels[index] = results[index].mask(0)
-    frontier = list(labelled)
+    labels = {index: np.zeros_like(item.top) for index, item in slices.items()}
+    frontier = [index for index, item in slices.items() if item.detected]
+    for index in frontier:
+        labels[index] = slices[index].top
     while frontier:
         index = frontier.pop()
         for other in (index - 1, index + 1):
-            result = results.get(other)
-            grow = result.selection.grow_contrast if result is not None else None
-            if grow is None or labels[other].any() or not result.ranking or result.contrast < grow:
+            item = slices.get(other)
+            if item is None or item.grow_contrast is None or item.contrast < item.grow_contrast or labels[other].any():
                 continue
-            mask = result.mask(0)
-            if (mask & labels[index]).any():
-                labels[other] = mask
+            if (item.top & labels[index]).any():
+                labels[other] = item.top
                 frontier.append(other)
     return labels
 
@@ -257,16 +268,17 @@ def segment_volume(
     labels = np.zeros(prepared.image.shape, dtype=np.uint8)
     heatmaps = np.zeros(prepared.image.shape, dtype=np.float32)
     largest = max(config.gamma for _, config in models)
-    results: dict[int, SliceResult] = {}
+    answers: dict[int, SliceAnswer] = {}
     for done, index in enumerate(indices, start=1):
         if prepared.brain[:, :, index].sum() >= largest**2:
             heatmap = final(localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity))
-            results[index] = segment_slice(prepared, index, heatmap, params, selection)
-            labels[:, :, index] = results[index].answer()
+            result = segment_slice(prepared, index, heatmap, params, selection)
+            answers[index] = result.summary()
+            labels[:, :, index] = result.answer()
             heatmaps[:, :, index] = heatmap
         if done < len(indices):
             yield VolumeProgress(done, len(indices), labels, heatmaps)
-    for index, label in consistent_labels(results).items():
+    for index, label in consistent_labels(answers).items():
         labels[:, :, index] = label
     yield VolumeProgress(len(indices), len(indices), labels, heatmaps)
 
