@@ -56,7 +56,7 @@ def test_cli_fuses_two_windows_given_one_model_each(tmp_path, two_models, make_b
         save_generator(tmp_path / f"g{config.gamma}.safetensors", generator, config)
     image, brain, _ = make_brain_slice(size=48)
     Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / "slice.png")
-    command = ["segment", str(tmp_path / "slice.png"), "--modality", "t1", "--gamma", "8,16", *paths, "--device", "cpu"]
+    command = ["segment", str(tmp_path / "slice.png"), "--modality", "t1", "--gamma", "8,16", *paths, "--device", "cpu", "--min-contrast", "0"]  # every slice answers
     assert main([*command, "--out", str(tmp_path / "labels.nii.gz"), "--heatmap-out", str(tmp_path / "heat.nii.gz")]) == 0
     assert np.asarray(nib.load(str(tmp_path / "labels.nii.gz")).dataobj).any()
     heat = np.asarray(nib.load(str(tmp_path / "heat.nii.gz")).dataobj)
