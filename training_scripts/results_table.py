@@ -22,6 +22,22 @@ def fpr(scores: dict | None) -> str:
     return f"{scores['false_positive_rate']:.2f}"
 
 
+def volume(scores: dict | None) -> str:
+    if not scores or scores.get("volume_dice_mean") is None:
+        return "–"
+    return f"{scores['volume_dice_mean']:.3f}"
+
+
+# Rows of the whole-volume runs (error sign of the modality, per-modality tuned selection, scale 50): the
+# selections differ by modality, so the row says what was added rather than quoting one modality's settings.
+SIGNED_ROWS = {
+    "paper": "γ = 64, error sign of the modality: top segment only",
+    "merge, raw heat": "γ = 64, error sign: merge on the raw heat",
+    "always answers": "γ = 64, error sign: merge, tuned smoothing and rim (per modality)",
+    "chosen": "γ = 64, error sign: + no-tumour decision across slices (default)",
+}
+
+
 def load(folder: Path, name: str) -> dict | None:
     path = folder / name
     return json.loads(path.read_text()) if path.is_file() else None
@@ -44,6 +60,11 @@ def rows_for(folder: Path, split: str) -> list[tuple[str, dict | None, dict | No
         for name in names:
             label = next(d["selections"][name]["selection"] for d in (t1, flair) if d and name in d["selections"])
             rows.append((f"γ = {gammas[1:]}: {label}", t1 and t1["selections"].get(name), flair and flair["selections"].get(name), seconds))
+    t1, flair = (load(folder, f"{m}_{split}_g64_volumes.json") for m in ("t1", "flair"))
+    if t1 or flair:
+        seconds = "/".join(f"{d['seconds_per_slice']:.2f}" for d in (t1, flair) if d) or "–"
+        for name, label in SIGNED_ROWS.items():
+            rows.append((label, t1 and t1["selections"].get(name), flair and flair["selections"].get(name), seconds))
     return rows
 
 
@@ -54,11 +75,11 @@ def main() -> None:
         if not any(t1 or flair for _, t1, flair, _ in rows):
             continue
         print(f"\n{split} patients\n")
-        print("| method | Dice T1-pre | Dice FLAIR | FPR T1 | FPR FLAIR | pooled Dice T1 / FLAIR | s/slice (T1/FLAIR) |")
-        print("|---|---|---|---|---|---|---|")
+        print("| method | Dice T1-pre | Dice FLAIR | FPR T1 | FPR FLAIR | pooled Dice T1 / FLAIR | volume Dice T1 / FLAIR | s/slice (T1/FLAIR) |")
+        print("|---|---|---|---|---|---|---|---|")
         for label, t1, flair, seconds in rows:
             pooled = " / ".join(f"{d['patient_pooled_dice_mean']:.3f}" if d and d.get("patient_pooled_dice_mean") is not None else "–" for d in (t1, flair))
-            print(f"| {label} | {cell(t1)} | {cell(flair)} | {fpr(t1)} | {fpr(flair)} | {pooled} | {seconds} |")
+            print(f"| {label} | {cell(t1)} | {cell(flair)} | {fpr(t1)} | {fpr(flair)} | {pooled} | {volume(t1)} / {volume(flair)} | {seconds} |")
         print(f"\ninpainting quality, {split} patients (tumour-free slices)\n")
         print("| model | PSNR T1 | SSIM T1 | PSNR FLAIR | SSIM FLAIR |")
         print("|---|---|---|---|---|")

@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--scales", default="50,75,100,150,200,300")
     parser.add_argument("--ratios", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8", help="merge ratios to try (paper mode is always tried)")
     parser.add_argument("--contrasts", default="0", help="no-tumour contrasts to try (0 = always answer)")
+    parser.add_argument("--grows", default="none", help="grow contrasts to try beside a labelled slice ('none' = no growth; only below the no-tumour contrast)")
     parser.add_argument("--sigmas", default="0", help="heat smoothing sigmas to try (merge mode)")
     parser.add_argument("--margins", default="0", help="brain-rim margins to try (merge mode)")
     parser.add_argument("--polarity", choices=POLARITY_CHOICES, default="auto", help="error sign of the heatmaps (as inpaint-seg evaluate)")
@@ -61,10 +62,12 @@ def main() -> None:
                                  polarity=resolve_polarity(args.polarity, args.modality), whole_volumes=args.whole_volumes)
     if args.fuse_with:
         slices = fuse_slices([slices, *(read_heatmap_cache_unchecked(path)[0] for path in args.fuse_with)])
-    selections = [Selection(mode="paper", min_contrast=c, heat_sigma=0.0, edge_margin=0) for c in floats(args.contrasts)]
+    grows = [None if value == "none" else float(value) for value in args.grows.split(",")]
+    decisions = [(c, g) for c, g in itertools.product(floats(args.contrasts), grows) if g is None or g < c]
+    selections = [Selection(mode="paper", min_contrast=c, grow_contrast=g, heat_sigma=0.0, edge_margin=0) for c, g in decisions]
     selections += [
-        Selection(mode="merge", merge_ratio=r, min_contrast=c, heat_sigma=sigma, edge_margin=int(margin))
-        for r, c, sigma, margin in itertools.product(floats(args.ratios), floats(args.contrasts), floats(args.sigmas), floats(args.margins))
+        Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin))
+        for r, (c, g), sigma, margin in itertools.product(floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins))
     ]
     rows = []
     for scale in floats(args.scales):

@@ -308,6 +308,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     always = replace(chosen, min_contrast=0.0, grow_contrast=None)
     raw_merge = replace(always, heat_sigma=0.0, edge_margin=0)
     selections = {"paper": PAPER_SELECTION} if chosen.mode == "paper" else {"paper": PAPER_SELECTION, "merge, raw heat": raw_merge, "always answers": always, "chosen": chosen}
+    if not chosen.min_contrast:  # no decision: the chosen selection always answers already
+        del selections["always answers"]
     results = evaluate_lgg(
         args.data, read_patient_list(args.patients), args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),
