@@ -97,15 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         layer.visible = True
     save(viewer, args.out / "03_candidates.png")
 
-    # The user accepts the top candidate when it covers the lesion; otherwise clicks the lesion (here: the centre
-    # of the reference mask) first, as one would to correct the method.
+    # The user accepts the top candidate when it covers the lesion's centre (here: of the reference mask);
+    # otherwise clicks that centre first, as one would to correct the method.
     from napari_inpaint_seg.metrics import dice
 
-    top_dice = dice(segment.candidate_mask(), truth[index])
-    print(f"top candidate: Dice {top_dice:.2f} against the reference mask; status: {segment._status.value}")
-    if top_dice < 0.5:
-        rows, cols = np.nonzero(truth[index])
-        picked = segment.pick_at(image.data_to_world((index, int(np.median(rows)), int(np.median(cols)))))
+    rows, cols = np.nonzero(truth[index])
+    centre = (int(np.median(rows)), int(np.median(cols)))
+    print(f"top candidate: Dice {dice(segment.candidate_mask(), truth[index]):.2f} against the reference mask; status: {segment._status.value}")
+    if not segment.candidate_mask()[centre]:
+        picked = segment.pick_at(image.data_to_world((index, *centre)))
         print(f"clicked the lesion instead: {picked}; Dice {dice(segment.candidate_mask(), truth[index]):.2f}")
     segment.accept()
     viewer.layers[f"{image.name} superpixels"].visible = False
