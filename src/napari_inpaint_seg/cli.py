@@ -77,7 +77,8 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
                         help="call a slice tumour-free (empty label) when its top segment scores below this multiple of the brain's median heat "
                              "(default: tuned per modality in merge mode; 0: every slice gets a label, as the paper)")
     parser.add_argument("--grow-contrast", type=float,
-                        help="...unless it scores at least this much and its answer overlaps a labelled neighbouring slice's (default: tuned per modality)")
+                        help="a slice below --min-contrast still gets its label when it scores at least this much and its answer overlaps the label "
+                             "of a neighbouring labelled slice (default: tuned per modality)")
     parser.add_argument("--heat-sigma", type=float, help="merge mode: smooth the heatmap inside the brain with this Gaussian sigma in pixels before scoring (default: tuned)")
     parser.add_argument("--edge-margin", type=int, help="merge mode: leave this many pixels of the brain's rim out of segment scores (default: tuned)")
     parser.add_argument("--polarity", choices=["auto", "both", "bright", "dark"], default="auto",
