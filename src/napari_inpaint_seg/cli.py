@@ -154,10 +154,8 @@ def check_method_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--step must be at least 1, got {args.step}")
     if args.merge_ratio is not None and not 0 <= args.merge_ratio <= 1:
         raise InputError(f"--merge-ratio must lie between 0 and 1, got {args.merge_ratio}")
-    for flag, value in (("--min-contrast", args.min_contrast), ("--grow-contrast", args.grow_contrast)):
-        if value is not None and value < 0:
-            raise InputError(f"{flag} must be at least 0, got {value}")
-    for flag, value in (("--heat-sigma", args.heat_sigma), ("--edge-margin", args.edge_margin)):
+    for flag, value in (("--min-contrast", args.min_contrast), ("--grow-contrast", args.grow_contrast), ("--heat-sigma", args.heat_sigma),
+                        ("--edge-margin", args.edge_margin)):
         if value is not None and value < 0:
             raise InputError(f"{flag} must be at least 0, got {value}")
 

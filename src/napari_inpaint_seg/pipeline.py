@@ -63,6 +63,7 @@ class SliceResult:
     # Computed on first use and kept: the widget asks for them on every Swap and redraw.
     _candidates: list[list[Segment]] | None = field(default=None, repr=False)
     _scoring: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _baseline: float | None = field(default=None, repr=False)
 
     @property
     def scoring(self) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +74,9 @@ class SliceResult:
 
     @property
     def baseline(self) -> float:
-        return brain_baseline(*self.scoring)
+        if self._baseline is None:
+            self._baseline = brain_baseline(*self.scoring)  # a median over the brain: asked for by candidates, contrast, detected
+        return self._baseline
 
     def candidates(self) -> list[list[Segment]]:
         if self._candidates is None:
@@ -168,12 +171,10 @@ POLARITY_CHOICES = ("auto", *POLARITIES)
 
 
 def resolve_polarity(choice: str, modality: str) -> str:
-    """``choice`` as the localiser takes it: "auto" is the modality's lesion sign (:data:`LESION_POLARITY`)."""
-    if choice == "auto":
-        return LESION_POLARITY.get(modality, "both")
-    if choice not in POLARITIES:
-        raise InputError(f"polarity must be one of {POLARITY_CHOICES}, got {choice!r}")
-    return choice
+    """``choice`` as the localiser takes it (which checks it): "auto" is the modality's lesion sign (:data:`LESION_POLARITY`)."""
+    return LESION_POLARITY.get(modality, "both") if choice == "auto" else choice
+
+
 # Progress units per model when several are fused (their window counts are only known once each starts).
 _FUSED_PROGRESS_UNITS = 1000
 
@@ -272,9 +273,8 @@ def segment_volume(
     for done, index in enumerate(indices, start=1):
         if prepared.brain[:, :, index].sum() >= largest**2:
             heatmap = final(localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity))
-            result = segment_slice(prepared, index, heatmap, params, selection)
-            answers[index] = result.summary()
-            labels[:, :, index] = result.answer()
+            answers[index] = segment_slice(prepared, index, heatmap, params, selection).summary()
+            labels[:, :, index] = answers[index].top if answers[index].detected else 0  # this slice's own answer, for now
             heatmaps[:, :, index] = heatmap
         if done < len(indices):
             yield VolumeProgress(done, len(indices), labels, heatmaps)
