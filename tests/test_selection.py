@@ -108,7 +108,7 @@ def volume_of(heats: dict[int, dict[int, float]], selection: Selection) -> dict:
     from napari_inpaint_seg.pipeline import result_from_superpixels
 
     brain = np.ones((4 * BLOCK, 4 * BLOCK), bool)
-    return {index: result_from_superpixels(index, block_labels(), brain, block_heatmap(heat), selection).summary() for index, heat in heats.items()}
+    return {index: result_from_superpixels(index, np.zeros(brain.shape), block_labels(), brain, block_heatmap(heat), selection).summary() for index, heat in heats.items()}
 
 
 def test_a_weak_slice_is_labelled_only_beside_a_labelled_slice_with_an_overlapping_answer():

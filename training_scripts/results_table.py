@@ -30,12 +30,15 @@ def volume(scores: dict | None) -> str:
 
 # Rows of the whole-volume runs (error sign of the modality, per-modality tuned selection, scale 50): the
 # selections differ by modality, so the row says what was added rather than quoting one modality's settings.
-SIGNED_ROWS = {
-    "paper": "γ = 64, error sign of the modality: top segment only",
-    "merge, raw heat": "γ = 64, error sign: merge on the raw heat",
-    "always answers": "γ = 64, error sign: merge, tuned smoothing and rim (per modality)",
-    "chosen": "γ = 64, error sign: + no-tumour decision across slices (default)",
-}
+# Each row: (label, the selection's name in the T1 file, in the FLAIR file); None: not part of that modality's
+# default (the intensity refinement is off on T1-pre, so T1's tuned row has no refinement to remove).
+SIGNED_ROWS = [
+    ("γ = 64, error sign of the modality: top segment only", "paper", "paper"),
+    ("γ = 64, error sign: merge on the raw heat", "merge, raw heat", "merge, raw heat"),
+    ("γ = 64, error sign: merge, tuned smoothing and rim (per modality)", "always answers", "always answers, unrefined"),
+    ("γ = 64, error sign: + answer refined to the lesion's intensity edge (FLAIR only)", None, "always answers"),
+    ("γ = 64, error sign: + no-tumour decision across slices (default)", "chosen", "chosen"),
+]
 
 
 def load(folder: Path, name: str) -> dict | None:
@@ -63,8 +66,8 @@ def rows_for(folder: Path, split: str) -> list[tuple[str, dict | None, dict | No
     t1, flair = (load(folder, f"{m}_{split}_g64_volumes.json") for m in ("t1", "flair"))
     if t1 or flair:
         seconds = "/".join(f"{d['seconds_per_slice']:.2f}" for d in (t1, flair) if d) or "–"
-        for name, label in SIGNED_ROWS.items():
-            rows.append((label, t1 and t1["selections"].get(name), flair and flair["selections"].get(name), seconds))
+        for label, t1_name, flair_name in SIGNED_ROWS:
+            rows.append((label, t1 and t1["selections"].get(t1_name), flair and flair["selections"].get(flair_name), seconds))
     return rows
 
 

@@ -46,7 +46,7 @@ def main() -> None:
     slices: list[EvaluatedSlice] = [item for item in read_heatmap_cache_unchecked(args.cache)[0] if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
     selection = replace(default_selection(args.modality), min_contrast=0.0, grow_contrast=None)  # every slice answers
     scales = [float(value) for value in args.scales.split(",")]
-    results = {scale: [result_from_superpixels(item.index, superpixels(item.image, FelzenszwalbParams(scale)), item.brain, item.heatmap, selection) for item in slices]
+    results = {scale: [result_from_superpixels(item.index, item.image, superpixels(item.image, FelzenszwalbParams(scale)), item.brain, item.heatmap, selection) for item in slices]
                for scale in scales}
     report = {f"fixed {scale:g}": float(np.mean([dice(r.answer(), item.tumour) for r, item in zip(results[scale], slices)])) for scale in scales}
     chosen = [max(scales, key=lambda scale: edge_contrast(results[scale][i], args.ring)) for i in range(len(slices))]

@@ -27,7 +27,7 @@ from napari_inpaint_seg.evaluation import (
 )
 from napari_inpaint_seg.models.checkpoint import load_model
 from napari_inpaint_seg.pipeline import POLARITY_CHOICES, resolve_polarity
-from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection, superpixels
+from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection, default_selection, superpixels
 
 
 def floats(text: str) -> list[float]:
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--grows", default="none", help="grow contrasts to try beside a labelled slice ('none' = no growth; only below the no-tumour contrast)")
     parser.add_argument("--sigmas", default="0", help="heat smoothing sigmas to try (merge mode)")
     parser.add_argument("--margins", default="0", help="brain-rim margins to try (merge mode)")
+    parser.add_argument("--refines", default="0", help="intensity-refinement radii to try (merge mode; 0 = off; the lesion's sign is the modality's)")
     parser.add_argument("--polarity", choices=POLARITY_CHOICES, default="auto", help="error sign of the heatmaps (as inpaint-seg evaluate)")
     parser.add_argument("--whole-volumes", action="store_true", help="the cache holds whole volumes (inpaint-seg evaluate --whole-volumes)")
     parser.add_argument("--json", type=Path, required=True)
@@ -65,9 +66,10 @@ def main() -> None:
     grows = [None if value == "none" else float(value) for value in args.grows.split(",")]
     decisions = [(c, g) for c, g in itertools.product(floats(args.contrasts), grows) if g is None or g < c]
     selections = [Selection(mode="paper", min_contrast=c, grow_contrast=g, heat_sigma=0.0, edge_margin=0) for c, g in decisions]
+    lesion = default_selection(args.modality).lesion
     selections += [
-        Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin))
-        for r, (c, g), sigma, margin in itertools.product(floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins))
+        Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin), refine_radius=int(radius), lesion=lesion)
+        for r, (c, g), sigma, margin, radius in itertools.product(floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins), floats(args.refines))
     ]
     rows = []
     for scale in floats(args.scales):

@@ -81,6 +81,9 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
                              "of a neighbouring labelled slice (default: tuned per modality)")
     parser.add_argument("--heat-sigma", type=float, help="merge mode: smooth the heatmap inside the brain with this Gaussian sigma in pixels before scoring (default: tuned)")
     parser.add_argument("--edge-margin", type=int, help="merge mode: leave this many pixels of the brain's rim out of segment scores (default: tuned)")
+    parser.add_argument("--refine-radius", type=int,
+                        help="merge mode: redraw the answer along the lesion's intensity edge (bright on FLAIR, dark on T1-pre) within this many pixels "
+                             "(default: tuned per modality, 20 on FLAIR, 0 on T1-pre; 0: off)")
     parser.add_argument("--polarity", choices=["auto", "both", "bright", "dark"], default="auto",
                         help="which inpainting error counts: auto (default) the sign that marks LGG on the modality, bright on FLAIR, dark on T1-pre "
                              "(with --mode paper: both); both: the absolute error, as the paper")
@@ -155,7 +158,7 @@ def check_method_arguments(args: argparse.Namespace) -> None:
     if args.merge_ratio is not None and not 0 <= args.merge_ratio <= 1:
         raise InputError(f"--merge-ratio must lie between 0 and 1, got {args.merge_ratio}")
     for flag, value in (("--min-contrast", args.min_contrast), ("--grow-contrast", args.grow_contrast), ("--heat-sigma", args.heat_sigma),
-                        ("--edge-margin", args.edge_margin)):
+                        ("--edge-margin", args.edge_margin), ("--refine-radius", args.refine_radius)):
         if value is not None and value < 0:
             raise InputError(f"{flag} must be at least 0, got {value}")
 
@@ -192,7 +195,7 @@ def selection(args: argparse.Namespace):
     from .segmentation import PAPER_SELECTION, Selection, default_selection
 
     if args.mode == "paper":
-        given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin}
+        given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin, "refine radius": args.refine_radius}
         if any(value is not None for value in given.values()):
             raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
         if args.min_contrast is None and args.grow_contrast is None:
@@ -207,6 +210,8 @@ def selection(args: argparse.Namespace):
             grow_contrast=defaults.grow_contrast if args.grow_contrast is None else args.grow_contrast,
             heat_sigma=defaults.heat_sigma if args.heat_sigma is None else args.heat_sigma,
             edge_margin=defaults.edge_margin if args.edge_margin is None else args.edge_margin,
+            refine_radius=defaults.refine_radius if args.refine_radius is None else args.refine_radius,
+            lesion=defaults.lesion,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -303,12 +308,17 @@ def run_evaluate(args: argparse.Namespace) -> None:
     models = load_models(args, device)
     chosen = selection(args)
     # Each improvement added in turn: the paper, merging on the raw heatmap, the chosen scoring heat with every
-    # slice answered, then the chosen no-tumour decision.
+    # slice answered, the intensity refinement, then the chosen no-tumour decision.
     always = replace(chosen, min_contrast=0.0, grow_contrast=None)
-    raw_merge = replace(always, heat_sigma=0.0, edge_margin=0)
-    selections = {"paper": PAPER_SELECTION} if chosen.mode == "paper" else {"paper": PAPER_SELECTION, "merge, raw heat": raw_merge, "always answers": always, "chosen": chosen}
-    if not chosen.min_contrast:  # no decision: the chosen selection always answers already
-        del selections["always answers"]
+    unrefined = replace(always, refine_radius=0)
+    raw_merge = replace(unrefined, heat_sigma=0.0, edge_margin=0)
+    selections = {"paper": PAPER_SELECTION}
+    if chosen.mode != "paper":
+        selections.update({"merge, raw heat": raw_merge, "always answers, unrefined": unrefined, "always answers": always, "chosen": chosen})
+        if not chosen.refine_radius:
+            del selections["always answers, unrefined"]
+        if not chosen.min_contrast:  # no decision: the chosen selection always answers already
+            del selections["always answers"]
     results = evaluate_lgg(
         args.data, read_patient_list(args.patients), args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),

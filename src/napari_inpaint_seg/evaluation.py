@@ -104,7 +104,7 @@ def answers(
     labels = [np.zeros(item.tumour.shape, dtype=bool) for item in slices]
     for patient in dict.fromkeys(item.patient for item in slices):
         members = {item.index: position for position, item in enumerate(slices) if item.patient == patient and item.brain.sum() >= min_brain_pixels}
-        results = {index: result_from_superpixels(index, maps[i], slices[i].brain, slices[i].heatmap, selection).summary() for index, i in members.items()}
+        results = {index: result_from_superpixels(index, slices[i].image, maps[i], slices[i].brain, slices[i].heatmap, selection).summary() for index, i in members.items()}
         for index, label in consistent_labels(results).items():
             labels[members[index]] = label
     return labels

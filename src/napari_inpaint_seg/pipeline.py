@@ -18,7 +18,9 @@ from .intensity import check_finite, normalize_in_brain
 from .io import Scan
 from .localizer import POLARITIES, HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap, step_for_window
 from .models.config import ModelConfig
-from .segmentation import FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, scoring_heat, segment_adjacency, superpixels
+from .segmentation import (
+    FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency, superpixels,
+)
 
 
 @dataclass
@@ -55,6 +57,7 @@ class SliceResult:
     """
 
     index: int
+    image: np.ndarray
     heatmap: np.ndarray
     superpixels: np.ndarray
     brain: np.ndarray
@@ -110,7 +113,8 @@ class SliceResult:
         candidates = self.candidates()
         if rank >= len(candidates):
             return np.zeros(self.heatmap.shape, dtype=bool)
-        return np.isin(self.superpixels, [segment.label for segment in candidates[rank]]) & self.brain
+        region = np.isin(self.superpixels, [segment.label for segment in candidates[rank]]) & self.brain
+        return refine_by_intensity(region, self.image, self.brain, self.selection.lesion, self.selection.refine_radius)
 
     def summary(self) -> SliceAnswer:
         return SliceAnswer(self.mask(0), self.contrast, self.detected, self.selection.grow_contrast)
@@ -221,11 +225,12 @@ def segment_slice(
 
 
 def segment_image(index: int, image: np.ndarray, brain: np.ndarray, heatmap: np.ndarray, params: FelzenszwalbParams, selection: Selection) -> SliceResult:
-    return result_from_superpixels(index, superpixels(image, params), brain, heatmap, selection)
+    return result_from_superpixels(index, image, superpixels(image, params), brain, heatmap, selection)
 
 
-def result_from_superpixels(index: int, labels: np.ndarray, brain: np.ndarray, heatmap: np.ndarray, selection: Selection) -> SliceResult:
-    result = SliceResult(index=index, heatmap=heatmap, superpixels=labels, brain=brain, selection=selection)
+def result_from_superpixels(index: int, image: np.ndarray, labels: np.ndarray, brain: np.ndarray, heatmap: np.ndarray, selection: Selection) -> SliceResult:
+    """:func:`segment_image` with the superpixels already computed (tuning reuses them across selections)."""
+    result = SliceResult(index=index, image=image, heatmap=heatmap, superpixels=labels, brain=brain, selection=selection)
     heat, counted = result.scoring
     result.ranking = rank_segments(result.superpixels, heat, brain, counted)
     return result
