@@ -93,6 +93,15 @@ def test_paper_mode_defaults_to_the_papers_heat_and_scale(flags, polarity, scale
     assert heat_polarity(args) == polarity and felzenszwalb_params(args).scale == scale
 
 
+@pytest.mark.parametrize("modality,flags,radius,lesion", [("flair", [], 20, "bright"), ("t1", [], 0, "dark"), ("flair", ["--refine-radius", "0"], 0, "bright"),
+                                                        ("t1", ["--refine-radius", "15"], 15, "dark")])
+def test_the_answer_is_refined_to_the_modalitys_lesion_edge_by_default_on_flair(modality, flags, radius, lesion):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+    assert (chosen.refine_radius, chosen.lesion) == (radius, lesion)
+
+
 def test_by_default_a_slice_where_nothing_stands_out_gets_no_label(tmp_path, tiny_model_path):
     rows, cols = np.mgrid[:48, :48]
     disc = (rows - 24) ** 2 + (cols - 24) ** 2 <= 20**2

@@ -210,3 +210,52 @@ def test_fused_slices_keep_common_slices_and_add_their_seconds():
     (fused,) = fuse_slices([a, b])
     assert (fused.patient, fused.index) == ("a", 1) and fused.seconds == pytest.approx(0.2)
     assert fused.heatmap[labels == 5].mean() == pytest.approx((5.0 + 3.0) / 2)
+
+
+def disc(shape: tuple[int, int], centre: tuple[int, int], radius: float) -> np.ndarray:
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    return (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2
+
+
+def test_refinement_redraws_a_region_along_the_bright_lesions_edge():
+    from napari_inpaint_seg.segmentation import refine_by_intensity
+
+    brain = disc((96, 96), (48, 48), 45)
+    lesion = disc((96, 96), (40, 40), 12)
+    image = np.where(lesion, 0.8, 0.3) * brain
+    square = np.zeros(brain.shape, bool)
+    square[30:46, 30:46] = True  # covers part of the lesion and some healthy tissue beside it
+    refined = refine_by_intensity(square, image, brain, "bright", radius=20)
+    assert np.array_equal(refined, lesion)
+    assert not refine_by_intensity(square, image, brain, "bright", radius=0)[~square].any()  # radius 0: unchanged
+
+
+def test_refinement_keeps_only_pieces_that_touch_the_region_and_follows_the_lesions_sign():
+    from napari_inpaint_seg.segmentation import refine_by_intensity
+
+    brain = disc((96, 96), (48, 48), 45)
+    dark = disc((96, 96), (35, 35), 8)
+    elsewhere = disc((96, 96), (65, 65), 8)  # just as dark but far from the region
+    image = np.where(dark | elsewhere, 0.2, 0.6) * brain
+    region = disc((96, 96), (35, 35), 10)
+    refined = refine_by_intensity(region, image, brain, "dark", radius=12)
+    assert np.array_equal(refined, dark)
+    # Asked for a bright lesion, a dark region is not on the lesion's side: nothing to sharpen, the region stays.
+    assert np.array_equal(refine_by_intensity(region, image, brain, "bright", radius=12), region)
+
+
+def test_a_refining_selection_refines_every_candidate_and_validates_its_lesion_sign():
+    from napari_inpaint_seg.pipeline import result_from_superpixels
+
+    # Superpixels are the blocks; the image has a bright disc filling most of each of the two hot blocks 5 and 10.
+    shape, brain = (4 * BLOCK, 4 * BLOCK), np.ones((4 * BLOCK, 4 * BLOCK), bool)
+    discs = [disc(shape, (BLOCK + 8, BLOCK + 8), 7), disc(shape, (2 * BLOCK + 8, 2 * BLOCK + 8), 7)]
+    image = np.where(discs[0] | discs[1], 0.9, 0.4)
+    heatmap = block_heatmap({5: 50.0, 10: 40.0})
+    selection = Selection(heat_sigma=0.0, edge_margin=0, merge_ratio=0.9, refine_radius=BLOCK, lesion="bright")
+    result = result_from_superpixels(0, image, block_labels(), brain, heatmap, selection)
+    assert np.array_equal(result.mask(0), discs[0]) and np.array_equal(result.mask(1), discs[1])  # Swap offers refined answers too
+    with pytest.raises(ValueError, match="lesion"):
+        Selection(lesion="grey")
+    with pytest.raises(ValueError, match="refine_radius"):
+        Selection(refine_radius=-1)

@@ -328,6 +328,7 @@ def test_mode_switch_between_merge_and_paper(session, qtbot):
     segment._heat_sigma.value = 0.0  # the raw heatmap, so both modes start from the same top segment
     segment._edge_margin.value = 0
     segment._merge_ratio.value = 0.0  # every touching segment hotter than the median joins
+    segment._refine_radius.value = 0  # superpixels as they are, so the merged answer contains the top segment
     qtbot.waitUntil(lambda: segment.result.selection == segment.selection, timeout=5_000)
     merged = segment.candidate_mask().copy()
     segment._mode.value = "paper"
@@ -360,3 +361,4 @@ def test_segment_controls_take_the_tuned_settings_of_the_image_modality(session)
         segment._on_image_changed()
         tuned = DEFAULT_SELECTIONS[modality]
         assert (segment.selection.merge_ratio, segment.selection.heat_sigma, segment.selection.edge_margin) == (tuned.merge_ratio, tuned.heat_sigma, tuned.edge_margin)
+        assert (segment.selection.refine_radius, segment.selection.lesion) == (tuned.refine_radius, tuned.lesion)

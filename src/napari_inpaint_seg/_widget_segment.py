@@ -126,6 +126,9 @@ class SegmentWidget(Container):
                                         tooltip="merge mode: Gaussian sigma (pixels) applied to the heatmap inside the brain before scoring")
         self._edge_margin = SpinBox(label="rim margin", value=DEFAULT_EDGE_MARGIN, min=0, max=100,
                                     tooltip="merge mode: pixels of the brain's rim left out of segment scores (the edge is always hard to inpaint)")
+        self._refine_radius = SpinBox(label="refine radius", value=0, min=0, max=100,
+                                      tooltip="merge mode: redraw the answer along the lesion's intensity edge within this many pixels (0: off); "
+                                              "the lesion is dark on a T1 image, bright otherwise")
         self._labels = ComboBox(label="labels layer", choices=self._labels_choices)
         self._label_value = SpinBox(label="label value", value=1, min=1, max=255)
         self._click = CheckBox(text="click a segment to pick it", value=True)
@@ -134,7 +137,8 @@ class SegmentWidget(Container):
         self._export = PushButton(text="Export labels…")
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
-        self.extend([self._image, self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._heat_sigma, self._edge_margin, self._labels, self._label_value, self._click,
+        self.extend([self._image, self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._heat_sigma, self._edge_margin, self._refine_radius, self._labels,
+                     self._label_value, self._click,
                      Container(widgets=[self._swap, self._accept], layout="horizontal", labels=False), self._export, self._status])
 
         from qtpy.QtCore import QTimer
@@ -144,7 +148,7 @@ class SegmentWidget(Container):
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self.refresh)
 
-        for widget in (self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._heat_sigma, self._edge_margin):
+        for widget in (self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._heat_sigma, self._edge_margin, self._refine_radius):
             widget.changed.connect(self.schedule_refresh)
         self._image.changed.connect(self._on_image_changed)
         self._swap.clicked.connect(self.swap)
@@ -226,11 +230,15 @@ class SegmentWidget(Container):
 
     def _use_modality_defaults(self) -> None:
         """Merge settings tuned for the image's modality (when it is marked), as the command line uses them."""
-        image = self._image.value
-        modality = image.metadata.get(MODALITY) if image is not None else None
+        modality = self._modality()
         if modality in DEFAULT_SELECTIONS:
             tuned = DEFAULT_SELECTIONS[modality]
             self._merge_ratio.value, self._heat_sigma.value, self._edge_margin.value = tuned.merge_ratio, tuned.heat_sigma, tuned.edge_margin
+            self._refine_radius.value = tuned.refine_radius
+
+    def _modality(self) -> str | None:
+        image = self._image.value
+        return image.metadata.get(MODALITY) if image is not None else None
 
     def _on_slice_changed(self, *_):
         if self._image.value is not None:
@@ -266,7 +274,8 @@ class SegmentWidget(Container):
     def selection(self) -> Selection:
         if self._mode.value == "paper":
             return PAPER_SELECTION
-        return Selection(mode="merge", merge_ratio=float(self._merge_ratio.value), heat_sigma=float(self._heat_sigma.value), edge_margin=int(self._edge_margin.value))
+        return Selection(mode="merge", merge_ratio=float(self._merge_ratio.value), heat_sigma=float(self._heat_sigma.value), edge_margin=int(self._edge_margin.value),
+                         refine_radius=int(self._refine_radius.value), lesion="dark" if self._modality() == "t1" else "bright")
 
     @property
     def result(self) -> SliceResult | None:
