@@ -99,6 +99,8 @@ def compare_slices(args, generator, config) -> dict:
         next(iter(fast_heatmap(generator, config, image, brain, step=args.step, device=args.device, polarity=polarity)))
         first_update = time.perf_counter() - began
         results = {name: segment_slice(prepared, index, heat, params, selection) for name, heat in heatmaps.items()}
+        if args.keep:
+            np.savez_compressed(args.keep / f"{len(rows):03d}_slice{index}.npz", image=image, brain=brain, tumour=tumour, **heatmaps)
         rows.append(
             {
                 "seconds_reference": timings["reference"],
@@ -155,10 +157,13 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--mode", choices=["default", "paper"], default="default",
                         help="rank segments as the CLI's default does (the modality's error sign, tuned selection) or as the paper (absolute error, scale 75, top segment)")
+    parser.add_argument("--keep", type=Path, help="save each slice's image, brain, tumour and both heatmaps in this folder (to study differences later)")
     parser.add_argument("--volume", action="store_true", help="time a whole scan with the fast path and report peak memory")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     generator, config = load_model(args.model, args.modality, args.gamma, args.device)
     result = {"device": torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)", "gamma": config.gamma, "step": args.step}
     result.update(whole_volume(args, generator, config) if args.volume else compare_slices(args, generator, config))
