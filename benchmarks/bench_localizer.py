@@ -4,6 +4,8 @@
     python benchmarks/bench_localizer.py --modality flair --slices all          # every validation tumour slice
     python benchmarks/bench_localizer.py --modality flair --volume               # whole scan, fast path
     python benchmarks/bench_localizer.py --modality flair --mode paper          # segments ranked as the paper does
+    python benchmarks/bench_localizer.py --modality flair --slices all --keep DIR   # also save each slice's heatmaps
+    python benchmarks/bench_localizer.py --modality flair --kept DIR            # a changed fast path against them
 
 Prints one JSON object. Segments are ranked as the CLI's default mode does (--mode default) or as the paper
 (--mode paper), with the same settings for both paths. Slices come from the tumour slices of the validation patients in
@@ -28,7 +30,7 @@ from napari_inpaint_seg.io import read_scan
 from napari_inpaint_seg.localizer import fast_heatmap, final, reference_heatmap
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.models.checkpoint import load_model
-from napari_inpaint_seg.pipeline import PreparedScan, prepare_scan, resolve_polarity, run_to_end, segment_slice, segment_volume
+from napari_inpaint_seg.pipeline import PreparedScan, prepare_scan, resolve_polarity, run_to_end, segment_image, segment_volume
 from napari_inpaint_seg.segmentation import PAPER_SCALE, PAPER_SELECTION, FelzenszwalbParams, Selection, default_selection
 from napari_inpaint_seg.training.data import lgg_patient_volume_paths
 
@@ -84,23 +86,40 @@ def mode_settings(mode: str, modality: str) -> tuple[str, FelzenszwalbParams, Se
     return resolve_polarity("auto", modality), FelzenszwalbParams(), default_selection(modality)
 
 
+def slices_to_compare(args) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, dict | None]]:
+    """(index, image, brain, tumour, kept run or None) per slice: from a --keep folder, the data or a synthetic slice."""
+    if args.kept:
+        for path in sorted(args.kept.glob("*.npz")):
+            with np.load(path) as kept:
+                settings = {name: str(kept[name]) for name in ("modality", "gamma", "step", "polarity")}
+                asked = {"modality": args.modality, "gamma": str(args.gamma), "step": str(args.step), "polarity": mode_settings(args.mode, args.modality)[0]}
+                if settings != asked:
+                    sys.exit(f"{path}: kept with {settings}, not {asked}")
+                yield int(kept["index"]), kept["image"], kept["brain"], kept["tumour"], dict(kept)
+        return
+    for prepared, index, tumour in real_slices(args.modality, args.slices) if DATA.is_dir() else synthetic_slice():
+        yield index, prepared.image[:, :, index], prepared.brain[:, :, index], tumour, None
+
+
 def compare_slices(args, generator, config) -> dict:
-    slices = real_slices(args.modality, args.slices) if DATA.is_dir() else synthetic_slice()
     polarity, params, selection = mode_settings(args.mode, args.modality)
     rows = []  # each also goes to stderr as it finishes: a long run that is stopped still leaves its rows
-    for prepared, index, tumour in slices:
-        image, brain = prepared.image[:, :, index], prepared.brain[:, :, index]
+    for index, image, brain, tumour, kept in slices_to_compare(args):
         timings, heatmaps = {}, {}
         for name, run in (("reference", reference_heatmap), ("fast", fast_heatmap)):
+            if kept is not None and name == "reference":  # measured when it was kept
+                heatmaps[name], timings[name] = kept["reference"], float(kept["seconds_reference"])
+                continue
             began = time.perf_counter()
             heatmaps[name] = final(run(generator, config, image, brain, step=args.step, device=args.device, polarity=polarity))
             timings[name] = time.perf_counter() - began
         began = time.perf_counter()
         next(iter(fast_heatmap(generator, config, image, brain, step=args.step, device=args.device, polarity=polarity)))
         first_update = time.perf_counter() - began
-        results = {name: segment_slice(prepared, index, heat, params, selection) for name, heat in heatmaps.items()}
+        results = {name: segment_image(index, image, brain, heat, params, selection) for name, heat in heatmaps.items()}
         if args.keep:
-            np.savez_compressed(args.keep / f"{len(rows):03d}_slice{index}.npz", image=image, brain=brain, tumour=tumour, **heatmaps)
+            np.savez_compressed(args.keep / f"{len(rows):03d}_slice{index}.npz", image=image, brain=brain, tumour=tumour, index=index, modality=args.modality,
+                                gamma=args.gamma, step=args.step, polarity=polarity, seconds_reference=timings["reference"], **heatmaps)
         rows.append(
             {
                 "seconds_reference": timings["reference"],
@@ -128,7 +147,7 @@ def compare_slices(args, generator, config) -> dict:
         "dice_fast": mean("dice_fast"),
         "largest_dice_difference": max(abs(row["dice_reference"] - row["dice_fast"]) for row in rows),
         "n_slices": len(rows),
-        "data": "lgg validation tumour slices" if DATA.is_dir() else "synthetic slice",
+        "data": f"kept slices of {args.kept} (reference times from when they were kept)" if args.kept else "lgg validation tumour slices" if DATA.is_dir() else "synthetic slice",
     }
 
 
@@ -157,7 +176,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--mode", choices=["default", "paper"], default="default",
                         help="rank segments as the CLI's default does (the modality's error sign, tuned selection) or as the paper (absolute error, scale 75, top segment)")
-    parser.add_argument("--keep", type=Path, help="save each slice's image, brain, tumour and both heatmaps in this folder (to study differences later)")
+    parser.add_argument("--keep", type=Path, help="save each slice's image, masks, both heatmaps and the reference's time in this folder")
+    parser.add_argument("--kept", type=Path, help="compare against the reference heatmaps and times saved by --keep: only the fast path runs")
     parser.add_argument("--volume", action="store_true", help="time a whole scan with the fast path and report peak memory")
     args = parser.parse_args()
     if args.threads:

@@ -15,6 +15,7 @@ from napari_inpaint_seg.localizer import (
     final,
     localize,
     reference_heatmap,
+    refinement_positions,
     window_error,
     window_starts,
 )
@@ -131,16 +132,37 @@ def test_unknown_polarity_is_refused(tiny_generator, tiny_config):
         next(fast_heatmap(tiny_generator, tiny_config, image, brain, polarity="up"))
 
 
-def test_coarse_to_fine_is_exact_on_the_hot_part_of_the_brain(tiny_generator, tiny_config, make_brain_slice):
-    """Default fast path = all stride-step windows wherever the coarse (stride 2*step) heatmap is hottest."""
+def test_coarse_to_fine_skips_windows_and_is_exact_where_every_window_ran(tiny_generator, tiny_config, make_brain_slice):
+    """Default fast path: every window at stride 2*step, then stride step for the windows hottest on average;
+    wherever all the stride-step windows covering a pixel ran, the heat is that of the full stride-step path."""
     image, brain, _ = make_brain_slice(size=40)
-    step, fraction = 2, 0.3
-    default = final(fast_heatmap(tiny_generator, tiny_config, image, brain, step=step, coarse_factor=2, refine_fraction=fraction))
+    gamma, step, fraction = tiny_config.gamma, 2, 0.3
+    updates = list(fast_heatmap(tiny_generator, tiny_config, image, brain, step=step, coarse_factor=2, refine_fraction=fraction))
     full = final(fast_heatmap(tiny_generator, tiny_config, image, brain, step=step, refine_fraction=1.0))
     coarse = final(fast_heatmap(tiny_generator, tiny_config, image, brain, step=2 * step, refine_fraction=1.0))
-    hot = (coarse >= np.quantile(coarse[brain], 1 - fraction)) & brain
-    assert hot.sum() > 0.2 * brain.sum()
-    np.testing.assert_allclose(default[hot], full[hot], rtol=1e-5, atol=1e-4)
+    fine = brain_window_positions(brain, gamma, step)
+    on_coarse = np.isin(fine[:, 0], window_starts(40, gamma, 2 * step)) & np.isin(fine[:, 1], window_starts(40, gamma, 2 * step))
+    ran = np.concatenate([fine[on_coarse], refinement_positions(coarse, fine[~on_coarse], gamma, fraction)])
+    assert updates[-1].windows_done == len(ran) < 0.6 * len(fine)  # the saving is real
+
+    def coverage(positions):
+        counts = np.zeros(brain.shape, int)
+        for row, col in positions:
+            counts[row : row + gamma, col : col + gamma] += 1
+        return counts
+
+    exact = (coverage(ran) == coverage(fine)) & brain
+    assert exact.sum() > 0.1 * brain.sum()
+    np.testing.assert_allclose(updates[-1].heatmap[exact], full[exact], rtol=1e-5, atol=1e-4)
+
+
+def test_refinement_takes_the_windows_hottest_on_average_not_those_touching_a_hot_pixel():
+    coarse = np.zeros((20, 20))
+    coarse[2, 2] = 100.0  # one hot pixel
+    coarse[10:18, 10:18] = 10.0  # a warm patch the size of a window
+    candidates = all_window_positions(coarse.shape, 8, 1)
+    chosen = refinement_positions(coarse, candidates, 8, fraction=0.01)
+    assert [10, 10] in chosen.tolist() and not any(row <= 2 and col <= 2 for row, col in chosen)
 
 
 @pytest.mark.parametrize("run", [reference_heatmap, fast_heatmap])

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .io import read_scan, write_atomically
-from .localizer import final, fuse_heatmaps, step_for_window
+from .localizer import FAST_PATH_REVISION, final, fuse_heatmaps, step_for_window
 from .metrics import dice, psnr, ssim
 from .models.generator import inpaint
 from .pipeline import Model, PreparedScan, consistent_labels, localize_slice, prepare_scan, result_from_superpixels
@@ -245,7 +245,7 @@ def localised_slices(
         ]
         return fuse_slices([slices for slices, _ in runs]), [row for _, quality in runs for row in quality]
     key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "models": [asdict(config) for _, config in models],
-           "step": step_for_window(models[0][1].gamma, step), "fast": fast, "healthy_per_patient": healthy_per_patient, "seed": seed,
+           "step": step_for_window(models[0][1].gamma, step), "fast": FAST_PATH_REVISION if fast else False, "healthy_per_patient": healthy_per_patient, "seed": seed,
            "polarity": polarity, "whole_volumes": whole_volumes}
     cached = load_heatmap_cache(cache, key) if cache else None
     if cached is not None:

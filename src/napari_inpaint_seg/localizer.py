@@ -7,11 +7,11 @@ Two paths behind one API, both generators that yield :class:`HeatmapUpdate` as b
   window, slice and reconstruction each min-max normalised to [0, 255], L1 inside the window only, errors
   accumulated per pixel and divided by how many windows cover the pixel. It is the ground truth.
 * :func:`fast_heatmap` evaluates only windows that touch the brain (others only add to pixels outside it)
-  and gives the generator a ``context`` x ``context`` crop around each window instead of the whole slice,
-  many windows per batch (the generator was trained on such crops). It works coarse-to-fine: a stride of
-  ``2 * step`` first, then stride ``step`` only over the hottest part of the brain. Min-max normalisation
-  uses the slice's extremes and the prediction's own (exact unless the slice's extreme lies only inside
-  the window).
+  and gives the generator a crop three windows wide around each window instead of the whole slice, many
+  windows per batch (the UNet is fully convolutional; it was trained on crops two windows wide). It works
+  coarse-to-fine: a stride of ``2 * step`` first, then stride ``step`` only for the windows that were hottest
+  at the coarse stride. Min-max normalisation uses the slice's extremes and the prediction's own (exact
+  unless the slice's extreme lies only inside the window).
 
 Heatmaps are in units of error on the [0, 255] scale and are zero outside the brain. ``polarity`` says which
 error counts: "both" (the paper) the absolute difference; "bright" only where the slice is brighter than its
@@ -42,10 +42,14 @@ def step_for_window(gamma: int, step: int | None = None) -> int:
     (the error of a 64-px window changes little over 4 px, and 8 px makes it 4x cheaper)."""
     return step if step is not None else max(DEFAULT_STEP, gamma // 8)
 FIRST_BATCH = 32
-# Crop pixels per batch of the fast path: 256 windows of 64 x 64 (gamma 32). Larger contexts get fewer windows
-# per batch, so memory stays flat (gamma 64 with 256 windows of 128 x 128 peaked at 3.6 GB on an 88-slice scan).
+# Crop pixels per batch of the fast path (that of 256 windows of 64 x 64): 113 crops of 96 x 96 at gamma 32, 28 of
+# 192 x 192 at gamma 64. A budget rather than a window count keeps memory flat whatever the window (gamma 64 with
+# 256 windows of 128 x 128 per batch peaked at 3.6 GB on an 88-slice scan).
 BATCH_PIXELS = 256 * 64 * 64
 POLARITIES = ("both", "bright", "dark")
+# Raise when a change makes the fast path's heatmaps differ: evaluation caches record it and are then remade.
+# 2: crops three windows wide, refinement by each window's mean coarse heat.
+FAST_PATH_REVISION = 2
 
 
 @dataclass
@@ -151,13 +155,13 @@ def reference_heatmap(
 class _CropInpainter:
     """Window errors of one slice from local crops: the fast path's inner loop, batched and channels-last."""
 
-    def __init__(self, generator: torch.nn.Module, config: ModelConfig, image: np.ndarray, device: str, polarity: str) -> None:
-        self.generator, self.gamma, self.device, self.polarity = generator, config.gamma, device, polarity
-        self.margin = (config.context - config.gamma) // 2
-        self.crops = sliding_window_view(np.pad(image.astype(np.float32), self.margin), (config.context, config.context))
+    def __init__(self, generator: torch.nn.Module, gamma: int, context: int, image: np.ndarray, device: str, polarity: str) -> None:
+        self.generator, self.gamma, self.device, self.polarity = generator, gamma, device, polarity
+        self.margin = (context - gamma) // 2
+        self.crops = sliding_window_view(np.pad(image.astype(np.float32), self.margin), (context, context))
         self.low, self.high = float(image.min()), float(image.max())
         self.slice_255 = _to_255(image, self.low, self.high)
-        hole = torch.zeros((1, 1, config.context, config.context), device=device)
+        hole = torch.zeros((1, 1, context, context), device=device)
         hole[..., self.margin : self.margin + self.gamma, self.margin : self.margin + self.gamma] = 1
         self.hole = hole.contiguous(memory_format=torch.channels_last)
 
@@ -174,13 +178,28 @@ class _CropInpainter:
         return window_error(windows, rec_255, self.polarity)
 
 
-def refinement_positions(coarse: np.ndarray, brain: np.ndarray, candidates: np.ndarray, gamma: int, fraction: float) -> np.ndarray:
-    """Windows among ``candidates`` that overlap the hottest ``fraction`` of the brain in the coarse heatmap."""
-    if fraction >= 1:
+def inference_context(config: ModelConfig) -> int:
+    """Crop side of the fast path: three windows, rounded up to the UNet's stride (never below the training crop).
+
+    The reference gives the generator the whole slice. Two windows (the training crop) left the generator
+    short of context, and the top segment then differed from the reference's more often; three matched it
+    better at about the same cost once coarse-to-fine really skipped windows (docs/performance.md).
+    """
+    return max(config.context, -(-3 * config.gamma // config.stride) * config.stride)
+
+
+def refinement_positions(coarse: np.ndarray, candidates: np.ndarray, gamma: int, fraction: float) -> np.ndarray:
+    """The ``fraction`` of ``candidates`` whose window is hottest on average in the coarse heatmap.
+
+    The mean over the window, not whether the window touches a hot pixel: hot pixels are scattered over the
+    whole brain, so nearly every window touches one, and refining those would skip almost nothing.
+    """
+    if fraction >= 1 or not len(candidates):
         return candidates
-    threshold = np.quantile(coarse[brain], 1 - fraction)
-    hot = sliding_window_view((coarse >= threshold) & brain, (gamma, gamma)).any(axis=(2, 3))
-    return candidates[hot[candidates[:, 0], candidates[:, 1]]]
+    table = np.pad(coarse.astype(np.float64).cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))  # summed-area table
+    rows, cols = candidates[:, 0], candidates[:, 1]
+    sums = table[rows + gamma, cols + gamma] - table[rows, cols + gamma] - table[rows + gamma, cols] + table[rows, cols]
+    return candidates[sums >= np.quantile(sums, 1 - fraction)]
 
 
 @torch.inference_mode()
@@ -196,14 +215,16 @@ def fast_heatmap(
     coarse_factor: int = 2,
     refine_fraction: float = 0.3,
     polarity: str = "both",
+    context: int | None = None,
 ) -> Iterator[HeatmapUpdate]:
     """Brain windows only, each inpainted from a local crop, batched; coarse-to-fine.
 
-    First every window at stride ``coarse_factor * step``; then the remaining stride-``step`` windows only where
-    they overlap the hottest ``refine_fraction`` of the brain. Where it matters (the hot region, from which the
-    top segment comes) the heatmap is exactly the stride-``step`` one; elsewhere it averages fewer windows.
-    ``refine_fraction=1`` (or ``coarse_factor=1``) evaluates every brain window at stride ``step``.
-    ``batch_size`` None: as many windows as :data:`BATCH_PIXELS` of crops allow.
+    First every window at stride ``coarse_factor * step``; then, of the remaining stride-``step`` windows, the
+    ``refine_fraction`` hottest on the coarse heatmap (:func:`refinement_positions`). Where it matters (the hot
+    region, from which the top segment comes) the heatmap is the stride-``step`` one; elsewhere it averages
+    fewer windows. ``refine_fraction=1`` (or ``coarse_factor=1``) evaluates every brain window at stride
+    ``step``. ``context``: crop side (None: :func:`inference_context`). ``batch_size`` None: as many windows as
+    :data:`BATCH_PIXELS` of crops allow.
     """
     gamma = config.gamma
     check_slice(image, brain, gamma, step, polarity)
@@ -214,8 +235,9 @@ def fast_heatmap(
     on_coarse_grid = np.isin(fine[:, 0], window_starts(image.shape[0], gamma, step * coarse_factor)) & np.isin(
         fine[:, 1], window_starts(image.shape[1], gamma, step * coarse_factor)
     )
-    inpainter = _CropInpainter(generator, config, image, device, polarity)
-    batch_size = batch_size or max(1, BATCH_PIXELS // config.context**2)
+    context = context or inference_context(config)
+    inpainter = _CropInpainter(generator, gamma, context, image, device, polarity)
+    batch_size = batch_size or max(1, BATCH_PIXELS // context**2)
     total, coverage = np.zeros(image.shape), np.zeros(image.shape)
     done = 0
 
@@ -235,7 +257,7 @@ def fast_heatmap(
         yield from run(fine, len(fine))
         return
     yield from run(fine[on_coarse_grid], len(fine))  # the refined stage will need at most this many
-    refine = refinement_positions(_normalised(total, coverage, brain), brain, fine[~on_coarse_grid], gamma, refine_fraction)
+    refine = refinement_positions(_normalised(total, coverage, brain), fine[~on_coarse_grid], gamma, refine_fraction)
     if len(refine):
         yield from run(refine, done + len(refine))
     elif done != len(fine):  # the coarse stage promised more windows than were needed: say it is finished
