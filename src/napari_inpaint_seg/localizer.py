@@ -165,8 +165,16 @@ class _CropInpainter:
         hole[..., self.margin : self.margin + self.gamma, self.margin : self.margin + self.gamma] = 1
         self.hole = hole.contiguous(memory_format=torch.channels_last)
 
-    def errors(self, positions: np.ndarray) -> np.ndarray:
-        """(N, gamma, gamma) errors on the [0, 255] scale for windows starting at ``positions``."""
+    def errors(self, positions: np.ndarray, largest_batch: int) -> np.ndarray:
+        """(N, gamma, gamma) errors on the [0, 255] scale for windows starting at ``positions``.
+
+        The batch is padded (repeating its last window) to a power of two, at most ``largest_batch``: the
+        convolution backend keeps kernels for every input shape it meets, and a new shape for each partial batch
+        made an 88-slice scan peak at 2.4 GB instead of 1.2 GB.
+        """
+        count = len(positions)
+        padded = min(max(largest_batch, count), 1 << (count - 1).bit_length())
+        positions = np.concatenate([positions, np.repeat(positions[-1:], padded - count, axis=0)])
         crops = torch.from_numpy(np.ascontiguousarray(self.crops[positions[:, 0], positions[:, 1]])).to(self.device)[:, None]
         crops = crops.contiguous(memory_format=torch.channels_last)
         inner = slice(self.margin, self.margin + self.gamma)
@@ -175,7 +183,7 @@ class _CropInpainter:
         high = prediction.amax(dim=(1, 2)).clamp_min(self.high)[:, None, None]
         rec_255 = ((prediction - low) * (255.0 / (high - low).clamp_min(1e-12))).cpu().numpy()
         windows = sliding_window_view(self.slice_255, (self.gamma, self.gamma))[positions[:, 0], positions[:, 1]]
-        return window_error(windows, rec_255, self.polarity)
+        return window_error(windows, rec_255, self.polarity)[:count]
 
 
 def inference_context(config: ModelConfig) -> int:
@@ -249,7 +257,7 @@ def fast_heatmap(
         edges = [0, *range(min(FIRST_BATCH, batch_size), len(positions), batch_size), len(positions)]
         for first, last in zip(edges[:-1], edges[1:]):
             batch = positions[first:last]
-            _accumulate(total, coverage, inpainter.errors(batch), batch, gamma)
+            _accumulate(total, coverage, inpainter.errors(batch, batch_size), batch, gamma)
             done += len(batch)
             yield HeatmapUpdate(_normalised(total, coverage, brain), done, planned)
 
