@@ -132,6 +132,8 @@ def compare_slices(args, generator, config) -> dict:
             }
         )
         print(json.dumps({"slice": index, **rows[-1]}), file=sys.stderr, flush=True)
+    if not rows:
+        sys.exit(f"no slices to compare{f' in {args.kept}' if args.kept else ''}")
     mean = lambda key: float(np.mean([row[key] for row in rows]))  # noqa: E731
     return {
         "mode": args.mode,

@@ -126,6 +126,12 @@ def test_a_bright_lesion_shows_in_bright_heat_only(tiny_config):
     assert bright[12:18, 14:20].mean() > 10 * max(dark[12:18, 14:20].mean(), 1e-3)
 
 
+def test_a_crop_the_unet_cannot_take_is_refused(tiny_generator, tiny_config):
+    image, brain = random_slice()
+    with pytest.raises(InputError, match="crop side 20"):
+        next(fast_heatmap(tiny_generator, tiny_config, image, brain, context=20))  # not a multiple of the stride 8
+
+
 def test_unknown_polarity_is_refused(tiny_generator, tiny_config):
     image, brain = random_slice()
     with pytest.raises(InputError, match="polarity"):

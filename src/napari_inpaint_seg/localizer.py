@@ -244,6 +244,8 @@ def fast_heatmap(
         fine[:, 1], window_starts(image.shape[1], gamma, step * coarse_factor)
     )
     context = context or inference_context(config)
+    if context < gamma or context % config.stride or (context - gamma) % 2:
+        raise InputError(f"crop side {context} must be at least gamma={gamma}, a multiple of the UNet stride {config.stride}, and leave even margins")
     inpainter = _CropInpainter(generator, gamma, context, image, device, polarity)
     batch_size = batch_size or max(1, BATCH_PIXELS // context**2)
     total, coverage = np.zeros(image.shape), np.zeros(image.shape)
