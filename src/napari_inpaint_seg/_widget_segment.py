@@ -47,6 +47,7 @@ from .segmentation import (
     DEFAULT_SCALE,
     DEFAULT_SELECTIONS,
     DEFAULT_SIGMA,
+    LESION_SIGN,
     PAPER_SELECTION,
     SELECTION_MODES,
     FelzenszwalbParams,
@@ -275,7 +276,7 @@ class SegmentWidget(Container):
         if self._mode.value == "paper":
             return PAPER_SELECTION
         return Selection(mode="merge", merge_ratio=float(self._merge_ratio.value), heat_sigma=float(self._heat_sigma.value), edge_margin=int(self._edge_margin.value),
-                         refine_radius=int(self._refine_radius.value), lesion="dark" if self._modality() == "t1" else "bright")
+                         refine_radius=int(self._refine_radius.value), lesion=LESION_SIGN.get(self._modality(), "bright"))
 
     @property
     def result(self) -> SliceResult | None:

@@ -19,7 +19,8 @@ from .io import Scan
 from .localizer import POLARITIES, HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap, step_for_window
 from .models.config import ModelConfig
 from .segmentation import (
-    FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency, superpixels,
+    LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency,
+    superpixels,
 )
 
 
@@ -67,6 +68,7 @@ class SliceResult:
     _candidates: list[list[Segment]] | None = field(default=None, repr=False)
     _scoring: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _baseline: float | None = field(default=None, repr=False)
+    _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def scoring(self) -> tuple[np.ndarray, np.ndarray]:
@@ -109,12 +111,18 @@ class SliceResult:
         return bool(self.ranking) and self.contrast >= self.selection.min_contrast
 
     def mask(self, rank: int = 0) -> np.ndarray:
-        """The candidate at ``rank`` (0 = the top), inside the brain; empty if there is none."""
-        candidates = self.candidates()
-        if rank >= len(candidates):
-            return np.zeros(self.heatmap.shape, dtype=bool)
-        region = np.isin(self.superpixels, [segment.label for segment in candidates[rank]]) & self.brain
-        return refine_by_intensity(region, self.image, self.brain, self.selection.lesion, self.selection.refine_radius)
+        """The candidate at ``rank`` (0 = the top), inside the brain; empty if there is none. Read-only: it is
+        kept, since the refinement is not free and the answer, the summary and every redraw ask for it."""
+        if rank not in self._masks:
+            candidates = self.candidates()
+            if rank >= len(candidates):
+                mask = np.zeros(self.heatmap.shape, dtype=bool)
+            else:
+                region = np.isin(self.superpixels, [segment.label for segment in candidates[rank]]) & self.brain
+                mask = refine_by_intensity(region, self.image, self.brain, self.selection.lesion, self.selection.refine_radius)
+            mask.flags.writeable = False
+            self._masks[rank] = mask
+        return self._masks[rank]
 
     def summary(self) -> SliceAnswer:
         return SliceAnswer(self.mask(0), self.contrast, self.detected, self.selection.grow_contrast)
@@ -168,15 +176,13 @@ def prepare_scan(scan: Scan, *, skull_stripped: bool = False, device: str = "cpu
 
 
 Model = tuple[torch.nn.Module, ModelConfig]
-# The sign of the inpainting error that marks a low-grade glioma on each modality (localizer module docstring):
-# hyperintense on FLAIR, hypointense on T1-pre. Measured on the validation patients (docs/results.md).
-LESION_POLARITY = {"flair": "bright", "t1": "dark"}
 POLARITY_CHOICES = ("auto", *POLARITIES)
 
 
 def resolve_polarity(choice: str, modality: str) -> str:
-    """``choice`` as the localiser takes it (which checks it): "auto" is the modality's lesion sign (:data:`LESION_POLARITY`)."""
-    return LESION_POLARITY.get(modality, "both") if choice == "auto" else choice
+    """``choice`` as the localiser takes it (which checks it): "auto" is the error sign of the modality's lesion
+    (:data:`~.segmentation.LESION_SIGN`; measured on the validation patients, docs/results.md)."""
+    return LESION_SIGN.get(modality, "both") if choice == "auto" else choice
 
 
 # Progress units per model when several are fused (their window counts are only known once each starts).

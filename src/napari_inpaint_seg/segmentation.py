@@ -28,6 +28,9 @@ DEFAULT_HEAT_SIGMA = 16.0
 DEFAULT_EDGE_MARGIN = 30
 SELECTION_MODES = ("paper", "merge")
 LESION_SIGNS = ("bright", "dark")
+# How a low-grade glioma looks on each modality: hyperintense on FLAIR, hypointense on T1-pre. The sign of the
+# inpainting error that marks it (the localiser's polarity) and the side its edge is refined to both follow.
+LESION_SIGN = {"flair": "bright", "t1": "dark"}
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,8 @@ class Selection:
 # LGG is bright on FLAIR, where its edge is sharp enough to refine the answer; on T1-pre refining did not help.
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
 DEFAULT_SELECTIONS = {
-    "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=3.0, refine_radius=20, lesion="bright"),
-    "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=2.0, grow_contrast=1.0, lesion="dark"),
+    "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=3.0, refine_radius=20, lesion=LESION_SIGN["flair"]),
+    "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=2.0, grow_contrast=1.0, lesion=LESION_SIGN["t1"]),
 }
 
 
