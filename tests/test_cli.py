@@ -102,6 +102,15 @@ def test_the_answer_is_refined_to_the_modalitys_lesion_edge_by_default_on_flair(
     assert (chosen.refine_radius, chosen.lesion) == (radius, lesion)
 
 
+@pytest.mark.parametrize("flags,radius", [([], 3), (["--volume-radius", "0"], 0), (["--volume-radius", "12"], 12)])
+def test_the_volume_is_redrawn_together_by_default(flags, radius):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    for modality in ("flair", "t1"):
+        chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+        assert chosen.volume_radius == radius
+
+
 def test_by_default_a_slice_where_nothing_stands_out_gets_no_label(tmp_path, tiny_model_path):
     rows, cols = np.mgrid[:48, :48]
     disc = (rows - 24) ** 2 + (cols - 24) ** 2 <= 20**2

@@ -239,8 +239,10 @@ REFUSED: dict[str, tuple[Row, str]] = {
     "negative-grow-contrast": (lambda t: Run(good_slice(t), extra=["--grow-contrast", "-1"]), "--grow-contrast must be at least 0"),
     "negative-heat-sigma": (lambda t: Run(good_slice(t), extra=["--heat-sigma", "-2"]), "--heat-sigma must be at least 0"),
     "negative-refine-radius": (lambda t: Run(good_slice(t), extra=["--refine-radius", "-5"]), "--refine-radius must be at least 0"),
+    "negative-volume-radius": (lambda t: Run(good_slice(t), extra=["--volume-radius", "-1"]), "--volume-radius must be at least 0"),
     "merge-settings-in-paper-mode": (lambda t: Run(good_slice(t), extra=["--mode", "paper", "--merge-ratio", "0.3"]), "apply to --mode merge"),
     "refinement-in-paper-mode": (lambda t: Run(good_slice(t), extra=["--mode", "paper", "--refine-radius", "10"]), "refine radius apply to --mode merge"),
+    "volume-redraw-in-paper-mode": (lambda t: Run(good_slice(t), extra=["--mode", "paper", "--volume-radius", "5"]), "volume radius apply to --mode merge"),
     "unknown-polarity": (lambda t: Run(good_slice(t), extra=["--polarity", "up"]), "argument --polarity: invalid choice: 'up'"),
     "gamma-list-with-one-model": (lambda t: Run(good_slice(t), extra=["--gamma", "8,16"]), "give one per window"),
     # the checkpoint

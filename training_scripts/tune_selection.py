@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--sigmas", default="0", help="heat smoothing sigmas to try (merge mode)")
     parser.add_argument("--margins", default="0", help="brain-rim margins to try (merge mode)")
     parser.add_argument("--refines", default="0", help="intensity-refinement radii to try (merge mode; 0 = off; the lesion's sign is the modality's)")
+    parser.add_argument("--volume-radii", default="0", help="volume-redraw radii to try (merge mode; 0 = off)")
     parser.add_argument("--polarity", choices=POLARITY_CHOICES, default="auto", help="error sign of the heatmaps (as inpaint-seg evaluate)")
     parser.add_argument("--whole-volumes", action="store_true", help="the cache holds whole volumes (inpaint-seg evaluate --whole-volumes)")
     parser.add_argument("--json", type=Path, required=True)
@@ -68,8 +69,11 @@ def main() -> None:
     selections = [Selection(mode="paper", min_contrast=c, grow_contrast=g, heat_sigma=0.0, edge_margin=0) for c, g in decisions]
     lesion = default_selection(args.modality).lesion
     selections += [
-        Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin), refine_radius=int(radius), lesion=lesion)
-        for r, (c, g), sigma, margin, radius in itertools.product(floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins), floats(args.refines))
+        Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin), refine_radius=int(radius), lesion=lesion,
+                  volume_radius=int(volume))
+        for r, (c, g), sigma, margin, radius, volume in itertools.product(
+            floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins), floats(args.refines), floats(args.volume_radii)
+        )
     ]
     rows = []
     for scale in floats(args.scales):

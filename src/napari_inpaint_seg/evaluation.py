@@ -15,7 +15,7 @@ from .io import read_scan, write_atomically
 from .localizer import FAST_PATH_REVISION, final, fuse_heatmaps, step_for_window
 from .metrics import dice, psnr, ssim
 from .models.generator import inpaint
-from .pipeline import Model, PreparedScan, consistent_labels, localize_slice, prepare_scan, result_from_superpixels
+from .pipeline import Model, PreparedScan, localize_slice, prepare_scan, result_from_superpixels, volume_labels
 from .segmentation import PAPER_SELECTION, FelzenszwalbParams, Selection, superpixels
 from .training.data import lgg_patient_volume_paths, sample_hole_crops, SliceSet
 
@@ -97,7 +97,7 @@ def answers(
     slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection, superpixel_maps: list[np.ndarray] | None = None, min_brain_pixels: int = 0
 ) -> list[np.ndarray]:
     """The label each slice gets under one choice of superpixels and selection, decided per patient across its
-    slices as ``inpaint-seg segment`` does (:func:`~.pipeline.consistent_labels`; slices with less than
+    slices as ``inpaint-seg segment`` does (:func:`~.pipeline.volume_labels`; slices with less than
     ``min_brain_pixels`` of brain get none and take no part). ``superpixel_maps``: already computed with
     ``params``, to compare many selections without recomputing Felzenszwalb."""
     maps = superpixel_maps or [superpixels(item.image, params) for item in slices]
@@ -105,7 +105,9 @@ def answers(
     for patient in dict.fromkeys(item.patient for item in slices):
         members = {item.index: position for position, item in enumerate(slices) if item.patient == patient and item.brain.sum() >= min_brain_pixels}
         results = {index: result_from_superpixels(index, slices[i].image, maps[i], slices[i].brain, slices[i].heatmap, selection).summary() for index, i in members.items()}
-        for index, label in consistent_labels(results).items():
+        images = {index: slices[i].image for index, i in members.items()}
+        brains = {index: slices[i].brain for index, i in members.items()}
+        for index, label in volume_labels(results, images, brains, selection).items():
             labels[members[index]] = label
     return labels
 

@@ -22,6 +22,7 @@ from .segmentation import (
     LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency,
     superpixels,
 )
+from .volume import refine_volume
 
 
 @dataclass
@@ -155,6 +156,13 @@ def consistent_labels(slices: dict[int, SliceAnswer]) -> dict[int, np.ndarray]:
     return labels
 
 
+def volume_labels(answers: dict[int, SliceAnswer], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], selection: Selection) -> dict[int, np.ndarray]:
+    """The labels of slices segmented together: decided across slices (:func:`consistent_labels`), then redrawn
+    with one threshold for the volume when the selection asks (:func:`~.volume.refine_volume`)."""
+    labels = consistent_labels(answers)
+    return refine_volume(labels, images, brains, selection.lesion, selection.volume_radius)
+
+
 def prepare_scan(scan: Scan, *, skull_stripped: bool = False, device: str = "cpu") -> PreparedScan:
     """Brain-extract and normalise a scan; a 2D image becomes a one-slice volume (assumed skull-stripped).
 
@@ -268,7 +276,7 @@ def segment_volume(
 
     Slices with less brain than the largest window get no label: there is nothing to inpaint around. While
     slices are running, ``labels`` holds each slice's own answer; the last update holds the labels decided
-    across slices (:func:`consistent_labels`).
+    across slices and redrawn together (:func:`volume_labels`).
     """
     check_geometry(prepared, [config for _, config in models])
     indices = list(range(prepared.n_slices)) if slices is None else list(slices)
@@ -289,7 +297,9 @@ def segment_volume(
             heatmaps[:, :, index] = heatmap
         if done < len(indices):
             yield VolumeProgress(done, len(indices), labels, heatmaps)
-    for index, label in consistent_labels(answers).items():
+    images = {index: prepared.image[:, :, index] for index in answers}
+    brains = {index: prepared.brain[:, :, index] for index in answers}
+    for index, label in volume_labels(answers, images, brains, selection).items():
         labels[:, :, index] = label
     yield VolumeProgress(len(indices), len(indices), labels, heatmaps)
 

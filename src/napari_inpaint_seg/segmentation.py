@@ -56,6 +56,8 @@ class Selection:
     inpainting is always hard, then stop outscoring a broad anomaly. Both 0 is the paper.
     ``refine_radius`` (pixels; 0: off, as the paper) redraws each answer along the lesion's own intensity edge
     (:func:`refine_by_intensity`; ``lesion`` says whether the lesion is "bright" or "dark" on the modality).
+    ``volume_radius`` (pixels; 0: off) redraws the labels of the slices segmented together, with one threshold for
+    the scan, after the decision across slices (:func:`~.volume.refine_volume`).
     """
 
     mode: str = "merge"
@@ -66,6 +68,7 @@ class Selection:
     edge_margin: int = DEFAULT_EDGE_MARGIN
     refine_radius: int = 0
     lesion: str = "bright"
+    volume_radius: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in SELECTION_MODES:
@@ -74,8 +77,9 @@ class Selection:
             raise ValueError(f"merge ratio must lie in [0, 1], got {self.merge_ratio}")
         if self.min_contrast < 0 or (self.grow_contrast is not None and self.grow_contrast < 0):
             raise ValueError(f"min_contrast and grow_contrast must be at least 0, got {self.min_contrast} and {self.grow_contrast}")
-        if self.heat_sigma < 0 or self.edge_margin < 0 or self.refine_radius < 0:
-            raise ValueError(f"heat_sigma, edge_margin and refine_radius must be at least 0, got {self.heat_sigma}, {self.edge_margin} and {self.refine_radius}")
+        if min(self.heat_sigma, self.edge_margin, self.refine_radius, self.volume_radius) < 0:
+            raise ValueError(f"heat_sigma, edge_margin, refine_radius and volume_radius must be at least 0, got {self.heat_sigma}, {self.edge_margin}, "
+                             f"{self.refine_radius} and {self.volume_radius}")
         if self.lesion not in LESION_SIGNS:
             raise ValueError(f"lesion must be one of {LESION_SIGNS}, got {self.lesion!r}")
 
@@ -92,16 +96,20 @@ class Selection:
             text += f", no-tumour below contrast {self.min_contrast:g}"
             if self.grow_contrast is not None and self.grow_contrast < self.min_contrast:
                 text += f" ({self.grow_contrast:g} beside a labelled slice)"
+        if self.volume_radius:
+            text += f", volume redrawn with one threshold within {self.volume_radius} px"
         return text
 
 
 # Per modality, because the heat differs: one-sided FLAIR heat is sharp and wants little smoothing, T1-pre
 # heat is noisy and wants much; contrasts scale with the smoothing, so the no-tumour decision goes with it.
-# LGG is bright on FLAIR, where its edge is sharp enough to refine the answer; on T1-pre refining did not help.
+# LGG is bright on FLAIR, where its edge is sharp enough to refine each answer; on T1-pre that did not help, but
+# one threshold for the whole volume (volume_radius) helped both.
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
 DEFAULT_SELECTIONS = {
-    "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=3.0, refine_radius=20, lesion=LESION_SIGN["flair"]),
-    "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=2.0, grow_contrast=1.0, lesion=LESION_SIGN["t1"]),
+    "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=3.0, refine_radius=20, lesion=LESION_SIGN["flair"],
+                       volume_radius=3),
+    "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=2.0, grow_contrast=1.0, lesion=LESION_SIGN["t1"], volume_radius=3),
 }
 
 

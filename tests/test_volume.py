@@ -1,0 +1,98 @@
+"""The volume redrawn with one threshold (volume.refine_volume), on small volumes made here."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from napari_inpaint_seg.evaluation import EvaluatedSlice, answers
+from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection
+from napari_inpaint_seg.volume import MIN_GROWN_SHARE, refine_volume
+
+SIDE = 48
+
+
+def disc(radius: float, centre=(24, 24)) -> np.ndarray:
+    rows, cols = np.mgrid[:SIDE, :SIDE]
+    return (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2
+
+
+def volume(lesion_radii: dict[int, float], lesion_value: float = 0.9, tissue: float = 0.4, n_slices: int = 9):
+    """Slices of a round brain (tissue intensity) holding a round lesion of the given radius per slice."""
+    images, brains = {}, {}
+    for index in range(n_slices):
+        image = np.where(disc(22), tissue, 0.0)
+        if index in lesion_radii:
+            image[disc(lesion_radii[index])] = lesion_value
+        images[index], brains[index] = image, disc(22)
+    return images, brains
+
+
+def test_labels_grow_to_the_lesion_in_plane_and_into_neighbouring_slices():
+    # The lesion narrows towards its ends (slices 2 and 6); only the middle slices were labelled, in part.
+    images, brains = volume({2: 6, 3: 8, 4: 9, 5: 8, 6: 6})
+    labels = {index: np.zeros((SIDE, SIDE), bool) for index in images}
+    for index in (3, 4, 5):
+        labels[index] = disc(4)
+    refined = refine_volume(labels, images, brains, "bright", radius=8)
+    for index in range(9):
+        expected = disc({2: 6, 3: 8, 4: 9, 5: 8, 6: 6}[index]) if 2 <= index <= 6 else np.zeros((SIDE, SIDE), bool)
+        assert np.array_equal(refined[index], expected), index
+
+
+def test_growth_into_an_unlabelled_slice_needs_a_share_of_the_neighbours_label():
+    # Slice 5 holds a bright spot much smaller than slice 4's lesion: a spill, not the lesion going on.
+    images, brains = volume({4: 9, 5: 2})
+    labels = {index: disc(9) if index == 4 else np.zeros((SIDE, SIDE), bool) for index in images}
+    assert disc(2).sum() < MIN_GROWN_SHARE * disc(9).sum()
+    refined = refine_volume(labels, images, brains, "bright", radius=5)
+    assert np.array_equal(refined[4], disc(9)) and not refined[5].any()
+
+
+def test_a_label_with_nothing_on_the_lesions_side_is_dropped_and_dark_lesions_work_alike():
+    images, brains = volume({4: 8}, lesion_value=0.1)  # dark lesion (T1-pre)
+    labels = {index: np.zeros((SIDE, SIDE), bool) for index in images}
+    labels[4] = disc(5)
+    labels[8] = disc(4, centre=(10, 24))  # a false answer on ordinary tissue, far from the lesion
+    refined = refine_volume(labels, images, brains, "dark", radius=5)
+    assert np.array_equal(refined[4], disc(8)) and not refined[8].any()
+
+
+def test_nothing_to_sharpen_leaves_the_labels_alone():
+    images, brains = volume({4: 8})
+    labels = {index: np.zeros((SIDE, SIDE), bool) for index in images}
+    labels[4] = disc(5)
+    assert refine_volume(labels, images, brains, "bright", radius=0) is labels  # off
+    assert refine_volume(labels, images, brains, "dark", radius=5) is labels  # the labels are brighter, not darker
+    empty = {index: np.zeros((SIDE, SIDE), bool) for index in images}
+    assert refine_volume(empty, images, brains, "bright", radius=5) is empty
+
+
+def test_slices_not_segmented_break_the_volume_apart():
+    # Slices 3 and 5 were segmented, 4 was not (--slices 3,5): nothing may grow across or into slice 4.
+    images, brains = volume({3: 8, 4: 8, 5: 8})
+    labels = {3: disc(8), 5: np.zeros((SIDE, SIDE), bool)}
+    refined = refine_volume(labels, {i: images[i] for i in labels}, {i: brains[i] for i in labels}, "bright", radius=5)
+    assert set(refined) == {3, 5}
+    assert np.array_equal(refined[3], disc(8)) and not refined[5].any()
+
+
+def test_a_negative_volume_radius_is_refused():
+    with pytest.raises(ValueError, match="volume_radius"):
+        Selection(volume_radius=-1)
+
+
+def test_evaluation_redraws_each_patients_volume_after_the_decision():
+    """Slices 3-5 are hot on the lesion; on slice 6 the lesion goes on but its heat is flat, so the no-tumour
+    decision empties it: only the volume redraw labels it, as ``inpaint-seg segment`` would."""
+    images, brains = volume({3: 8, 4: 9, 5: 8, 6: 7}, n_slices=8)
+    slices = []
+    for index in range(8):
+        lesion = images[index] > 0.5
+        heat = np.where(lesion & (index < 6), 50.0, 10.0) * brains[index]
+        slices.append(EvaluatedSlice("a", index, images[index].astype(np.float32), brains[index], lesion, heat.astype(np.float32), 0.1))
+    params = FelzenszwalbParams(scale=1, sigma=0, min_size=1)
+    decided = Selection(mode="merge", merge_ratio=0.5, min_contrast=1.5, heat_sigma=0.0, edge_margin=0, lesion="bright")
+    without, redrawn = (answers(slices, params, replace(decided, volume_radius=radius)) for radius in (0, 5))
+    assert [index for index, label in enumerate(without) if label.any()] == [3, 4, 5]
+    assert all(np.array_equal(label, item.tumour) for label, item in zip(redrawn, slices))
