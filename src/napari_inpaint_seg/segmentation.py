@@ -107,9 +107,9 @@ class Selection:
 # one threshold for the whole volume (volume_radius) helped both.
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
 DEFAULT_SELECTIONS = {
-    "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=3.0, refine_radius=20, lesion=LESION_SIGN["flair"],
+    "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=4.0, refine_radius=20, lesion=LESION_SIGN["flair"],
                        volume_radius=3),
-    "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=2.0, grow_contrast=1.0, lesion=LESION_SIGN["t1"], volume_radius=3),
+    "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=1.6, grow_contrast=1.4, lesion=LESION_SIGN["t1"], volume_radius=3),
 }
 
 
