@@ -362,3 +362,35 @@ def test_segment_controls_take_the_tuned_settings_of_the_image_modality(session)
         tuned = DEFAULT_SELECTIONS[modality]
         assert (segment.selection.merge_ratio, segment.selection.heat_sigma, segment.selection.edge_margin) == (tuned.merge_ratio, tuned.heat_sigma, tuned.edge_margin)
         assert (segment.selection.refine_radius, segment.selection.lesion) == (tuned.refine_radius, tuned.lesion)
+
+
+def test_label_all_slices_decides_across_slices_in_one_undoable_step(session, qtbot):
+    from napari_inpaint_seg._widget_common import heatmap_for
+
+    viewer, image, localize, segment = session.viewer, session.image, session.localize, session.segment
+    segment.label_all()  # no heatmap yet: refused, nothing created
+    assert segment.labels_layer() is None and not segment.labelling
+
+    run_and_wait(qtbot, localize)
+    # A heatmap hot on the blob on slices 1-2 (the tiny model's own heat is random), flat on slice 3, where the
+    # no-tumour decision empties the slice and only the volume step finds the blob going on; slice 0 has none.
+    rows, cols = np.mgrid[: image.data.shape[1], : image.data.shape[2]]
+    blob = (rows - BLOB_CENTRE[0]) ** 2 + (cols - BLOB_CENTRE[1]) ** 2 < 5**2
+    brain = image.data[1] > 0
+    heatmap = heatmap_for(viewer, image)
+    heatmap.data[0] = 0
+    heatmap.data[1:3] = np.where(blob, 50.0, np.where(brain, 1.0, 0.0))
+    heatmap.data[3] = np.where(brain, 1.0, 0.0)
+    image.metadata["modality"] = "flair"
+    segment._on_image_changed()
+    segment._label_value.value = 2
+    segment.label_all()
+    qtbot.waitUntil(lambda: not segment.labelling, timeout=WORKER_TIMEOUT_MS)
+
+    labels = segment.labels_layer()
+    assert not labels.data[0].any(), "a slice without a heatmap is left alone"
+    for index in (1, 2, 3):
+        found = labels.data[index] == 2
+        assert 2 * (found & blob).sum() / (found.sum() + blob.sum()) > 0.8, index
+    labels.undo()
+    assert not labels.data.any(), "one Ctrl-Z undoes the whole volume"

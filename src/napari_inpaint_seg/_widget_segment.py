@@ -7,6 +7,9 @@
 * **Accept** (Shift-K, "keep") writes the candidate with the chosen label value into a labels layer (created if
   needed with the image's scale and metadata) through napari's undoable path and selects that layer, so Ctrl-Z
   undoes it at once.
+* **Label all slices** labels every slice that has a heatmap as ``inpaint-seg segment`` does: this widget's
+  settings, with the modality's no-tumour decision across slices and the scan's labels redrawn together (merge
+  mode); in a worker, written in one step that one Ctrl-Z undoes.
 * **Export labels…** writes the labels layer as NIfTI with the source scan's affine and header; an existing
   file is replaced only after confirmation.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +42,7 @@ from ._widget_common import (
 )
 from .display import MODALITY, ROLE, SOURCE_PATH
 from .errors import InputError
-from .pipeline import SliceResult, segment_slice
+from .pipeline import SliceResult, scan_labels, segment_slice
 from .segmentation import (
     DEFAULT_EDGE_MARGIN,
     DEFAULT_HEAT_SIGMA,
@@ -52,6 +56,7 @@ from .segmentation import (
     SELECTION_MODES,
     FelzenszwalbParams,
     Selection,
+    default_selection,
 )
 
 SWAP_KEY = "Shift-S"
@@ -96,6 +101,15 @@ def prepare_job(data, metadata, scale, skull_stripped, device):
         return Failed(str(exc))
 
 
+def label_all_job(prepared, heatmaps: dict[int, np.ndarray], params: FelzenszwalbParams, selection: Selection):
+    """Yields how many slices are done; returns the labels ``inpaint-seg segment`` would write, by slice index."""
+    answers = {}
+    for done, (index, heatmap) in enumerate(heatmaps.items(), start=1):
+        answers[index] = segment_slice(prepared, index, heatmap, params, selection).summary()
+        yield done
+    return scan_labels(prepared, answers, selection)
+
+
 class SegmentWidget(Container):
     """Superpixel parameters, candidate navigation, accepting into a labels layer and exporting it."""
 
@@ -110,6 +124,7 @@ class SegmentWidget(Container):
         self._rank = 0
         self._drawn: dict[str, int | None] = {}
         self._preparing = None
+        self._labelling = None
         self._watched_heatmap = None
         self._closed = False
         self._refreshing = False
@@ -135,12 +150,14 @@ class SegmentWidget(Container):
         self._click = CheckBox(text="click a segment to pick it", value=True)
         self._swap = PushButton(text=f"Swap ({SWAP_KEY})")
         self._accept = PushButton(text=f"Accept ({ACCEPT_KEY})")
+        self._label_all = PushButton(text="Label all slices", tooltip="label every slice that has a heatmap as the command line does: the no-tumour "
+                                     "decision across slices and the scan redrawn together (merge mode); one Ctrl-Z undoes it")
         self._export = PushButton(text="Export labels…")
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
         self.extend([self._image, self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._heat_sigma, self._edge_margin, self._refine_radius, self._labels,
                      self._label_value, self._click,
-                     Container(widgets=[self._swap, self._accept], layout="horizontal", labels=False), self._export, self._status])
+                     Container(widgets=[self._swap, self._accept], layout="horizontal", labels=False), self._label_all, self._export, self._status])
 
         from qtpy.QtCore import QTimer
 
@@ -154,6 +171,7 @@ class SegmentWidget(Container):
         self._image.changed.connect(self._on_image_changed)
         self._swap.clicked.connect(self.swap)
         self._accept.clicked.connect(self.accept)
+        self._label_all.clicked.connect(self.label_all)
         self._export.clicked.connect(lambda: self.export())
         self._viewer.dims.events.point.connect(self._on_slice_changed)
         self._viewer.layers.events.inserted.connect(self._on_layers_changed)
@@ -277,6 +295,15 @@ class SegmentWidget(Container):
             return PAPER_SELECTION
         return Selection(mode="merge", merge_ratio=float(self._merge_ratio.value), heat_sigma=float(self._heat_sigma.value), edge_margin=int(self._edge_margin.value),
                          refine_radius=int(self._refine_radius.value), lesion=LESION_SIGN.get(self._modality(), "bright"))
+
+    @property
+    def volume_selection(self) -> Selection:
+        """:attr:`selection` with the modality's decision across slices and volume step, as the command line uses them."""
+        chosen = self.selection
+        if chosen.mode == "paper":
+            return chosen
+        tuned = default_selection(self._modality())
+        return replace(chosen, min_contrast=tuned.min_contrast, grow_contrast=tuned.grow_contrast, volume_radius=tuned.volume_radius)
 
     @property
     def result(self) -> SliceResult | None:
@@ -466,6 +493,57 @@ class SegmentWidget(Container):
         labels.data_setitem(indices, int(self._label_value.value))
         self._viewer.layers.selection.active = labels  # so that Ctrl-Z undoes it at once
         self._status.value = f"slice {self._result.index}: {rows.size} px accepted as label {self._label_value.value} in '{labels.name}'"
+
+    @property
+    def labelling(self) -> bool:
+        return self._labelling is not None
+
+    def label_all(self) -> None:
+        """Label every slice that has a heatmap as ``inpaint-seg segment`` does (:func:`label_all_job`, in a worker)."""
+        image = self._image.value
+        heatmap_layer = heatmap_for(self._viewer, image)
+        prepared = self._cache.get(image) if image is not None else None
+        if image is None or image.ndim != 3 or heatmap_layer is None or prepared is None or heatmap_layer.data.shape != image.data.shape:
+            show_problem("Label all slices needs a 3D image with a heatmap: run Localize on the slices to label first")
+            return
+        if self._labelling is not None:
+            return
+        heatmaps = {index: np.array(plane, np.float32) for index, plane in enumerate(heatmap_layer.data) if plane.any()}
+        if not heatmaps:
+            show_problem("no slice has a heatmap yet: run Localize on the slices to label first")
+            return
+        labels = self.labels_layer(create=True)
+        if labels.data.shape != image.data.shape:
+            show_problem(f"labels layer '{labels.name}' has shape {labels.data.shape}, the image {image.data.shape}; choose another")
+            return
+        value = int(self._label_value.value)
+
+        def progress(done: int) -> None:
+            self._status.value = f"labelling: {done}/{len(heatmaps)} slices"
+
+        def finished() -> None:
+            self._labelling = None
+
+        self._labelling = make_job(label_all_job, prepared, heatmaps, self.params, self.volume_selection, yielded=progress,
+                                   returned=lambda result: self._write_slices(labels, result, value, image.data.shape),
+                                   errored=lambda exc: show_problem(f"labelling failed: {exc}"), finished=finished)
+        self._labelling.start()
+
+    def _write_slices(self, labels, masks: dict[int, np.ndarray], value: int, shape: tuple) -> None:
+        """Write the labelled slices into ``labels`` in one undoable step, if the layer is still there and fits."""
+        if labels not in self._viewer.layers or labels.data.shape != shape:
+            show_problem(f"labels layer '{labels.name}' was removed or changed while labelling; nothing was written")
+            return
+        found = [(index, *np.nonzero(mask)) for index, mask in masks.items() if mask.any()]
+        if not found:
+            self._status.value = f"nothing stood out on the {len(masks)} slices with a heatmap: no label written"
+            return
+        slices = np.concatenate([np.full(rows.shape, index) for index, rows, _ in found])
+        rows = np.concatenate([rows for _, rows, _ in found])
+        cols = np.concatenate([cols for _, _, cols in found])
+        labels.data_setitem((slices, rows, cols), value)
+        self._viewer.layers.selection.active = labels  # so that Ctrl-Z undoes it at once
+        self._status.value = f"{len(found)} of {len(masks)} slices with a heatmap labelled ({rows.size} px) as label {value} in '{labels.name}'"
 
     def export(self, path: str | Path | None = None) -> Path | None:
         """Save the labels layer as NIfTI aligned with its source scan; asks before replacing a file."""

@@ -163,6 +163,13 @@ def volume_labels(answers: dict[int, SliceAnswer], images: dict[int, np.ndarray]
     return refine_volume(labels, images, brains, selection.lesion, selection.volume_radius)
 
 
+def scan_labels(prepared: PreparedScan, answers: dict[int, SliceAnswer], selection: Selection) -> dict[int, np.ndarray]:
+    """:func:`volume_labels` of slices of ``prepared`` (keyed by slice index)."""
+    images = {index: prepared.image[:, :, index] for index in answers}
+    brains = {index: prepared.brain[:, :, index] for index in answers}
+    return volume_labels(answers, images, brains, selection)
+
+
 def prepare_scan(scan: Scan, *, skull_stripped: bool = False, device: str = "cpu") -> PreparedScan:
     """Brain-extract and normalise a scan; a 2D image becomes a one-slice volume (assumed skull-stripped).
 
@@ -297,9 +304,7 @@ def segment_volume(
             heatmaps[:, :, index] = heatmap
         if done < len(indices):
             yield VolumeProgress(done, len(indices), labels, heatmaps)
-    images = {index: prepared.image[:, :, index] for index in answers}
-    brains = {index: prepared.brain[:, :, index] for index in answers}
-    for index, label in volume_labels(answers, images, brains, selection).items():
+    for index, label in scan_labels(prepared, answers, selection).items():
         labels[:, :, index] = label
     yield VolumeProgress(len(indices), len(indices), labels, heatmaps)
 
