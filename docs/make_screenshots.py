@@ -111,6 +111,18 @@ def main(argv: list[str] | None = None) -> int:
     viewer.layers[f"{image.name} superpixels"].visible = False
     save(viewer, args.out / "04_accepted.png")
 
+    # The whole scan as the command line labels it: Localize every slice, then Label all slices.
+    from napari_inpaint_seg._widget_localize import ALL_SLICES
+
+    localize._slices.value = ALL_SLICES
+    localize.run()
+    segment.label_all()
+    found = segment.labels_layer().data > 0
+    print(f"Label all slices: {int(found.any(axis=(1, 2)).sum())} slices labelled, volume Dice {dice(found, truth):.2f} against the reference mask")
+    viewer.layers[f"{image.name} heatmap"].visible = False
+    viewer.layers[f"{image.name} candidate"].visible = False
+    save(viewer, args.out / "05_all_slices.png")
+
     with tempfile.TemporaryDirectory() as folder:
         segment.ask_path = lambda default: Path(folder) / "labels.nii.gz"
         written = segment.export()
