@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-# Where the threshold lies between the median of the rest of the brain (0) and that of the labels (1). Above
-# the halfway point because the labels already reach the lesion's fringe; chosen on the validation patients.
+# Where the threshold lies between the median of the rest of the brain (0) and that of the labels (1). Higher
+# than the per-slice refinement's halfway: the labels it starts from already include the lesion's faint fringe.
+# Both constants were chosen on the validation patients (docs/results.md).
 THRESHOLD_WEIGHT = 0.6
 # A slice without a label of its own keeps what grew into it only if that is at least this share of the largest
 # labelled neighbour's label: a lesion narrows slowly towards its ends, a spill into tissue beside it is small.
