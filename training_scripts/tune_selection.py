@@ -27,7 +27,7 @@ from napari_inpaint_seg.evaluation import (
 )
 from napari_inpaint_seg.models.checkpoint import load_model
 from napari_inpaint_seg.pipeline import POLARITY_CHOICES, resolve_polarity
-from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection, default_selection, superpixels
+from napari_inpaint_seg.segmentation import LESION_SIGN, FelzenszwalbParams, Selection, superpixels
 
 
 def floats(text: str) -> list[float]:
@@ -67,7 +67,7 @@ def main() -> None:
     grows = [None if value == "none" else float(value) for value in args.grows.split(",")]
     decisions = [(c, g) for c, g in itertools.product(floats(args.contrasts), grows) if g is None or g < c]
     selections = [Selection(mode="paper", min_contrast=c, grow_contrast=g, heat_sigma=0.0, edge_margin=0) for c, g in decisions]
-    lesion = default_selection(args.modality).lesion
+    lesion = LESION_SIGN[args.modality]
     selections += [
         Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin), refine_radius=int(radius), lesion=lesion,
                   volume_radius=int(volume))

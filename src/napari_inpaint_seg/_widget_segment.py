@@ -484,15 +484,26 @@ class SegmentWidget(Container):
         if not mask.any():
             show_problem("the candidate is empty; nothing to accept")
             return
-        labels = self.labels_layer(create=True)
-        if labels.data.shape != image.data.shape:
-            show_problem(f"labels layer '{labels.name}' has shape {labels.data.shape}, the image {image.data.shape}; choose another")
+        labels = self._labels_fitting(image)
+        if labels is None:
             return
         rows, cols = np.nonzero(mask)
         indices = (rows, cols) if image.ndim == 2 else (np.full(rows.shape, self._result.index), rows, cols)
-        labels.data_setitem(indices, int(self._label_value.value))
-        self._viewer.layers.selection.active = labels  # so that Ctrl-Z undoes it at once
+        self._write(labels, indices, int(self._label_value.value))
         self._status.value = f"slice {self._result.index}: {rows.size} px accepted as label {self._label_value.value} in '{labels.name}'"
+
+    def _labels_fitting(self, image):
+        """The labels layer to write into (created if needed); None, after saying why, if it does not fit ``image``."""
+        labels = self.labels_layer(create=True)
+        if labels.data.shape != image.data.shape:
+            show_problem(f"labels layer '{labels.name}' has shape {labels.data.shape}, the image {image.data.shape}; choose another")
+            return None
+        return labels
+
+    def _write(self, labels, indices: tuple, value: int) -> None:
+        """One undoable write into ``labels``, then select that layer so that Ctrl-Z undoes it at once."""
+        labels.data_setitem(indices, value)
+        self._viewer.layers.selection.active = labels
 
     @property
     def labelling(self) -> bool:
@@ -512,9 +523,8 @@ class SegmentWidget(Container):
         if not heatmaps:
             show_problem("no slice has a heatmap yet: run Localize on the slices to label first")
             return
-        labels = self.labels_layer(create=True)
-        if labels.data.shape != image.data.shape:
-            show_problem(f"labels layer '{labels.name}' has shape {labels.data.shape}, the image {image.data.shape}; choose another")
+        labels = self._labels_fitting(image)
+        if labels is None:
             return
         value = int(self._label_value.value)
 
@@ -541,8 +551,7 @@ class SegmentWidget(Container):
         slices = np.concatenate([np.full(rows.shape, index) for index, rows, _ in found])
         rows = np.concatenate([rows for _, rows, _ in found])
         cols = np.concatenate([cols for _, _, cols in found])
-        labels.data_setitem((slices, rows, cols), value)
-        self._viewer.layers.selection.active = labels  # so that Ctrl-Z undoes it at once
+        self._write(labels, (slices, rows, cols), value)
         self._status.value = f"{len(found)} of {len(masks)} slices with a heatmap labelled ({rows.size} px) as label {value} in '{labels.name}'"
 
     def export(self, path: str | Path | None = None) -> Path | None:

@@ -218,26 +218,40 @@ def grow_from(
     return [segment for segment in ranking if segment.label in region]
 
 
+def redraw_along_edge(labels: np.ndarray, image: np.ndarray, brain: np.ndarray, lesion: str, radius: int, weight: float) -> np.ndarray | None:
+    """Labels of a stack of slices (Z, H, W) redrawn along the lesion's intensity edge; None if there is nothing
+    to sharpen (no radius, no labels, or labels not on the lesion's side of the rest of the brain).
+
+    The threshold lies ``weight`` of the way from the rest of the brain's median intensity to the labels'; kept
+    are the brain pixels on the lesion's side of it ("bright": above, "dark": below) within ``radius`` pixels
+    in-plane of a label on the same slice or the next one in the stack, in pieces (3D) that touch a label, holes
+    filled per slice. Shared by the per-answer refinement (one slice) and the volume step (a scan).
+    """
+    labels = labels & brain
+    rest = brain & ~labels
+    if radius <= 0 or not labels.any() or not rest.any():
+        return None
+    sign = 1.0 if lesion == "bright" else -1.0
+    inside, outside = float(np.median(image[labels])), float(np.median(image[rest]))
+    if sign * (inside - outside) <= 0:
+        return None
+    lesion_side = brain & (sign * (image - (outside + weight * (inside - outside))) >= 0)
+    near_in_plane = np.stack([ndimage.distance_transform_edt(~plane) <= radius if plane.any() else np.zeros(plane.shape, bool) for plane in labels])
+    near = near_in_plane.copy()
+    near[1:] |= near_in_plane[:-1]
+    near[:-1] |= near_in_plane[1:]
+    pieces, _ = ndimage.label(near & lesion_side)
+    touching = np.unique(pieces[labels & lesion_side])
+    return np.stack([ndimage.binary_fill_holes(plane) for plane in np.isin(pieces, touching[touching > 0])]) & brain
+
+
 def refine_by_intensity(region: np.ndarray, image: np.ndarray, brain: np.ndarray, lesion: str, radius: int) -> np.ndarray:
     """``region`` redrawn along the lesion's intensity edge instead of the superpixels' boundaries.
 
     Superpixels chosen by heat rarely follow the lesion exactly: they spill into tissue around it or miss its
-    fringe. The threshold is halfway between the region's median intensity and the rest of the brain's; kept
-    are the brain pixels on the lesion's side of it ("bright": above, "dark": below) within ``radius`` pixels
-    of the region, in connected pieces that touch the region, holes filled. A region that is not on the
-    lesion's side of the brain (nothing to sharpen) is returned as it is.
+    fringe. :func:`redraw_along_edge` on this one slice, the threshold halfway between the region's median
+    intensity and the rest of the brain's. A region that is not on the lesion's side of the brain (nothing to
+    sharpen) is returned as it is.
     """
-    rest = brain & ~region
-    if radius <= 0 or not region.any() or not rest.any():
-        return region
-    sign = 1.0 if lesion == "bright" else -1.0
-    inside, outside = float(np.median(image[region])), float(np.median(image[rest]))
-    if sign * (inside - outside) <= 0:
-        return region
-    threshold = (inside + outside) / 2
-    near = ndimage.distance_transform_edt(~region) <= radius
-    kept = near & brain & (sign * (image - threshold) >= 0)
-    pieces, _ = ndimage.label(kept)
-    touching = np.unique(pieces[region & kept])
-    refined = np.isin(pieces, touching[touching > 0])
-    return ndimage.binary_fill_holes(refined) & brain
+    redrawn = redraw_along_edge(region[None], image[None], brain[None], lesion, radius, weight=0.5)
+    return region if redrawn is None else redrawn[0]

@@ -9,7 +9,8 @@ voxels of the whole volume set one threshold, and the labels follow the lesion i
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+
+from .segmentation import redraw_along_edge
 
 # Where the threshold lies between the median of the rest of the brain (0) and that of the labels (1). Higher
 # than the per-slice refinement's halfway: the labels it starts from already include the lesion's faint fringe.
@@ -21,16 +22,13 @@ MIN_GROWN_SHARE = 0.5
 
 
 def refine_volume(labels: dict[int, np.ndarray], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], lesion: str, radius: int) -> dict[int, np.ndarray]:
-    """The labels of a volume's slices (keyed by slice index), redrawn along the lesion's intensity edge.
-
-    Kept are the brain voxels on the lesion's side ("bright": above, "dark": below) of one threshold
-    (:data:`THRESHOLD_WEIGHT`), within ``radius`` pixels in-plane of a label on the same slice or on slice
-    index ± 1, in 3D pieces that touch a label; holes are filled per slice. So a label with no voxel on the
-    lesion's side is dropped, and a label grows into the next slice (kept there by :data:`MIN_GROWN_SHARE`).
-    Labels not on the lesion's side of the rest of the brain (nothing to sharpen) are returned as they are.
+    """The labels of a volume's slices (keyed by slice index), redrawn along the lesion's intensity edge with one
+    threshold for the scan (:func:`~.segmentation.redraw_along_edge`, :data:`THRESHOLD_WEIGHT`), neighbours being
+    slice index ± 1. So a label with no voxel on the lesion's side is dropped, and a label grows into the next
+    slice (kept there by :data:`MIN_GROWN_SHARE`). With nothing to sharpen the labels are returned as they are.
     """
     if radius <= 0 or not any(label.any() for label in labels.values()):
-        return labels
+        return labels  # nothing to redraw: spare stacking the scan
     first, shape = min(labels), next(iter(labels.values())).shape
     span = range(first, max(labels) + 1)  # slices missing from ``labels`` stay empty and brainless: nothing grows there
 
@@ -38,23 +36,10 @@ def refine_volume(labels: dict[int, np.ndarray], images: dict[int, np.ndarray], 
         return np.stack([np.asarray(arrays[index], dtype) if index in labels else np.zeros(shape, dtype) for index in span])
 
     label, image, brain = stacked(labels, bool), stacked(images, np.float32), stacked(brains, bool)
-    label &= brain
-    rest = brain & ~label
-    if not label.any() or not rest.any():
+    grown = redraw_along_edge(label, image, brain, lesion, radius, THRESHOLD_WEIGHT)
+    if grown is None:
         return labels
-    sign = 1.0 if lesion == "bright" else -1.0
-    inside, outside = float(np.median(image[label])), float(np.median(image[rest]))
-    if sign * (inside - outside) <= 0:
-        return labels
-    lesion_side = brain & (sign * (image - (outside + THRESHOLD_WEIGHT * (inside - outside))) >= 0)
-    near_in_plane = np.stack([ndimage.distance_transform_edt(~plane) <= radius if plane.any() else np.zeros(shape, bool) for plane in label])
-    near = near_in_plane.copy()
-    near[1:] |= near_in_plane[:-1]
-    near[:-1] |= near_in_plane[1:]
-    pieces, _ = ndimage.label(near & lesion_side)
-    touching = np.unique(pieces[label & lesion_side])
-    grown = np.stack([ndimage.binary_fill_holes(plane) for plane in np.isin(pieces, touching[touching > 0])]) & brain
-    areas = label.sum(axis=(1, 2))
+    areas = (label & brain).sum(axis=(1, 2))
     for z in np.flatnonzero((areas == 0) & grown.any(axis=(1, 2))):
         neighbour_area = max(areas[other] for other in (z - 1, z + 1) if 0 <= other < len(areas))
         if grown[z].sum() < MIN_GROWN_SHARE * neighbour_area:
