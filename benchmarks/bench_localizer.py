@@ -20,6 +20,7 @@ import resource
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "lgg"
 
 
-def real_slices(modality: str, count: int | None) -> Iterator[tuple[PreparedScan, int, np.ndarray]]:
-    """Tumour slices of the validation patients: (prepared scan, index, tumour mask). With ``count``, the
-    middle tumour slice of each of the first ``count`` patients that have one; with None, every tumour slice."""
+def real_slices(modality: str, count: int | None, per_patient: int = 1) -> Iterator[tuple[PreparedScan, int, np.ndarray]]:
+    """Tumour slices of the validation patients: (prepared scan, index, tumour mask). With ``count``, from each
+    of the first ``count`` patients that have one, ``per_patient`` tumour slices evenly spread over the tumour
+    (1: the middle one); with None, every tumour slice."""
     patients = read_patient_list(ROOT / "splits" / ("lgg_val_t1.txt" if modality == "t1" else "lgg_val.txt"))
     chosen = 0
     for patient in patients:
@@ -52,7 +54,8 @@ def real_slices(modality: str, count: int | None) -> Iterator[tuple[PreparedScan
         if not len(candidates):
             continue
         prepared = prepare_scan(read_scan(scan_path))
-        for index in [candidates[len(candidates) // 2]] if count is not None else candidates:
+        spread = candidates[((np.arange(per_patient) + 0.5) * len(candidates) / per_patient).astype(int)] if count is not None else candidates
+        for index in np.unique(spread):
             yield prepared, int(index), tumour[:, :, index]
         chosen += 1
 
@@ -97,8 +100,15 @@ def slices_to_compare(args) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.nd
                     sys.exit(f"{path}: kept with {settings}, not {asked}")
                 yield int(kept["index"]), kept["image"], kept["brain"], kept["tumour"], dict(kept)
         return
-    for prepared, index, tumour in real_slices(args.modality, args.slices) if DATA.is_dir() else synthetic_slice():
+    for prepared, index, tumour in real_slices(args.modality, args.slices, args.per_patient) if DATA.is_dir() else synthetic_slice():
         yield index, prepared.image[:, :, index], prepared.brain[:, :, index], tumour, None
+
+
+def fast_options(args) -> dict:
+    """The fast path's settings the command line overrides (the rest keep fast_heatmap's defaults)."""
+    options = {"coarse_factor": args.coarse_factor, "refine_fraction": args.refine_fraction, "context": args.context,
+               "bfloat16": {"auto": None, "float32": False, "bfloat16": True}[args.precision]}
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def compare_slices(args, generator, config) -> dict:
@@ -106,7 +116,8 @@ def compare_slices(args, generator, config) -> dict:
     rows = []  # each also goes to stderr as it finishes: a long run that is stopped still leaves its rows
     for index, image, brain, tumour, kept in slices_to_compare(args):
         timings, heatmaps = {}, {}
-        for name, run in (("reference", reference_heatmap), ("fast", fast_heatmap)):
+        fast = partial(fast_heatmap, **fast_options(args))
+        for name, run in (("reference", reference_heatmap), ("fast", fast)):
             if kept is not None and name == "reference":  # measured when it was kept
                 heatmaps[name], timings[name] = kept["reference"], float(kept["seconds_reference"])
                 continue
@@ -114,7 +125,7 @@ def compare_slices(args, generator, config) -> dict:
             heatmaps[name] = final(run(generator, config, image, brain, step=args.step, device=args.device, polarity=polarity))
             timings[name] = time.perf_counter() - began
         began = time.perf_counter()
-        next(iter(fast_heatmap(generator, config, image, brain, step=args.step, device=args.device, polarity=polarity)))
+        next(iter(fast(generator, config, image, brain, step=args.step, device=args.device, polarity=polarity)))
         first_update = time.perf_counter() - began
         results = {name: segment_image(index, image, brain, heat, params, selection) for name, heat in heatmaps.items()}
         if args.keep:
@@ -149,6 +160,7 @@ def compare_slices(args, generator, config) -> dict:
         "dice_fast": mean("dice_fast"),
         "largest_dice_difference": max(abs(row["dice_reference"] - row["dice_fast"]) for row in rows),
         "n_slices": len(rows),
+        "fast_path_settings": fast_options(args) or "defaults",
         "data": f"kept slices of {args.kept} (reference times from when they were kept)" if args.kept else "lgg validation tumour slices" if DATA.is_dir() else "synthetic slice",
     }
 
@@ -172,6 +184,7 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=4)
     parser.add_argument("--slices", type=slice_count, default=3,
                         help="how many validation patients to take a tumour slice from, or 'all': every tumour slice (the reference takes 15 s or more each on CPU)")
+    parser.add_argument("--per-patient", type=int, default=1, help="with a number of --slices: tumour slices per patient, evenly spread (default: the middle one)")
     parser.add_argument("--patient", help="--volume: this LGG patient's scan instead of the first validation patient's")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--model", type=Path)
@@ -180,6 +193,11 @@ def main() -> None:
                         help="rank segments as the CLI's default does (the modality's error sign, tuned selection) or as the paper (absolute error, scale 75, top segment)")
     parser.add_argument("--keep", type=Path, help="save each slice's image, masks, both heatmaps and the reference's time in this folder")
     parser.add_argument("--kept", type=Path, help="compare against the reference heatmaps and times saved by --keep: only the fast path runs")
+    parser.add_argument("--coarse-factor", type=int, help="fast path: first stride = this x step (a power of two; default fast_heatmap's)")
+    parser.add_argument("--refine-fraction", type=float, help="fast path: share of the windows refined at each finer stride")
+    parser.add_argument("--context", type=int, help="fast path: crop side in pixels")
+    parser.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="fast path: the generator's arithmetic (auto: bfloat16 where the hardware makes it fast)")
     parser.add_argument("--volume", action="store_true", help="time a whole scan with the fast path and report peak memory")
     args = parser.parse_args()
     if args.threads:

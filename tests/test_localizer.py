@@ -87,10 +87,10 @@ def test_updates_grow_and_the_last_is_finished(tiny_generator, tiny_config, make
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fast_equals_reference_when_the_context_holds_the_receptive_field(tiny_config, generator, seed):
     """With a generator that sees no further than the crop margin, every brain window is evaluated at every
-    stride-``step`` position (``refine_fraction=1``) and the two paths must agree up to float rounding."""
+    stride-``step`` position (``refine_fraction=1``), in float32, and the two paths must agree up to float rounding."""
     image, brain = random_slice(seed=seed)
     reference = final(reference_heatmap(generator, tiny_config, image, brain, step=2))
-    fast = final(fast_heatmap(generator, tiny_config, image, brain, step=2, refine_fraction=1.0))
+    fast = final(fast_heatmap(generator, tiny_config, image, brain, step=2, refine_fraction=1.0, bfloat16=False))
     np.testing.assert_allclose(fast, reference, atol=2e-3, rtol=1e-5)
     assert reference[brain].max() > 1  # not trivially zero
 
@@ -226,3 +226,19 @@ def test_default_stride_is_the_papers_up_to_32_and_gamma_over_8_above():
 
     assert [step_for_window(g) for g in (8, 16, 32, 64, 128)] == [4, 4, 4, 8, 16]
     assert step_for_window(64, 4) == 4  # an explicit stride is always honoured
+
+
+def test_a_deeper_cascade_skips_more_and_keeps_the_lesion_exact(tiny_config):
+    """coarse_factor 4 (strides 4*step, 2*step, step) evaluates fewer windows than 2, and a hot lesion still gets
+    every stride-``step`` window over it, so its heat is that of the full path; other factors are refused."""
+    image, brain = random_slice(shape=(48, 48), seed=5)
+    image = np.where(brain, 0.4, 0.0).astype(np.float32)
+    image[20:26, 22:28] = 1.0
+    generator, step = ConstantGenerator(0.4), 2
+    full = final(fast_heatmap(generator, tiny_config, image, brain, step=step, refine_fraction=1.0))
+    runs = {factor: list(fast_heatmap(generator, tiny_config, image, brain, step=step, coarse_factor=factor, refine_fraction=0.3)) for factor in (2, 4)}
+    assert runs[4][-1].windows_done < runs[2][-1].windows_done < len(brain_window_positions(brain, tiny_config.gamma, step))
+    assert runs[4][-1].finished and not any(update.finished for update in runs[4][:-1])
+    np.testing.assert_allclose(runs[4][-1].heatmap[20:26, 22:28], full[20:26, 22:28], rtol=1e-5)
+    with pytest.raises(InputError, match="power of two"):
+        next(fast_heatmap(generator, tiny_config, image, brain, coarse_factor=3))

@@ -33,6 +33,7 @@ from .errors import InputError
 from .frame import pad_to_multiple, unpad
 from .models.config import ModelConfig
 from .models.generator import inpaint
+from .models.window_inference import bfloat16_is_fast, predict_hole
 
 DEFAULT_STEP = 4
 
@@ -49,7 +50,8 @@ BATCH_PIXELS = 256 * 64 * 64
 POLARITIES = ("both", "bright", "dark")
 # Raise when a change makes the fast path's heatmaps differ: evaluation caches record it and are then remade.
 # 2: crops three windows wide, refinement by each window's mean coarse heat.
-FAST_PATH_REVISION = 2
+# 3: bfloat16 where fast, exactly the refine_fraction share among tied windows, cascades for coarse_factor > 2.
+FAST_PATH_REVISION = 3
 
 
 @dataclass
@@ -155,15 +157,12 @@ def reference_heatmap(
 class _CropInpainter:
     """Window errors of one slice from local crops: the fast path's inner loop, batched and channels-last."""
 
-    def __init__(self, generator: torch.nn.Module, gamma: int, context: int, image: np.ndarray, device: str, polarity: str) -> None:
-        self.generator, self.gamma, self.device, self.polarity = generator, gamma, device, polarity
+    def __init__(self, generator: torch.nn.Module, gamma: int, context: int, image: np.ndarray, device: str, polarity: str, bfloat16: bool) -> None:
+        self.generator, self.gamma, self.device, self.polarity, self.bfloat16 = generator, gamma, device, polarity, bfloat16
         self.margin = (context - gamma) // 2
         self.crops = sliding_window_view(np.pad(image.astype(np.float32), self.margin), (context, context))
         self.low, self.high = float(image.min()), float(image.max())
         self.slice_255 = _to_255(image, self.low, self.high)
-        hole = torch.zeros((1, 1, context, context), device=device)
-        hole[..., self.margin : self.margin + self.gamma, self.margin : self.margin + self.gamma] = 1
-        self.hole = hole.contiguous(memory_format=torch.channels_last)
 
     def errors(self, positions: np.ndarray, largest_batch: int) -> np.ndarray:
         """(N, gamma, gamma) errors on the [0, 255] scale for windows starting at ``positions``.
@@ -176,9 +175,8 @@ class _CropInpainter:
         padded = min(max(largest_batch, count), 1 << (count - 1).bit_length())
         positions = np.concatenate([positions, np.repeat(positions[-1:], padded - count, axis=0)])
         crops = torch.from_numpy(np.ascontiguousarray(self.crops[positions[:, 0], positions[:, 1]])).to(self.device)[:, None]
-        crops = crops.contiguous(memory_format=torch.channels_last)
-        inner = slice(self.margin, self.margin + self.gamma)
-        prediction = inpaint(self.generator, crops, self.hole.expand(len(positions), -1, -1, -1))[:, 0, inner, inner].float()
+        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.bfloat16):
+            prediction = predict_hole(self.generator, crops, self.margin, self.margin + self.gamma).float()
         low = prediction.amin(dim=(1, 2)).clamp_max(self.low)[:, None, None]
         high = prediction.amax(dim=(1, 2)).clamp_min(self.high)[:, None, None]
         rec_255 = ((prediction - low) * (255.0 / (high - low).clamp_min(1e-12))).cpu().numpy()
@@ -207,7 +205,8 @@ def refinement_positions(coarse: np.ndarray, candidates: np.ndarray, gamma: int,
     table = np.pad(coarse.astype(np.float64).cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))  # summed-area table
     rows, cols = candidates[:, 0], candidates[:, 1]
     sums = table[rows + gamma, cols + gamma] - table[rows, cols + gamma] - table[rows + gamma, cols] + table[rows, cols]
-    return candidates[sums >= np.quantile(sums, 1 - fraction)]
+    hottest = np.argsort(-sums, kind="stable")[: int(np.ceil(fraction * len(candidates)))]
+    return candidates[np.sort(hottest)]  # exactly that share, even among ties; in raster order
 
 
 @torch.inference_mode()
@@ -224,53 +223,60 @@ def fast_heatmap(
     refine_fraction: float = 0.3,
     polarity: str = "both",
     context: int | None = None,
+    bfloat16: bool | None = None,
 ) -> Iterator[HeatmapUpdate]:
     """Brain windows only, each inpainted from a local crop, batched; coarse-to-fine.
 
-    First every window at stride ``coarse_factor * step``; then, of the remaining stride-``step`` windows, the
-    ``refine_fraction`` hottest on the coarse heatmap (:func:`refinement_positions`). Where it matters (the hot
-    region, from which the top segment comes) the heatmap is the stride-``step`` one; elsewhere it averages
-    fewer windows. ``refine_fraction=1`` (or ``coarse_factor=1``) evaluates every brain window at stride
-    ``step``. ``context``: crop side (None: :func:`inference_context`). ``batch_size`` None: as many windows as
-    :data:`BATCH_PIXELS` of crops allow.
+    First every window at stride ``coarse_factor * step``; then, halving the stride until it is ``step``, the
+    ``refine_fraction`` of the not yet evaluated windows on that grid that are hottest on the heatmap so far
+    (:func:`refinement_positions`). Where it matters (the hot region, from which the top segment comes) the
+    heatmap is the stride-``step`` one; elsewhere it averages fewer windows. ``coarse_factor`` is a power of
+    two; 1 (or ``refine_fraction=1``) evaluates every brain window at stride ``step``. ``context``: crop side
+    (None: :func:`inference_context`). ``batch_size`` None: as many windows as :data:`BATCH_PIXELS` of crops
+    allow. ``bfloat16``: run the generator in bfloat16 (None: where that is fast,
+    :func:`~.models.window_inference.bfloat16_is_fast`); False keeps float32, as the reference.
     """
     gamma = config.gamma
     check_slice(image, brain, gamma, step, polarity)
+    if coarse_factor < 1 or coarse_factor & (coarse_factor - 1):
+        raise InputError(f"coarse_factor must be a power of two, got {coarse_factor}")
     fine = brain_window_positions(brain, gamma, step)
     if len(fine) == 0:
         yield HeatmapUpdate(np.zeros(image.shape, np.float32), 0, 0)
         return
-    on_coarse_grid = np.isin(fine[:, 0], window_starts(image.shape[0], gamma, step * coarse_factor)) & np.isin(
-        fine[:, 1], window_starts(image.shape[1], gamma, step * coarse_factor)
-    )
     context = context or inference_context(config)
     if context < gamma or context % config.stride or (context - gamma) % 2:
         raise InputError(f"crop side {context} must be at least gamma={gamma}, a multiple of the UNet stride {config.stride}, and leave even margins")
-    inpainter = _CropInpainter(generator, gamma, context, image, device, polarity)
+    bfloat16 = bfloat16_is_fast(device) if bfloat16 is None else bfloat16
+    inpainter = _CropInpainter(generator, gamma, context, image, device, polarity, bfloat16)
     batch_size = batch_size or max(1, BATCH_PIXELS // context**2)
     total, coverage = np.zeros(image.shape), np.zeros(image.shape)
+    evaluated = np.zeros(image.shape, bool)  # by window start
     done = 0
 
-    def run(positions: np.ndarray, planned: int) -> Iterator[HeatmapUpdate]:
+    def run(positions: np.ndarray, planned: int, first_batch: int) -> Iterator[HeatmapUpdate]:
         nonlocal done
         if not len(positions):
             return
-        # A small first batch puts a partial heatmap on screen quickly; large ones amortise the overhead.
-        edges = [0, *range(min(FIRST_BATCH, batch_size), len(positions), batch_size), len(positions)]
+        edges = [0, *range(min(first_batch, batch_size), len(positions), batch_size), len(positions)]
         for first, last in zip(edges[:-1], edges[1:]):
             batch = positions[first:last]
             _accumulate(total, coverage, inpainter.errors(batch, batch_size), batch, gamma)
+            evaluated[batch[:, 0], batch[:, 1]] = True
             done += len(batch)
             yield HeatmapUpdate(_normalised(total, coverage, brain), done, planned)
 
-    if coarse_factor <= 1 or refine_fraction >= 1:
-        yield from run(fine, len(fine))
-        return
-    yield from run(fine[on_coarse_grid], len(fine))  # the refined stage will need at most this many
-    refine = refinement_positions(_normalised(total, coverage, brain), fine[~on_coarse_grid], gamma, refine_fraction)
-    if len(refine):
-        yield from run(refine, done + len(refine))
-    elif done != len(fine):  # the coarse stage promised more windows than were needed: say it is finished
+    strides = [step] if refine_fraction >= 1 else [step * coarse_factor >> level for level in range(coarse_factor.bit_length())]
+    for level, stride in enumerate(strides):
+        on_grid = np.isin(fine[:, 0], window_starts(image.shape[0], gamma, stride)) & np.isin(fine[:, 1], window_starts(image.shape[1], gamma, stride))
+        candidates = fine[on_grid & ~evaluated[fine[:, 0], fine[:, 1]]]
+        if level:
+            candidates = refinement_positions(_normalised(total, coverage, brain), candidates, gamma, refine_fraction)
+        last_stage = level == len(strides) - 1
+        # Until the last stage, the total is an upper bound (every brain window); a small first batch puts a
+        # partial heatmap on screen quickly, large ones amortise the overhead.
+        yield from run(candidates, done + len(candidates) if last_stage else len(fine), FIRST_BATCH if level == 0 else batch_size)
+    if not len(candidates) and done != len(fine):  # the last stage had nothing to add: say it is finished
         yield HeatmapUpdate(_normalised(total, coverage, brain), done, done)
 
 
