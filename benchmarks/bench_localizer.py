@@ -106,7 +106,7 @@ def slices_to_compare(args) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.nd
 
 def fast_options(args) -> dict:
     """The fast path's settings the command line overrides (the rest keep fast_heatmap's defaults)."""
-    options = {"coarse_factor": args.coarse_factor, "refine_fraction": args.refine_fraction, "context": args.context,
+    options = {"coarse_factor": args.coarse_factor, "refine_fraction": args.refine_fraction,
                "bfloat16": {"auto": None, "float32": False, "bfloat16": True}[args.precision]}
     return {name: value for name, value in options.items() if value is not None}
 
@@ -195,7 +195,6 @@ def main() -> None:
     parser.add_argument("--kept", type=Path, help="compare against the reference heatmaps and times saved by --keep: only the fast path runs")
     parser.add_argument("--coarse-factor", type=int, help="fast path: first stride = this x step (a power of two; default fast_heatmap's)")
     parser.add_argument("--refine-fraction", type=float, help="fast path: share of the windows refined at each finer stride")
-    parser.add_argument("--context", type=int, help="fast path: crop side in pixels")
     parser.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
                         help="fast path: the generator's arithmetic (auto: bfloat16 where the hardware makes it fast)")
     parser.add_argument("--volume", action="store_true", help="time a whole scan with the fast path and report peak memory")

@@ -1,13 +1,14 @@
-"""The fast path's generator call: decoding only the hole must give the full forward pass's values there."""
+"""The fast path's generator call: per-window recomputation must give the whole-slice pass's values."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from napari_inpaint_seg.models.generator import UNetGenerator, erase
-from napari_inpaint_seg.models.window_inference import folded, predict_centre, predict_hole
+from napari_inpaint_seg.models.window_inference import SliceInpainter, folded
 
 
 def trained_looking_unet(depth: int, downsample: int, seed: int = 0) -> UNetGenerator:
@@ -24,62 +25,57 @@ def trained_looking_unet(depth: int, downsample: int, seed: int = 0) -> UNetGene
     return generator.eval()
 
 
-def full_pass_in_hole(generator: nn.Module, crops: torch.Tensor, first: int, last: int) -> torch.Tensor:
-    hole = torch.zeros_like(crops)
-    hole[..., first:last, first:last] = 1
-    return generator(erase(crops, hole))[:, 0, first:last, first:last]
+def whole_slice_pass(generator: nn.Module, image: torch.Tensor, row: int, col: int, gamma: int) -> torch.Tensor:
+    hole = torch.zeros((1, 1) + image.shape)
+    hole[..., row : row + gamma, col : col + gamma] = 1
+    return generator(erase(image[None, None], hole))[0, 0, row : row + gamma, col : col + gamma]
 
 
 @pytest.mark.parametrize(
-    "depth,downsample,side,first,last",
+    "depth,downsample,height,width,gamma",
     [
-        (3, 2, 96, 32, 64),  # the shipped gamma = 32 geometry
-        (3, 2, 96, 33, 65),  # a hole off the even grid
-        (3, 2, 96, 0, 32),  # holes touching the crop's edges: decoded whole where the margin runs out
-        (3, 2, 96, 64, 96),
-        (2, 1, 24, 8, 16),
-        (1, 2, 20, 6, 14),
-        (3, 2, 32, 8, 24),  # the crop barely larger than the hole
+        (3, 2, 96, 64, 32),  # the shipped geometry, smaller slice
+        (3, 2, 64, 80, 16),
+        (2, 1, 24, 32, 8),
+        (1, 2, 20, 24, 6),
+        (2, 2, 16, 16, 16),  # the window is the whole slice
     ],
 )
-def test_decoding_only_the_hole_equals_the_full_pass(depth, downsample, side, first, last):
+def test_per_window_recomputation_equals_the_whole_slice_pass(depth, downsample, height, width, gamma):
+    """Every start, odd ones and those at the slice's edges and corners included, to float rounding."""
     generator = trained_looking_unet(depth, downsample)
-    crops = torch.rand(3, 1, side, side)
+    image = torch.rand(height, width)
+    rows, cols = np.arange(height - gamma + 1), np.arange(width - gamma + 1)
+    starts = np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1).reshape(-1, 2)
+    starts = starts[np.random.default_rng(0).permutation(len(starts))[:40]]
+    starts = np.concatenate([starts, [[0, 0], [height - gamma, width - gamma], [0, width - gamma], [height - gamma, 0]]])
     with torch.inference_mode():
-        expected = full_pass_in_hole(generator, crops, first, last)
-        centre = predict_centre(folded(generator), crops, first, last)
-    assert centre.shape == (3, last - first, last - first)
-    torch.testing.assert_close(centre, expected, atol=1e-5, rtol=1e-5)
-    assert expected.std() > 1e-4  # the outputs vary: the comparison is not between two constants
+        predicted = SliceInpainter(generator, image, gamma).predict(starts)
+        expected = torch.stack([whole_slice_pass(generator, image, row, col, gamma) for row, col in starts])
+    torch.testing.assert_close(predicted, expected, atol=1e-5, rtol=1e-5)
+    assert expected.std() > 1e-3  # the outputs vary: the comparison is not between two constants
 
 
 def test_folding_is_cached_and_follows_new_weights():
     generator = trained_looking_unet(2, 1)
     assert folded(generator) is folded(generator)
-    crops = torch.rand(2, 1, 24, 24)
+    image = torch.rand(24, 24)
     with torch.no_grad():
-        before = predict_hole(generator, crops, 8, 16)
+        before = SliceInpainter(generator, image, 8).predict(np.array([[8, 8]]))
         for parameter in generator.parameters():
             parameter.mul_(0.5)  # e.g. new weights loaded into the same module
-        after = predict_hole(generator, crops, 8, 16)
-        torch.testing.assert_close(after, full_pass_in_hole(generator, crops, 8, 16), atol=1e-5, rtol=1e-5)
+        after = SliceInpainter(generator, image, 8).predict(np.array([[8, 8]]))
+        torch.testing.assert_close(after[0], whole_slice_pass(generator, image, 8, 8, 8), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(before, after)
-
-
-def test_any_other_module_gets_a_plain_forward_pass():
-    torch.manual_seed(0)
-    generator = nn.Sequential(nn.Conv2d(2, 1, 3, padding=1), nn.Sigmoid())
-    crops = torch.rand(2, 1, 12, 12)
-    with torch.no_grad():
-        torch.testing.assert_close(predict_hole(generator, crops, 4, 8), full_pass_in_hole(generator, crops, 4, 8))
 
 
 def test_bfloat16_stays_close_to_float32():
     """The fast path may run G in bfloat16 (8-bit mantissa): its outputs in [0, 1] differ by about 0.01."""
     generator = trained_looking_unet(3, 2)
-    crops = torch.rand(4, 1, 48, 48)
+    image = torch.rand(64, 64)
+    starts = np.array([[0, 0], [20, 24], [48, 48]])
     with torch.inference_mode():
-        exact = predict_hole(generator, crops, 16, 32)
+        exact = SliceInpainter(generator, image, 16).predict(starts)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            approximate = predict_hole(generator, crops, 16, 32).float()
+            approximate = SliceInpainter(generator, image, 16).predict(starts).float()
     assert (approximate - exact).abs().max() < 0.03

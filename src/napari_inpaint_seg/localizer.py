@@ -6,12 +6,13 @@ Two paths behind one API, both generators that yield :class:`HeatmapUpdate` as b
 * :func:`reference_heatmap` is the paper, literally: every window position, a full-slice forward pass per
   window, slice and reconstruction each min-max normalised to [0, 255], L1 inside the window only, errors
   accumulated per pixel and divided by how many windows cover the pixel. It is the ground truth.
-* :func:`fast_heatmap` evaluates only windows that touch the brain (others only add to pixels outside it)
-  and gives the generator a crop three windows wide around each window instead of the whole slice, many
-  windows per batch (the UNet is fully convolutional; it was trained on crops two windows wide). It works
-  coarse-to-fine: a stride of ``2 * step`` first, then stride ``step`` only for the windows that were hottest
-  at the coarse stride. Min-max normalisation uses the slice's extremes and the prediction's own (exact
-  unless the slice's extreme lies only inside the window).
+* :func:`fast_heatmap` evaluates only windows that touch the brain (others only add to pixels outside it),
+  each with the same whole-slice prediction as the reference but recomputing only what erasing the window
+  changes (:class:`~.models.window_inference.SliceInpainter`), many windows per batch, in bfloat16 where
+  that is fast. It works coarse-to-fine: a coarse stride first, then finer strides only for the windows that
+  are hottest so far. Min-max normalisation uses the slice's extremes and the prediction's own (exact unless
+  the slice's extreme lies only inside the window). In float32 with every window evaluated it equals the
+  reference to float rounding.
 
 Heatmaps are in units of error on the [0, 255] scale and are zero outside the brain. ``polarity`` says which
 error counts: "both" (the paper) the absolute difference; "bright" only where the slice is brighter than its
@@ -32,8 +33,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .errors import InputError
 from .frame import pad_to_multiple, unpad
 from .models.config import ModelConfig
-from .models.generator import inpaint
-from .models.window_inference import bfloat16_is_fast, predict_hole
+from .models.generator import UNetGenerator, inpaint
+from .models.window_inference import SliceInpainter, bfloat16_is_fast
 
 DEFAULT_STEP = 4
 
@@ -42,15 +43,18 @@ def step_for_window(gamma: int, step: int | None = None) -> int:
     """The stride to use: ``step`` when given; else the paper's 4 px, or gamma / 8 for windows above 32 px
     (the error of a 64-px window changes little over 4 px, and 8 px makes it 4x cheaper)."""
     return step if step is not None else max(DEFAULT_STEP, gamma // 8)
+
+
 FIRST_BATCH = 32
-# Crop pixels per batch of the fast path (that of 256 windows of 64 x 64): 113 crops of 96 x 96 at gamma 32, 28 of
-# 192 x 192 at gamma 64. A budget rather than a window count keeps memory flat whatever the window (gamma 64 with
-# 256 windows of 128 x 128 per batch peaked at 3.6 GB on an 88-slice scan).
+# Windows per batch of the fast path, as pixels of (2 gamma)^2 squares: 256 windows at gamma 32, 64 at gamma 64.
+# A budget rather than a window count keeps memory flat whatever the window (what each window recomputes grows
+# with the square of gamma).
 BATCH_PIXELS = 256 * 64 * 64
 POLARITIES = ("both", "bright", "dark")
 # Raise when a change makes the fast path's heatmaps differ: evaluation caches record it and are then remade.
 # 2: crops three windows wide, refinement by each window's mean coarse heat.
-# 3: bfloat16 where fast, exactly the refine_fraction share among tied windows, cascades for coarse_factor > 2.
+# 3: whole-slice predictions (not crops), bfloat16 where fast, exactly the refine_fraction share among tied windows,
+#    cascades for coarse_factor > 2.
 FAST_PATH_REVISION = 3
 
 
@@ -154,15 +158,42 @@ def reference_heatmap(
         yield HeatmapUpdate(_normalised(total, coverage, brain), first + len(batch), len(positions))
 
 
-class _CropInpainter:
-    """Window errors of one slice from local crops: the fast path's inner loop, batched and channels-last."""
+def _extremes_outside_windows(image: np.ndarray, gamma: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per window start (row, column), the minimum and maximum of the slice outside that gamma x gamma window.
 
-    def __init__(self, generator: torch.nn.Module, gamma: int, context: int, image: np.ndarray, device: str, polarity: str, bfloat16: bool) -> None:
-        self.generator, self.gamma, self.device, self.polarity, self.bfloat16 = generator, gamma, device, polarity, bfloat16
-        self.margin = (context - gamma) // 2
-        self.crops = sliding_window_view(np.pad(image.astype(np.float32), self.margin), (context, context))
-        self.low, self.high = float(image.min()), float(image.max())
-        self.slice_255 = _to_255(image, self.low, self.high)
+    Outside a window = the rows above it, the rows below it, and its own rows left and right of it; each part
+    from running extremes, so the whole table costs a few passes over the slice (inf where nothing is outside).
+    """
+    height, width = image.shape
+    tables = []
+    for extreme, neutral in ((np.minimum, np.inf), (np.maximum, -np.inf)):
+        def before(values: np.ndarray, axis: int) -> np.ndarray:
+            """Extreme of everything before each index along ``axis`` (one longer: the last covers all)."""
+            edge = np.full(values.shape[:axis] + (1,) + values.shape[axis + 1 :], neutral)
+            return np.concatenate([edge, extreme.accumulate(values, axis=axis)], axis=axis)
+
+        def over_window_rows(values: np.ndarray) -> np.ndarray:
+            return extreme.reduce(sliding_window_view(values, gamma, axis=0), axis=-1)
+
+        row_extremes = extreme.reduce(image, axis=1)
+        above = before(row_extremes, 0)[: height - gamma + 1]
+        below = before(row_extremes[::-1], 0)[::-1][gamma:]
+        left = over_window_rows(before(image, 1))[:, : width - gamma + 1]
+        right = over_window_rows(before(image[:, ::-1], 1)[:, ::-1])[:, gamma:]
+        tables.append(extreme(extreme(left, right), extreme(above, below)[:, None]))
+    return tables[0], tables[1]
+
+
+class _WindowErrors:
+    """Window errors of one slice: G's whole-slice prediction in each window (:class:`SliceInpainter`), batched."""
+
+    def __init__(self, generator: UNetGenerator, config: ModelConfig, image: np.ndarray, device: str, polarity: str, bfloat16: bool) -> None:
+        self.gamma, self.device, self.polarity, self.bfloat16 = config.gamma, device, polarity, bfloat16
+        padded, self.padding = pad_to_multiple(image.astype(np.float32), config.stride)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bfloat16):
+            self.inpainter = SliceInpainter(generator, torch.from_numpy(padded).to(device), config.gamma)
+        self.low_outside, self.high_outside = _extremes_outside_windows(image, config.gamma)
+        self.slice_255 = _to_255(image, image.min(), image.max())
 
     def errors(self, positions: np.ndarray, largest_batch: int) -> np.ndarray:
         """(N, gamma, gamma) errors on the [0, 255] scale for windows starting at ``positions``.
@@ -174,24 +205,15 @@ class _CropInpainter:
         count = len(positions)
         padded = min(max(largest_batch, count), 1 << (count - 1).bit_length())
         positions = np.concatenate([positions, np.repeat(positions[-1:], padded - count, axis=0)])
-        crops = torch.from_numpy(np.ascontiguousarray(self.crops[positions[:, 0], positions[:, 1]])).to(self.device)[:, None]
         with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.bfloat16):
-            prediction = predict_hole(self.generator, crops, self.margin, self.margin + self.gamma).float()
-        low = prediction.amin(dim=(1, 2)).clamp_max(self.low)[:, None, None]
-        high = prediction.amax(dim=(1, 2)).clamp_min(self.high)[:, None, None]
+            prediction = self.inpainter.predict(positions + [self.padding.top, self.padding.left]).float()
+        # The reference normalises the reconstruction (the slice with the window inpainted) by its own extremes.
+        rows, cols = positions[:, 0], positions[:, 1]
+        low = torch.minimum(prediction.amin(dim=(1, 2)), torch.from_numpy(self.low_outside[rows, cols]).to(prediction))[:, None, None]
+        high = torch.maximum(prediction.amax(dim=(1, 2)), torch.from_numpy(self.high_outside[rows, cols]).to(prediction))[:, None, None]
         rec_255 = ((prediction - low) * (255.0 / (high - low).clamp_min(1e-12))).cpu().numpy()
         windows = sliding_window_view(self.slice_255, (self.gamma, self.gamma))[positions[:, 0], positions[:, 1]]
         return window_error(windows, rec_255, self.polarity)[:count]
-
-
-def inference_context(config: ModelConfig) -> int:
-    """Crop side of the fast path: three windows, rounded up to the UNet's stride (never below the training crop).
-
-    The reference gives the generator the whole slice. Two windows (the training crop) left the generator
-    short of context, and the top segment then differed from the reference's more often; three matched it
-    better at about the same cost once coarse-to-fine really skipped windows (docs/performance.md).
-    """
-    return max(config.context, -(-3 * config.gamma // config.stride) * config.stride)
 
 
 def refinement_positions(coarse: np.ndarray, candidates: np.ndarray, gamma: int, fraction: float) -> np.ndarray:
@@ -211,7 +233,7 @@ def refinement_positions(coarse: np.ndarray, candidates: np.ndarray, gamma: int,
 
 @torch.inference_mode()
 def fast_heatmap(
-    generator: torch.nn.Module,
+    generator: UNetGenerator,
     config: ModelConfig,
     image: np.ndarray,
     brain: np.ndarray,
@@ -222,18 +244,17 @@ def fast_heatmap(
     coarse_factor: int = 2,
     refine_fraction: float = 0.3,
     polarity: str = "both",
-    context: int | None = None,
     bfloat16: bool | None = None,
 ) -> Iterator[HeatmapUpdate]:
-    """Brain windows only, each inpainted from a local crop, batched; coarse-to-fine.
+    """Brain windows only, each with the whole-slice prediction (recomputing only what the window changes),
+    batched; coarse-to-fine.
 
     First every window at stride ``coarse_factor * step``; then, halving the stride until it is ``step``, the
     ``refine_fraction`` of the not yet evaluated windows on that grid that are hottest on the heatmap so far
     (:func:`refinement_positions`). Where it matters (the hot region, from which the top segment comes) the
     heatmap is the stride-``step`` one; elsewhere it averages fewer windows. ``coarse_factor`` is a power of
-    two; 1 (or ``refine_fraction=1``) evaluates every brain window at stride ``step``. ``context``: crop side
-    (None: :func:`inference_context`). ``batch_size`` None: as many windows as :data:`BATCH_PIXELS` of crops
-    allow. ``bfloat16``: run the generator in bfloat16 (None: where that is fast,
+    two; 1 (or ``refine_fraction=1``) evaluates every brain window at stride ``step``. ``batch_size`` None: as
+    many windows as :data:`BATCH_PIXELS` allow. ``bfloat16``: run the generator in bfloat16 (None: where that is fast,
     :func:`~.models.window_inference.bfloat16_is_fast`); False keeps float32, as the reference.
     """
     gamma = config.gamma
@@ -244,12 +265,9 @@ def fast_heatmap(
     if len(fine) == 0:
         yield HeatmapUpdate(np.zeros(image.shape, np.float32), 0, 0)
         return
-    context = context or inference_context(config)
-    if context < gamma or context % config.stride or (context - gamma) % 2:
-        raise InputError(f"crop side {context} must be at least gamma={gamma}, a multiple of the UNet stride {config.stride}, and leave even margins")
     bfloat16 = bfloat16_is_fast(device) if bfloat16 is None else bfloat16
-    inpainter = _CropInpainter(generator, gamma, context, image, device, polarity, bfloat16)
-    batch_size = batch_size or max(1, BATCH_PIXELS // context**2)
+    inpainter = _WindowErrors(generator, config, image, device, polarity, bfloat16)
+    batch_size = batch_size or max(1, BATCH_PIXELS // (2 * gamma) ** 2)
     total, coverage = np.zeros(image.shape), np.zeros(image.shape)
     evaluated = np.zeros(image.shape, bool)  # by window start
     done = 0

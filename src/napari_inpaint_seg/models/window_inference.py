@@ -1,40 +1,36 @@
-"""The generator's prediction inside one centred hole, computed as cheaply as exactness allows.
+"""G's whole-slice prediction inside many windows, recomputing per window only what the window changes.
 
-The fast localiser only reads G's output inside the erased window, yet a plain forward pass decodes the whole
-crop at every UNet level. Here the encoder still sees the whole crop (that is the context), but each decoder
-level computes only the pixels the hole's output depends on: unpadded 3x3 convolutions on a cut-out with a
-two-pixel margin, the 2x2 transposed convolutions being local. Inside the hole the result equals the full pass
-(tested to float rounding). Batch norm is folded into the convolutions, which removes a pass over every
-feature map. Together about 1.6x fewer operations per window at gamma = 32 (docs/performance.md).
+The paper's localiser erases one window, runs G on the whole slice and reads the prediction inside the window.
+Erasing a window changes G's feature maps only near it: at each encoder level the change spreads by two pixels
+per 3x3 convolution and halves with each pooling. So the clean slice (nothing erased) is encoded once; for each
+window the encoder is rerun only on the changed neighbourhood, with the clean maps around it as the boundary,
+and the decoder only on what the window's output needs. The result is the whole-slice pass (tested to float
+rounding), at about the cost of a pass over a crop three windows wide. Batch norm is folded into the
+convolutions, and the fast localiser may run all this in bfloat16 where the hardware makes that fast.
+
+Geometry: regions are intervals relative to an anchor, the window's start rounded down to the UNet's stride, so
+that every window of a batch has regions of the same size (the worst case over the window's offset from the
+anchor) and every cut-out is aligned with the 2x2 poolings. All regions are in the coordinates of their level
+(level 0: the UNet's own input, the slice after its ``downsample`` pooling). Outside the slice every level is
+zero, as the padded convolutions of the whole-slice pass see it.
 """
 
 from __future__ import annotations
 
 import copy
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .generator import ConvBlock, UNetGenerator, erase
+from .generator import ConvBlock, UNetGenerator
 
 _FOLDED: weakref.WeakKeyDictionary[UNetGenerator, UNetGenerator] = weakref.WeakKeyDictionary()
-
-
-def predict_hole(generator: nn.Module, crops: torch.Tensor, first: int, last: int) -> torch.Tensor:
-    """G's output on rows and columns [first, last) of square crops (N, 1, S, S) erased there: (N, L, L).
-
-    A UNetGenerator goes through :func:`predict_centre` with batch norm folded; any other module (the tests'
-    small stand-ins) through a plain forward pass.
-    """
-    if isinstance(generator, UNetGenerator):
-        return predict_centre(folded(generator), crops, first, last)
-    hole = torch.zeros_like(crops[:1])
-    hole[..., first:last, first:last] = 1
-    return generator(erase(crops, hole.expand(len(crops), -1, -1, -1)))[:, 0, first:last, first:last]
 
 
 def folded(generator: UNetGenerator) -> UNetGenerator:
@@ -70,67 +66,232 @@ def bfloat16_is_fast(device: str | torch.device) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     """nn.MaxPool2d(2) as the maximum of four strided views: the same values, several times faster on CPU
     for channels-last maps (the pooling kernel also computes indices that inference never uses)."""
     return torch.maximum(torch.maximum(x[..., ::2, ::2], x[..., 1::2, ::2]), torch.maximum(x[..., ::2, 1::2], x[..., 1::2, 1::2]))
 
 
-def _block_unpadded(block: ConvBlock, x: torch.Tensor) -> torch.Tensor:
-    """A ConvBlock whose convolutions add no padding: the output is two pixels smaller on every side."""
+def block_unpadded(block: ConvBlock, x: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """A ConvBlock whose convolutions add no padding: the output is two pixels smaller on every side.
+
+    ``masks`` (one per convolution, shaped like its output) zero what lies outside the slice after each one, as
+    the padded convolutions of a whole-slice pass see it.
+    """
+    masks = list(masks or [])
     for layer in block.body:
         x = F.conv2d(x, layer.weight, layer.bias) if isinstance(layer, nn.Conv2d) else layer(x)
+        if isinstance(layer, nn.ReLU) and masks:
+            x = x * masks.pop(0)
     return x
 
 
-def _decoder_regions(side: int, first: int, last: int, generator: UNetGenerator) -> list[tuple[int, int] | None]:
-    """Per decoder level (0 = full resolution of the UNet), the [start, stop) rows/columns of that level's output
-    the prediction on [first, last) needs, or None where the whole level must be computed (too close to the edge)."""
-    scale = generator.downsample
-    # Bilinear upsampling reads one source pixel either side of each output pixel.
-    needed = (max(first // scale - 1, 0), min(-(-last // scale) + 1, side // scale))
-    regions = []
-    for level in range(len(generator.decoders)):
-        size = side // scale >> level
-        start, stop = needed
-        if start - 2 < 0 or stop + 2 > size:  # padded convolutions at the edge: compute this level and deeper whole
-            regions.extend([None] * (len(generator.decoders) - level))
-            break
-        regions.append(needed)
-        needed = ((start - 2) // 2, -(-(stop + 2) // 2))
-    return regions
+Interval = tuple[int, int]
 
 
-def predict_centre(generator: UNetGenerator, crops: torch.Tensor, first: int, last: int) -> torch.Tensor:
-    """:func:`predict_hole` for a UNetGenerator: equal to ``generator(erase(crops, hole))[:, 0, first:last,
-    first:last]`` with ``hole`` that square, decoding only what that square needs."""
-    side = crops.shape[-1]
-    hole = torch.zeros((1, 1, side, side), dtype=crops.dtype, device=crops.device)
-    hole[..., first:last, first:last] = 1
-    image = crops * (1 - hole)
-    if generator.downsample > 1:  # as UNetGenerator.forward, with the hole (the same for every crop) pooled once
-        image, hole = F.avg_pool2d(image, generator.downsample), F.max_pool2d(hole, generator.downsample)
-    x = torch.cat([image, hole.expand(len(crops), -1, -1, -1)], dim=1).contiguous(memory_format=torch.channels_last)
-    skips = []
-    for level, encoder in enumerate(generator.encoders):
-        x = encoder(x if level == 0 else _max_pool_2x2(x))
-        skips.append(x)
-    x, region_of_x = skips.pop(), None  # None: x covers its whole level
-    regions = _decoder_regions(side, first, last, generator)
-    for level, upsample, decoder in zip(reversed(range(len(regions))), generator.upsamplers, generator.decoders):
-        region, skip = regions[level], skips.pop()
-        up = upsample(x)
-        if region is None:
-            x = decoder(torch.cat([up, skip], dim=1))
-        else:
-            start, stop = region[0] - 2, region[1] + 2
-            offset = 0 if region_of_x is None else 2 * region_of_x[0]
-            cut = slice(start - offset, stop - offset)
-            x = _block_unpadded(decoder, torch.cat([up[..., cut, cut], skip[..., start:stop, start:stop]], dim=1))
-        region_of_x = region
-    x = torch.sigmoid(generator.head(x))
-    scale = generator.downsample
-    offset = 0 if region_of_x is None else scale * region_of_x[0]
-    if scale > 1:
-        x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-    return x[:, 0, first - offset : last - offset, first - offset : last - offset]
+def _grow(interval: Interval, by: int) -> Interval:
+    return interval[0] - by, interval[1] + by
+
+
+def _to_coarser(interval: Interval) -> Interval:
+    """The pixels one level down (half the resolution) that hold ``interval``."""
+    return interval[0] // 2, -(-interval[1] // 2)
+
+
+def _to_finer(interval: Interval) -> Interval:
+    return 2 * interval[0], 2 * interval[1]
+
+
+def _even(interval: Interval) -> Interval:
+    """Rounded outwards to even ends, so the region pools onto whole pixels of the next level."""
+    return interval[0] // 2 * 2, -(-interval[1] // 2) * 2
+
+
+def _union(a: Interval, b: Interval) -> Interval:
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
+def _intersection(a: Interval, b: Interval) -> Interval:
+    return max(a[0], b[0]), min(a[1], b[1])
+
+
+@dataclass(frozen=True)
+class WindowRegions:
+    """Per level, relative to the anchor: where the encoder is recomputed (``encode``), the decoder's input
+    (``decode_in``) and output (``decode_out``; its last entry is where the deepest decoder reads the
+    bottleneck). ``hole`` is the erased window at level 0."""
+
+    hole: Interval
+    encode: list[Interval]
+    decode_in: list[Interval]
+    decode_out: list[Interval]
+
+    def reach(self, level: int) -> Interval:
+        """Everything read at ``level``: the encoder's input and the decoder's (or the bottleneck's) region."""
+        decoded = self.decode_in[level] if level < len(self.decode_in) else self.decode_out[level]
+        return _union(_grow(self.encode[level], 2), decoded)
+
+    @classmethod
+    def for_window(cls, gamma: int, downsample: int, depth: int) -> WindowRegions:
+        unit = downsample * 2**depth  # anchors are multiples of this, in slice pixels
+        # The window starts anywhere in [0, unit) after the anchor: the worst case of the hole at level 0.
+        hole = (0, -(-(unit - 1 + gamma) // downsample))
+        # Encoder: where erasing can change each map (two pixels per convolution, halved by each pooling).
+        changed = [_grow(hole, 2)]
+        for _ in range(depth):
+            changed.append(_grow(_to_coarser(changed[-1]), 2))
+        # Decoder, from the output back: bilinear upsampling reads one pixel either side.
+        decode_out = [_grow(hole, 1)]
+        decode_in = []
+        for level in range(depth):
+            decode_in.append(_grow(decode_out[level], 2))
+            decode_out.append(_to_coarser(decode_in[level]))
+        # Encoder, from the deepest level up: recompute what the window changes, where the level above (the next
+        # encoder's input) or the decoder reads it.
+        known = [(0, 0)] * (depth + 1)
+        encode = [(0, 0)] * (depth + 1)
+        known[depth] = decode_out[depth]
+        for level in reversed(range(depth + 1)):
+            if level < depth:
+                known[level] = _even(_union(_to_finer(_grow(encode[level + 1], 2)), decode_in[level]))
+            encode[level] = _intersection(changed[level], known[level])
+            if level < depth:
+                encode[level] = _even(encode[level])
+        return cls(hole, encode, decode_in, decode_out)
+
+
+def _gather(padded: torch.Tensor, pad: int, anchors: torch.Tensor, interval: Interval) -> torch.Tensor:
+    """(N, C, L, L) channels-last cut-outs of a zero-padded (H + 2 pad, W + 2 pad, C) map at anchors + interval."""
+    offsets = torch.arange(interval[0], interval[1], device=anchors.device) + pad
+    rows = anchors[:, 0, None] + offsets
+    cols = anchors[:, 1, None] + offsets
+    return padded[rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def _paste(target: torch.Tensor, target_interval: Interval, source: torch.Tensor, source_interval: Interval) -> torch.Tensor:
+    """Copy the part of ``source`` that overlaps ``target`` into it (both (N, C, L, L) cut-outs on intervals)."""
+    low, high = _intersection(target_interval, source_interval)
+    into = slice(low - target_interval[0], high - target_interval[0])
+    out_of = slice(low - source_interval[0], high - source_interval[0])
+    target[..., into, into] = source[..., out_of, out_of].to(target.dtype)
+    return target
+
+
+def _inside(anchors: torch.Tensor, interval: Interval, shape: tuple[int, int]) -> torch.Tensor:
+    """(N, 1, L, L) 1 where the cut-out at ``anchors`` + interval lies in a map of ``shape``, else 0."""
+    offsets = torch.arange(interval[0], interval[1], device=anchors.device)
+    rows = anchors[:, 0, None] + offsets
+    cols = anchors[:, 1, None] + offsets
+    valid_rows = (rows >= 0) & (rows < shape[0])
+    valid_cols = (cols >= 0) & (cols < shape[1])
+    return (valid_rows[:, :, None] & valid_cols[:, None, :])[:, None].float()
+
+
+class SliceInpainter:
+    """G's prediction inside gamma x gamma windows of one slice, as the whole-slice pass gives it.
+
+    ``image`` is (H, W) with H and W multiples of the UNet's stride, like the slice the reference pads.
+    """
+
+    def __init__(self, generator: UNetGenerator, image: torch.Tensor, gamma: int) -> None:
+        generator = folded(generator)
+        self.generator, self.gamma = generator, gamma
+        self.depth, self.scale = len(generator.decoders), generator.downsample
+        self.unit = self.scale * 2**self.depth
+        self.regions = regions = WindowRegions.for_window(gamma, self.scale, self.depth)
+        levels = range(self.depth + 1)
+        self.pad = [max(-regions.reach(level)[0], regions.reach(level)[1]) + 1 for level in levels]
+        self.image_pad = self.scale * self.pad[0]
+        self.image = F.pad(image, (self.image_pad,) * 4)[:, :, None]
+        self.shapes = [(image.shape[0] // self.scale >> level, image.shape[1] // self.scale >> level) for level in levels]
+        x = image[None, None]
+        if self.scale > 1:
+            x = F.avg_pool2d(x, self.scale)
+        x = torch.cat([x, torch.zeros_like(x)], dim=1)  # nothing erased: the mask channel is 0
+        # Per level, the clean map the encoder block reads (pooled) and the one it writes, channels last.
+        self.clean_in, self.clean_out = [], []
+        for level, encoder in enumerate(generator.encoders):
+            x = x if level == 0 else max_pool_2x2(x)
+            self.clean_in.append(F.pad(x[0], (self.pad[level],) * 4).permute(1, 2, 0).contiguous())
+            x = encoder(x)
+            self.clean_out.append(F.pad(x[0], (self.pad[level],) * 4).permute(1, 2, 0).contiguous())
+
+    def _level0_input(self, anchors: torch.Tensor, starts: torch.Tensor, interval: Interval) -> torch.Tensor:
+        """The UNet's input on ``interval`` around each anchor: the slice with the window erased, pooled."""
+        scale, gamma = self.scale, self.gamma
+        fine = (scale * interval[0], scale * interval[1])
+        crops = _gather(self.image, self.image_pad, scale * anchors, fine)
+        offsets = torch.arange(fine[0], fine[1], device=starts.device)
+        rows = scale * anchors[:, 0, None] + offsets - starts[:, 0, None]
+        cols = scale * anchors[:, 1, None] + offsets - starts[:, 1, None]
+        holes = (((rows >= 0) & (rows < gamma))[:, :, None] & ((cols >= 0) & (cols < gamma))[:, None, :])[:, None].to(crops.dtype)
+        erased = crops * (1 - holes)
+        if scale > 1:
+            erased, holes = F.avg_pool2d(erased, scale), F.max_pool2d(holes, scale)
+        return torch.cat([erased, holes], dim=1)
+
+    def _leaves_slice(self, level: int, anchors: torch.Tensor) -> bool:
+        """Whether any cut-out of this batch at ``level`` reaches outside the slice (only then is masking needed)."""
+        low, high = self.regions.reach(level)
+        height, width = self.shapes[level]
+        return int(anchors.min()) + low < 0 or int(anchors[:, 0].max()) + high > height or int(anchors[:, 1].max()) + high > width
+
+    def predict(self, starts: np.ndarray) -> torch.Tensor:
+        """(N, gamma, gamma) predictions in the windows starting at ``starts`` (N, 2) (row, column, in this slice)."""
+        regions, depth, unit, scale = self.regions, self.depth, self.unit, self.scale
+        device = self.image.device
+        starts_t = torch.as_tensor(np.asarray(starts), device=device).long()
+        anchor_pixels = starts_t // unit * unit  # in slice pixels
+        anchors = [anchor_pixels // (scale << level) for level in range(depth + 1)]
+        masked = [self._leaves_slice(level, anchor) for level, anchor in enumerate(anchors)]
+
+        def inside(level: int, interval: Interval) -> torch.Tensor:
+            return _inside(anchors[level], interval, self.shapes[level])
+
+        def masks(level: int, interval: Interval) -> list[torch.Tensor] | None:  # after each convolution of a block
+            return [inside(level, _grow(interval, 1)), inside(level, interval)] if masked[level] else None
+
+        # Encoder: recompute where the window changes the maps; elsewhere the clean maps hold.
+        encoded = []
+        for level in range(depth + 1):
+            region = regions.encode[level]
+            grown = _grow(region, 2)
+            if level == 0:
+                x = self._level0_input(anchors[0], starts_t, grown)
+            else:
+                below = regions.encode[level - 1]
+                x = _paste(_gather(self.clean_in[level], self.pad[level], anchors[level], grown).clone(), grown, max_pool_2x2(encoded[-1]), _to_coarser(below))
+            encoded.append(block_unpadded(self.generator.encoders[level], x, masks(level, region)))
+        # Decoder: only what the window's output needs; its inputs are the clean maps with the recomputed parts.
+        region_of_x = regions.decode_out[depth]
+        x = _paste(_gather(self.clean_out[depth], self.pad[depth], anchors[depth], region_of_x).clone(), region_of_x, encoded[depth], regions.encode[depth])
+        for level, upsample, decoder in zip(reversed(range(depth)), self.generator.upsamplers, self.generator.decoders):
+            wanted, out_region = regions.decode_in[level], regions.decode_out[level]
+            cut = slice(wanted[0] - 2 * region_of_x[0], wanted[1] - 2 * region_of_x[0])
+            skip = _paste(_gather(self.clean_out[level], self.pad[level], anchors[level], wanted).clone(), wanted, encoded[level], regions.encode[level])
+            x = torch.cat([upsample(x)[..., cut, cut], skip], dim=1)
+            if masked[level]:
+                x = x * inside(level, wanted)
+            x = block_unpadded(decoder, x, masks(level, out_region))
+            region_of_x = out_region
+        x = torch.sigmoid(self.generator.head(x))
+        if masked[0]:
+            x = self._clamp_to_slice(x, anchors[0], region_of_x)
+        if scale > 1:
+            x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        # The window inside the upsampled cut-out, which starts at scale * (anchor + region start).
+        offsets = starts_t - scale * (anchors[0] + region_of_x[0])
+        window = torch.arange(self.gamma, device=device)
+        rows = offsets[:, 0, None] + window
+        cols = offsets[:, 1, None] + window
+        return x[torch.arange(len(starts_t), device=device)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
+
+    def _clamp_to_slice(self, x: torch.Tensor, anchors: torch.Tensor, region: Interval) -> torch.Tensor:
+        """Outside the slice, repeat its edge: bilinear upsampling of the whole slice clamps there."""
+        offsets = torch.arange(region[0], region[1], device=anchors.device)
+        height, width = self.shapes[0]
+        rows = (anchors[:, 0, None] + offsets).clamp(0, height - 1) - anchors[:, 0, None] - region[0]
+        cols = (anchors[:, 1, None] + offsets).clamp(0, width - 1) - anchors[:, 1, None] - region[0]
+        batch = torch.arange(len(x), device=x.device)[:, None, None, None]
+        channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        return x[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
