@@ -236,3 +236,18 @@ def test_a_deeper_cascade_skips_more_and_keeps_the_lesion_exact(tiny_config):
     np.testing.assert_allclose(runs[4][-1].heatmap[20:26, 22:28], full[20:26, 22:28], rtol=1e-5)
     with pytest.raises(InputError, match="power of two"):
         next(fast_heatmap(generator, tiny_config, image, brain, coarse_factor=3))
+
+
+@pytest.mark.parametrize("height,width,gamma", [(12, 15, 4), (40, 33, 13), (8, 8, 8), (9, 9, 1)])
+def test_extremes_outside_each_window_match_brute_force(height, width, gamma):
+    """The reconstruction's normalisation needs, per window, the slice's extremes outside it."""
+    from napari_inpaint_seg.localizer import _extremes_outside_windows
+
+    image = np.random.default_rng(gamma).random((height, width))
+    low, high = _extremes_outside_windows(image, gamma)
+    for row in range(height - gamma + 1):
+        for col in range(width - gamma + 1):
+            outside = np.ones(image.shape, bool)
+            outside[row : row + gamma, col : col + gamma] = False
+            expected = (image[outside].min(), image[outside].max()) if outside.any() else (np.inf, -np.inf)
+            assert (low[row, col], high[row, col]) == expected

@@ -173,7 +173,11 @@ def _extremes_outside_windows(image: np.ndarray, gamma: int) -> tuple[np.ndarray
             return np.concatenate([edge, extreme.accumulate(values, axis=axis)], axis=axis)
 
         def over_window_rows(values: np.ndarray) -> np.ndarray:
-            return extreme.reduce(sliding_window_view(values, gamma, axis=0), axis=-1)
+            """Extreme over every run of ``gamma`` rows, by doubling: log2(gamma) passes, not gamma."""
+            span = 1
+            while 2 * span <= gamma:
+                values, span = extreme(values[:-span], values[span:]), 2 * span
+            return extreme(values[: len(values) - (gamma - span)], values[gamma - span :])
 
         row_extremes = extreme.reduce(image, axis=1)
         above = before(row_extremes, 0)[: height - gamma + 1]
