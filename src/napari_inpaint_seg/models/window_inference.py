@@ -132,10 +132,11 @@ class WindowRegions:
         return _union(_grow(self.encode[level], 2), decoded)
 
     @classmethod
-    def for_window(cls, gamma: int, downsample: int, depth: int) -> WindowRegions:
-        unit = downsample * 2**depth  # anchors are multiples of this, in slice pixels
-        # The window starts anywhere in [0, unit) after the anchor: the worst case of the hole at level 0.
-        hole = (0, -(-(unit - 1 + gamma) // downsample))
+    def for_window(cls, gamma: int, downsample: int, depth: int, offsets: tuple[int, ...] | None = None) -> WindowRegions:
+        """Regions along one axis for windows starting at ``offsets`` (in slice pixels) after their anchor, a
+        multiple of the UNet's stride; None: anywhere in the stride (the worst case)."""
+        offsets = offsets or tuple(range(downsample * 2**depth))
+        hole = (min(offsets) // downsample, -(-(max(offsets) + gamma) // downsample))
         # Encoder: where erasing can change each map (two pixels per convolution, halved by each pooling).
         changed = [_grow(hole, 2)]
         for _ in range(depth):
@@ -160,28 +161,41 @@ class WindowRegions:
         return cls(hole, encode, decode_in, decode_out)
 
 
-def _gather(padded: torch.Tensor, pad: int, anchors: torch.Tensor, interval: Interval) -> torch.Tensor:
-    """(N, C, L, L) channels-last cut-outs of a zero-padded (H + 2 pad, W + 2 pad, C) map at anchors + interval."""
-    offsets = torch.arange(interval[0], interval[1], device=anchors.device) + pad
-    rows = anchors[:, 0, None] + offsets
-    cols = anchors[:, 1, None] + offsets
+Box = tuple[Interval, Interval]  # rows, columns
+
+
+def _box_grow(box: Box, by: int) -> Box:
+    return _grow(box[0], by), _grow(box[1], by)
+
+
+def _offsets(anchors: torch.Tensor, box: Box, shift: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, rows) and (N, columns) indices of the cut-outs at ``anchors`` + ``box`` (+ ``shift``)."""
+    device = anchors.device
+    rows = anchors[:, 0, None] + torch.arange(box[0][0], box[0][1], device=device) + shift
+    cols = anchors[:, 1, None] + torch.arange(box[1][0], box[1][1], device=device) + shift
+    return rows, cols
+
+
+def _gather(padded: torch.Tensor, pad: int, anchors: torch.Tensor, box: Box) -> torch.Tensor:
+    """(N, C, rows, cols) channels-last cut-outs of a zero-padded (H + 2 pad, W + 2 pad, C) map at anchors + box."""
+    rows, cols = _offsets(anchors, box, pad)
     return padded[rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-def _paste(target: torch.Tensor, target_interval: Interval, source: torch.Tensor, source_interval: Interval) -> torch.Tensor:
-    """Copy the part of ``source`` that overlaps ``target`` into it (both (N, C, L, L) cut-outs on intervals)."""
-    low, high = _intersection(target_interval, source_interval)
-    into = slice(low - target_interval[0], high - target_interval[0])
-    out_of = slice(low - source_interval[0], high - source_interval[0])
-    target[..., into, into] = source[..., out_of, out_of].to(target.dtype)
+def _paste(target: torch.Tensor, target_box: Box, source: torch.Tensor, source_box: Box) -> torch.Tensor:
+    """Copy the part of ``source`` that overlaps ``target`` into it (both (N, C, rows, cols) cut-outs on boxes)."""
+    cuts = []
+    for target_interval, source_interval in zip(target_box, source_box):
+        low, high = _intersection(target_interval, source_interval)
+        cuts.append((slice(low - target_interval[0], high - target_interval[0]), slice(low - source_interval[0], high - source_interval[0])))
+    (rows_into, rows_out_of), (cols_into, cols_out_of) = cuts
+    target[..., rows_into, cols_into] = source[..., rows_out_of, cols_out_of].to(target.dtype)
     return target
 
 
-def _inside(anchors: torch.Tensor, interval: Interval, shape: tuple[int, int]) -> torch.Tensor:
-    """(N, 1, L, L) 1 where the cut-out at ``anchors`` + interval lies in a map of ``shape``, else 0."""
-    offsets = torch.arange(interval[0], interval[1], device=anchors.device)
-    rows = anchors[:, 0, None] + offsets
-    cols = anchors[:, 1, None] + offsets
+def _inside(anchors: torch.Tensor, box: Box, shape: tuple[int, int]) -> torch.Tensor:
+    """(N, 1, rows, cols) 1 where the cut-out at ``anchors`` + box lies in a map of ``shape``, else 0."""
+    rows, cols = _offsets(anchors, box)
     valid_rows = (rows >= 0) & (rows < shape[0])
     valid_cols = (cols >= 0) & (cols < shape[1])
     return (valid_rows[:, :, None] & valid_cols[:, None, :])[:, None].float()
@@ -190,7 +204,9 @@ def _inside(anchors: torch.Tensor, interval: Interval, shape: tuple[int, int]) -
 class SliceInpainter:
     """G's prediction inside gamma x gamma windows of one slice, as the whole-slice pass gives it.
 
-    ``image`` is (H, W) with H and W multiples of the UNet's stride, like the slice the reference pads.
+    ``image`` is (H, W) with H and W multiples of the UNet's stride, like the slice the reference pads. The
+    regions recomputed for a batch are the worst case over the offsets of its windows from their anchors (per
+    axis): a batch of windows on a grid of the UNet's stride costs least.
     """
 
     def __init__(self, generator: UNetGenerator, image: torch.Tensor, gamma: int) -> None:
@@ -198,9 +214,10 @@ class SliceInpainter:
         self.generator, self.gamma = generator, gamma
         self.depth, self.scale = len(generator.decoders), generator.downsample
         self.unit = self.scale * 2**self.depth
-        self.regions = regions = WindowRegions.for_window(gamma, self.scale, self.depth)
+        self._regions: dict[tuple[int, ...], WindowRegions] = {}
+        widest = self.regions(None)
         levels = range(self.depth + 1)
-        self.pad = [max(-regions.reach(level)[0], regions.reach(level)[1]) + 1 for level in levels]
+        self.pad = [max(-widest.reach(level)[0], widest.reach(level)[1]) + 1 for level in levels]
         self.image_pad = self.scale * self.pad[0]
         self.image = F.pad(image, (self.image_pad,) * 4)[:, :, None]
         self.shapes = [(image.shape[0] // self.scale >> level, image.shape[1] // self.scale >> level) for level in levels]
@@ -216,60 +233,70 @@ class SliceInpainter:
             x = encoder(x)
             self.clean_out.append(F.pad(x[0], (self.pad[level],) * 4).permute(1, 2, 0).contiguous())
 
-    def _level0_input(self, anchors: torch.Tensor, starts: torch.Tensor, interval: Interval) -> torch.Tensor:
-        """The UNet's input on ``interval`` around each anchor: the slice with the window erased, pooled."""
+    def regions(self, offsets: tuple[int, ...] | None) -> WindowRegions:
+        if offsets not in self._regions:
+            self._regions[offsets] = WindowRegions.for_window(self.gamma, self.scale, self.depth, offsets)
+        return self._regions[offsets]
+
+    def _level0_input(self, anchors: torch.Tensor, starts: torch.Tensor, box: Box) -> torch.Tensor:
+        """The UNet's input on ``box`` around each anchor: the slice with the window erased, pooled."""
         scale, gamma = self.scale, self.gamma
-        fine = (scale * interval[0], scale * interval[1])
+        fine = tuple((scale * low, scale * high) for low, high in box)
         crops = _gather(self.image, self.image_pad, scale * anchors, fine)
-        offsets = torch.arange(fine[0], fine[1], device=starts.device)
-        rows = scale * anchors[:, 0, None] + offsets - starts[:, 0, None]
-        cols = scale * anchors[:, 1, None] + offsets - starts[:, 1, None]
+        rows, cols = _offsets(scale * anchors, fine)
+        rows, cols = rows - starts[:, 0, None], cols - starts[:, 1, None]
         holes = (((rows >= 0) & (rows < gamma))[:, :, None] & ((cols >= 0) & (cols < gamma))[:, None, :])[:, None].to(crops.dtype)
         erased = crops * (1 - holes)
         if scale > 1:
             erased, holes = F.avg_pool2d(erased, scale), F.max_pool2d(holes, scale)
         return torch.cat([erased, holes], dim=1)
 
-    def _leaves_slice(self, level: int, anchors: torch.Tensor) -> bool:
-        """Whether any cut-out of this batch at ``level`` reaches outside the slice (only then is masking needed)."""
-        low, high = self.regions.reach(level)
-        height, width = self.shapes[level]
-        return int(anchors.min()) + low < 0 or int(anchors[:, 0].max()) + high > height or int(anchors[:, 1].max()) + high > width
-
     def predict(self, starts: np.ndarray) -> torch.Tensor:
         """(N, gamma, gamma) predictions in the windows starting at ``starts`` (N, 2) (row, column, in this slice)."""
-        regions, depth, unit, scale = self.regions, self.depth, self.unit, self.scale
+        depth, unit, scale = self.depth, self.unit, self.scale
         device = self.image.device
-        starts_t = torch.as_tensor(np.asarray(starts), device=device).long()
+        starts = np.asarray(starts)
+        row_regions, col_regions = (self.regions(tuple(np.unique(starts[:, axis] % unit).tolist())) for axis in (0, 1))
+        starts_t = torch.as_tensor(starts, device=device).long()
         anchor_pixels = starts_t // unit * unit  # in slice pixels
         anchors = [anchor_pixels // (scale << level) for level in range(depth + 1)]
-        masked = [self._leaves_slice(level, anchor) for level, anchor in enumerate(anchors)]
 
-        def inside(level: int, interval: Interval) -> torch.Tensor:
-            return _inside(anchors[level], interval, self.shapes[level])
+        def box(field: str, level: int) -> Box:
+            return getattr(row_regions, field)[level], getattr(col_regions, field)[level]
 
-        def masks(level: int, interval: Interval) -> list[torch.Tensor] | None:  # after each convolution of a block
-            return [inside(level, _grow(interval, 1)), inside(level, interval)] if masked[level] else None
+        def leaves_slice(level: int) -> bool:  # only then is masking needed
+            (row_low, row_high), (col_low, col_high) = row_regions.reach(level), col_regions.reach(level)
+            rows, cols = anchors[level][:, 0], anchors[level][:, 1]
+            height, width = self.shapes[level]
+            return int(rows.min()) + row_low < 0 or int(cols.min()) + col_low < 0 or int(rows.max()) + row_high > height or int(cols.max()) + col_high > width
+
+        masked = [leaves_slice(level) for level in range(depth + 1)]
+
+        def inside(level: int, region: Box) -> torch.Tensor:
+            return _inside(anchors[level], region, self.shapes[level])
+
+        def masks(level: int, region: Box) -> list[torch.Tensor] | None:  # after each convolution of a block
+            return [inside(level, _box_grow(region, 1)), inside(level, region)] if masked[level] else None
 
         # Encoder: recompute where the window changes the maps; elsewhere the clean maps hold.
         encoded = []
         for level in range(depth + 1):
-            region = regions.encode[level]
-            grown = _grow(region, 2)
+            region = box("encode", level)
+            grown = _box_grow(region, 2)
             if level == 0:
                 x = self._level0_input(anchors[0], starts_t, grown)
             else:
-                below = regions.encode[level - 1]
-                x = _paste(_gather(self.clean_in[level], self.pad[level], anchors[level], grown).clone(), grown, max_pool_2x2(encoded[-1]), _to_coarser(below))
+                pooled = tuple(_to_coarser(interval) for interval in box("encode", level - 1))
+                x = _paste(_gather(self.clean_in[level], self.pad[level], anchors[level], grown).clone(), grown, max_pool_2x2(encoded[-1]), pooled)
             encoded.append(block_unpadded(self.generator.encoders[level], x, masks(level, region)))
         # Decoder: only what the window's output needs; its inputs are the clean maps with the recomputed parts.
-        region_of_x = regions.decode_out[depth]
-        x = _paste(_gather(self.clean_out[depth], self.pad[depth], anchors[depth], region_of_x).clone(), region_of_x, encoded[depth], regions.encode[depth])
+        region_of_x = box("decode_out", depth)
+        x = _paste(_gather(self.clean_out[depth], self.pad[depth], anchors[depth], region_of_x).clone(), region_of_x, encoded[depth], box("encode", depth))
         for level, upsample, decoder in zip(reversed(range(depth)), self.generator.upsamplers, self.generator.decoders):
-            wanted, out_region = regions.decode_in[level], regions.decode_out[level]
-            cut = slice(wanted[0] - 2 * region_of_x[0], wanted[1] - 2 * region_of_x[0])
-            skip = _paste(_gather(self.clean_out[level], self.pad[level], anchors[level], wanted).clone(), wanted, encoded[level], regions.encode[level])
-            x = torch.cat([upsample(x)[..., cut, cut], skip], dim=1)
+            wanted, out_region = box("decode_in", level), box("decode_out", level)
+            rows_cut, cols_cut = (slice(low - 2 * have[0], high - 2 * have[0]) for (low, high), have in zip(wanted, region_of_x))
+            skip = _paste(_gather(self.clean_out[level], self.pad[level], anchors[level], wanted).clone(), wanted, encoded[level], box("encode", level))
+            x = torch.cat([upsample(x)[..., rows_cut, cols_cut], skip], dim=1)
             if masked[level]:
                 x = x * inside(level, wanted)
             x = block_unpadded(decoder, x, masks(level, out_region))
@@ -280,18 +307,20 @@ class SliceInpainter:
         if scale > 1:
             x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
         # The window inside the upsampled cut-out, which starts at scale * (anchor + region start).
-        offsets = starts_t - scale * (anchors[0] + region_of_x[0])
+        first = torch.tensor([region_of_x[0][0], region_of_x[1][0]], device=device)
+        offsets = starts_t - scale * (anchors[0] + first)
         window = torch.arange(self.gamma, device=device)
         rows = offsets[:, 0, None] + window
         cols = offsets[:, 1, None] + window
         return x[torch.arange(len(starts_t), device=device)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
 
-    def _clamp_to_slice(self, x: torch.Tensor, anchors: torch.Tensor, region: Interval) -> torch.Tensor:
+    def _clamp_to_slice(self, x: torch.Tensor, anchors: torch.Tensor, region: Box) -> torch.Tensor:
         """Outside the slice, repeat its edge: bilinear upsampling of the whole slice clamps there."""
-        offsets = torch.arange(region[0], region[1], device=anchors.device)
+        rows, cols = _offsets(anchors, region)
         height, width = self.shapes[0]
-        rows = (anchors[:, 0, None] + offsets).clamp(0, height - 1) - anchors[:, 0, None] - region[0]
-        cols = (anchors[:, 1, None] + offsets).clamp(0, width - 1) - anchors[:, 1, None] - region[0]
+        rows = rows.clamp(0, height - 1) - anchors[:, 0, None] - region[0][0]
+        cols = cols.clamp(0, width - 1) - anchors[:, 1, None] - region[1][0]
         batch = torch.arange(len(x), device=x.device)[:, None, None, None]
         channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
         return x[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
+
