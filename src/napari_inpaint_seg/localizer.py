@@ -10,8 +10,8 @@ Two paths behind one API, both generators that yield :class:`HeatmapUpdate` as b
   each with the same whole-slice prediction as the reference but recomputing only what erasing the window
   changes (:class:`~.models.window_inference.SliceInpainter`), many windows per batch, in bfloat16 where
   that is fast. It works coarse-to-fine: a coarse stride first, then finer strides only for the windows that
-  are hottest so far. Min-max normalisation uses the slice's extremes and the prediction's own (exact unless
-  the slice's extreme lies only inside the window). In float32 with every window evaluated it equals the
+  are hottest so far. Each reconstruction is normalised by its own extremes, as in the reference (those of the
+  slice outside the window and of the prediction). In float32 with every window evaluated it equals the
   reference to float rounding.
 
 Heatmaps are in units of error on the [0, 255] scale and are zero outside the brain. ``polarity`` says which
@@ -258,8 +258,8 @@ def fast_heatmap(
     (:func:`refinement_positions`). Where it matters (the hot region, from which the top segment comes) the
     heatmap is the stride-``step`` one; elsewhere it averages fewer windows. ``coarse_factor`` is a power of
     two; 1 (or ``refine_fraction=1``) evaluates every brain window at stride ``step``. ``batch_size`` None: as
-    many windows as :data:`BATCH_PIXELS` allow. ``bfloat16``: run the generator in bfloat16 (None: where that is fast,
-    :func:`~.models.window_inference.bfloat16_is_fast`); False keeps float32, as the reference.
+    many windows as :data:`BATCH_PIXELS` allow. ``bfloat16``: run the generator in bfloat16 (None: where that
+    is fast, :func:`~.models.window_inference.bfloat16_is_fast`); False keeps float32, as the reference.
     """
     gamma = config.gamma
     check_slice(image, brain, gamma, step, polarity)
