@@ -251,29 +251,3 @@ def test_extremes_outside_each_window_match_brute_force(height, width, gamma):
             outside[row : row + gamma, col : col + gamma] = False
             expected = (image[outside].min(), image[outside].max()) if outside.any() else (np.inf, -np.inf)
             assert (low[row, col], high[row, col]) == expected
-
-
-def test_windows_refined_for_being_hot_do_not_raise_the_heat_where_their_stride_is_incomplete():
-    """Coarse windows (stride 4) all err by 1; the stride-2 windows refined in one corner err by 5. Pixels whose
-    every stride-2 window ran get the stride-2 mean; the others keep the coarse heat of 1, not a mix with the hot."""
-    from napari_inpaint_seg.localizer import _StagedHeat
-
-    shape, gamma = (16, 16), 4
-    heat = _StagedHeat(shape, np.ones(shape, bool), gamma, strides=[4, 2])
-    coarse = all_window_positions(shape, gamma, 4)
-    heat.add(0, np.ones((len(coarse), gamma, gamma)), coarse)
-    stride2 = all_window_positions(shape, gamma, 2)
-    refined = stride2[(stride2.max(axis=1) <= 6) & ((stride2 % 4) != 0).any(axis=1)]
-    heat.add(1, np.full((len(refined), gamma, gamma), 5.0), refined)
-    result = heat.heatmap()
-    covering = lambda row, col: [(r, c) for r, c in stride2 if r <= row < r + gamma and c <= col < c + gamma]  # noqa: E731
-    ran = {tuple(p) for p in coarse} | {tuple(p) for p in refined}
-    complete = [(row, col) for row in range(16) for col in range(16) if set(covering(row, col)) <= ran]
-    assert (5, 5) in complete and len(complete) < 256
-    for row in range(16):
-        for col in range(16):
-            if (row, col) in complete:
-                errors = [5.0 if (r, c) in {tuple(p) for p in refined} else 1.0 for r, c in covering(row, col)]
-                assert result[row, col] == pytest.approx(np.mean(errors))
-            else:
-                assert result[row, col] == 1.0
