@@ -5,12 +5,13 @@ Erasing a window changes G's feature maps only near it: at each encoder level th
 per 3x3 convolution and halves with each pooling. So the clean slice (nothing erased) is encoded once; for each
 window the encoder is rerun only on the changed neighbourhood, with the clean maps around it as the boundary,
 and the decoder only on what the window's output needs. The result is the whole-slice pass (tested to float
-rounding), at about the cost of a pass over a crop three windows wide. Batch norm is folded into the
-convolutions, and the fast localiser may run all this in bfloat16 where the hardware makes that fast.
+rounding) for about a ninth of its arithmetic at gamma = 32 on a 256 x 256 slice (61 M multiply-adds per window
+when the batch mixes offsets from the UNet's grid, 41 M for one offset, against 555 M). Batch norm is folded
+into the convolutions, and the fast localiser may run all this in bfloat16 where the hardware makes that fast.
 
 Geometry: regions are intervals relative to an anchor, the window's start rounded down to the UNet's stride, so
-that every window of a batch has regions of the same size (the worst case over the window's offset from the
-anchor) and every cut-out is aligned with the 2x2 poolings. All regions are in the coordinates of their level
+that every window of a batch has regions of the same size (the worst case over the batch's offsets from their
+anchors, per axis) and every cut-out is aligned with the 2x2 poolings. All regions are in the coordinates of their level
 (level 0: the UNet's own input, the slice after its ``downsample`` pooling). Outside the slice every level is
 zero, as the padded convolutions of the whole-slice pass see it.
 """
@@ -119,9 +120,8 @@ def _intersection(a: Interval, b: Interval) -> Interval:
 class WindowRegions:
     """Per level, relative to the anchor: where the encoder is recomputed (``encode``), the decoder's input
     (``decode_in``) and output (``decode_out``; its last entry is where the deepest decoder reads the
-    bottleneck). ``hole`` is the erased window at level 0."""
+    bottleneck)."""
 
-    hole: Interval
     encode: list[Interval]
     decode_in: list[Interval]
     decode_out: list[Interval]
@@ -136,7 +136,7 @@ class WindowRegions:
         """Regions along one axis for windows starting at ``offsets`` (in slice pixels) after their anchor, a
         multiple of the UNet's stride; None: anywhere in the stride (the worst case)."""
         offsets = offsets or tuple(range(downsample * 2**depth))
-        hole = (min(offsets) // downsample, -(-(max(offsets) + gamma) // downsample))
+        hole = (min(offsets) // downsample, -(-(max(offsets) + gamma) // downsample))  # at level 0
         # Encoder: where erasing can change each map (two pixels per convolution, halved by each pooling).
         changed = [_grow(hole, 2)]
         for _ in range(depth):
@@ -158,7 +158,7 @@ class WindowRegions:
             encode[level] = _intersection(changed[level], known[level])
             if level < depth:
                 encode[level] = _even(encode[level])
-        return cls(hole, encode, decode_in, decode_out)
+        return cls(encode, decode_in, decode_out)
 
 
 Box = tuple[Interval, Interval]  # rows, columns
