@@ -113,10 +113,10 @@ def fast_options(args) -> dict:
 
 def compare_slices(args, generator, config) -> dict:
     polarity, params, selection = mode_settings(args.mode, args.modality)
+    fast = partial(fast_heatmap, **fast_options(args))
     rows = []  # each also goes to stderr as it finishes: a long run that is stopped still leaves its rows
     for index, image, brain, tumour, kept in slices_to_compare(args):
         timings, heatmaps = {}, {}
-        fast = partial(fast_heatmap, **fast_options(args))
         for name, run in (("reference", reference_heatmap), ("fast", fast)):
             if kept is not None and name == "reference":  # measured when it was kept
                 heatmaps[name], timings[name] = kept["reference"], float(kept["seconds_reference"])
