@@ -88,8 +88,15 @@ def all_window_positions(shape: tuple[int, int], gamma: int, step: int) -> np.nd
 def brain_window_positions(brain: np.ndarray, gamma: int, step: int) -> np.ndarray:
     """Window starts whose window contains at least one brain pixel."""
     positions = all_window_positions(brain.shape, gamma, step)
-    counts = sliding_window_view(brain, (gamma, gamma)).any(axis=(2, 3))
-    return positions[counts[positions[:, 0], positions[:, 1]]]
+    return positions[window_sums(brain.astype(np.int64), positions, gamma) > 0]
+
+
+def window_sums(values: np.ndarray, positions: np.ndarray, gamma: int) -> np.ndarray:
+    """Sum of ``values`` over the gamma x gamma window at each start, from a summed-area table (a few lookups
+    per window, whatever gamma)."""
+    table = np.pad(values.cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
+    rows, cols = positions[:, 0], positions[:, 1]
+    return table[rows + gamma, cols + gamma] - table[rows, cols + gamma] - table[rows + gamma, cols] + table[rows, cols]
 
 
 def check_slice(image: np.ndarray, brain: np.ndarray, gamma: int, step: int, polarity: str = "both") -> None:
@@ -228,9 +235,7 @@ def refinement_positions(coarse: np.ndarray, candidates: np.ndarray, gamma: int,
     """
     if fraction >= 1 or not len(candidates):
         return candidates
-    table = np.pad(coarse.astype(np.float64).cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))  # summed-area table
-    rows, cols = candidates[:, 0], candidates[:, 1]
-    sums = table[rows + gamma, cols + gamma] - table[rows, cols + gamma] - table[rows + gamma, cols] + table[rows, cols]
+    sums = window_sums(coarse.astype(np.float64), candidates, gamma)
     hottest = np.argsort(-sums, kind="stable")[: int(np.ceil(fraction * len(candidates)))]
     return candidates[np.sort(hottest)]  # exactly that share, even among ties; in raster order
 
