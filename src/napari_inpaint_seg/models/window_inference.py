@@ -19,6 +19,7 @@ zero, as the padded convolutions of the whole-slice pass see it.
 from __future__ import annotations
 
 import copy
+import functools
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +59,12 @@ def bfloat16_is_fast(device: str | torch.device) -> bool:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
+    return device.type == "cpu" and _cpu_has_bfloat16()
+
+
+@functools.cache
+def _cpu_has_bfloat16() -> bool:
+    """Read once per process: the fast localiser asks for every slice."""
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:
@@ -238,6 +243,11 @@ class SliceInpainter:
             self._regions[offsets] = WindowRegions.for_window(self.gamma, self.scale, self.depth, offsets)
         return self._regions[offsets]
 
+    def _clean_with(self, clean: list[torch.Tensor], level: int, anchors: torch.Tensor, box: Box, recomputed: torch.Tensor, recomputed_box: Box) -> torch.Tensor:
+        """A map of ``level`` on ``box`` around each anchor: the clean map, with the part this window recomputed
+        pasted in (the cut-out is a fresh tensor: advanced indexing copies, so the clean map is untouched)."""
+        return _paste(_gather(clean[level], self.pad[level], anchors, box), box, recomputed, recomputed_box)
+
     def _level0_input(self, anchors: torch.Tensor, starts: torch.Tensor, box: Box) -> torch.Tensor:
         """The UNet's input on ``box`` around each anchor: the slice with the window erased, pooled."""
         scale, gamma = self.scale, self.gamma
@@ -287,15 +297,15 @@ class SliceInpainter:
                 x = self._level0_input(anchors[0], starts_t, grown)
             else:
                 pooled = tuple(_to_coarser(interval) for interval in box("encode", level - 1))
-                x = _paste(_gather(self.clean_in[level], self.pad[level], anchors[level], grown).clone(), grown, max_pool_2x2(encoded[-1]), pooled)
+                x = self._clean_with(self.clean_in, level, anchors[level], grown, max_pool_2x2(encoded[-1]), pooled)
             encoded.append(block_unpadded(self.generator.encoders[level], x, masks(level, region)))
         # Decoder: only what the window's output needs; its inputs are the clean maps with the recomputed parts.
         region_of_x = box("decode_out", depth)
-        x = _paste(_gather(self.clean_out[depth], self.pad[depth], anchors[depth], region_of_x).clone(), region_of_x, encoded[depth], box("encode", depth))
+        x = self._clean_with(self.clean_out, depth, anchors[depth], region_of_x, encoded[depth], box("encode", depth))
         for level, upsample, decoder in zip(reversed(range(depth)), self.generator.upsamplers, self.generator.decoders):
             wanted, out_region = box("decode_in", level), box("decode_out", level)
             rows_cut, cols_cut = (slice(low - 2 * have[0], high - 2 * have[0]) for (low, high), have in zip(wanted, region_of_x))
-            skip = _paste(_gather(self.clean_out[level], self.pad[level], anchors[level], wanted).clone(), wanted, encoded[level], box("encode", level))
+            skip = self._clean_with(self.clean_out, level, anchors[level], wanted, encoded[level], box("encode", level))
             x = torch.cat([upsample(x)[..., rows_cut, cols_cut], skip], dim=1)
             if masked[level]:
                 x = x * inside(level, wanted)
