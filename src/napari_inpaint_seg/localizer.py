@@ -55,7 +55,10 @@ POLARITIES = ("both", "bright", "dark")
 # 2: crops three windows wide, refinement by each window's mean coarse heat.
 # 3: whole-slice predictions (not crops), bfloat16 where fast, exactly the refine_fraction share among tied windows,
 #    cascades for coarse_factor > 2.
-FAST_PATH_REVISION = 3
+# 4: tried and reverted (the heat of the finest complete stride per pixel); not used again, to keep caches apart.
+# 5: bfloat16 by weights and maps of that dtype instead of autocast (which mixed in float32), the output layer in
+#    float32; batches padded to fewer extra windows.
+FAST_PATH_REVISION = 5
 
 
 @dataclass
@@ -199,25 +202,25 @@ class _WindowErrors:
     """Window errors of one slice: G's whole-slice prediction in each window (:class:`SliceInpainter`), batched."""
 
     def __init__(self, generator: UNetGenerator, config: ModelConfig, image: np.ndarray, device: str, polarity: str, bfloat16: bool) -> None:
-        self.gamma, self.device, self.polarity, self.bfloat16 = config.gamma, device, polarity, bfloat16
+        self.gamma, self.polarity = config.gamma, polarity
         padded, self.padding = pad_to_multiple(image.astype(np.float32), config.stride)
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bfloat16):
-            self.inpainter = SliceInpainter(generator, torch.from_numpy(padded).to(device), config.gamma)
+        dtype = torch.bfloat16 if bfloat16 else torch.float32
+        self.inpainter = SliceInpainter(generator, torch.from_numpy(padded).to(device), config.gamma, dtype)
         self.low_outside, self.high_outside = _extremes_outside_windows(image, config.gamma)
         self.slice_255 = _to_255(image, image.min(), image.max())
 
     def errors(self, positions: np.ndarray, largest_batch: int) -> np.ndarray:
         """(N, gamma, gamma) errors on the [0, 255] scale for windows starting at ``positions``.
 
-        The batch is padded (repeating its last window) to a power of two, at most ``largest_batch``: the
-        convolution backend keeps kernels for every input shape it meets, and a new shape for each partial batch
-        made an 88-slice scan peak at 2.4 GB instead of 1.2 GB.
+        The batch is padded (repeating its last window) to one of a few sizes, at most ``largest_batch``: a power
+        of two up to 64, then multiples of 64. The convolution backend keeps kernels for every input shape it
+        meets, and a new shape for each partial batch made an 88-slice scan peak at 2.4 GB instead of 1.2 GB;
+        powers of two all the way wasted up to half of a stage's last batch.
         """
         count = len(positions)
-        padded = min(max(largest_batch, count), 1 << (count - 1).bit_length())
+        padded = min(max(largest_batch, count), 1 << (count - 1).bit_length() if count <= 64 else -(-count // 64) * 64)
         positions = np.concatenate([positions, np.repeat(positions[-1:], padded - count, axis=0)])
-        with torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.bfloat16):
-            prediction = self.inpainter.predict(positions + [self.padding.top, self.padding.left]).float()
+        prediction = self.inpainter.predict(positions + [self.padding.top, self.padding.left])
         # The reference normalises the reconstruction (the slice with the window inpainted) by its own extremes.
         rows, cols = positions[:, 0], positions[:, 1]
         low = torch.minimum(prediction.amin(dim=(1, 2)), torch.from_numpy(self.low_outside[rows, cols]).to(prediction))[:, None, None]

@@ -32,24 +32,29 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .generator import ConvBlock, UNetGenerator
 
-_FOLDED: weakref.WeakKeyDictionary[UNetGenerator, UNetGenerator] = weakref.WeakKeyDictionary()
+_FOLDED: weakref.WeakKeyDictionary[UNetGenerator, dict[torch.dtype, UNetGenerator]] = weakref.WeakKeyDictionary()
 
 
-def folded(generator: UNetGenerator) -> UNetGenerator:
-    """An inference copy of ``generator`` with every batch norm folded into the convolution before it (cached
-    per generator; the copy is rebuilt if the generator's weights are replaced)."""
+def folded(generator: UNetGenerator, dtype: torch.dtype = torch.float32) -> UNetGenerator:
+    """An inference copy of ``generator`` with every batch norm folded into the convolution before it, its
+    weights in ``dtype`` (cached per generator and dtype; rebuilt if the generator's weights are replaced).
+
+    Weights of the inference dtype rather than autocast: autocast casts the weights again at every call and
+    promotes whatever meets a float32 tensor (the masks) back to float32.
+    """
     version = sum(parameter._version for parameter in generator.parameters())
-    cached = _FOLDED.get(generator)
-    if cached is not None and cached.source_version == version:
-        return cached
+    cached = _FOLDED.setdefault(generator, {})
+    if dtype in cached and cached[dtype].source_version == version:
+        return cached[dtype]
     copied = copy.deepcopy(generator).eval()
     for block in copied.modules():
         if isinstance(block, ConvBlock):
             layers = list(block.body)
             if any(isinstance(layer, nn.BatchNorm2d) for layer in layers):
                 block.body = nn.Sequential(fuse_conv_bn_eval(layers[0], layers[1]), layers[2], fuse_conv_bn_eval(layers[3], layers[4]), layers[5])
+    copied = copied.to(dtype)
     copied.source_version = version
-    _FOLDED[generator] = copied
+    cached[dtype] = copied
     return copied
 
 
@@ -88,7 +93,7 @@ def block_unpadded(block: ConvBlock, x: torch.Tensor, masks: list[torch.Tensor] 
     for layer in block.body:
         x = F.conv2d(x, layer.weight, layer.bias) if isinstance(layer, nn.Conv2d) else layer(x)
         if isinstance(layer, nn.ReLU) and masks:
-            x = x * masks.pop(0)
+            x.mul_(masks.pop(0))  # in place: x is the ReLU's fresh output
     return x
 
 
@@ -182,9 +187,13 @@ def _offsets(anchors: torch.Tensor, box: Box, shift: int = 0) -> tuple[torch.Ten
 
 
 def _gather(padded: torch.Tensor, pad: int, anchors: torch.Tensor, box: Box) -> torch.Tensor:
-    """(N, C, rows, cols) channels-last cut-outs of a zero-padded (H + 2 pad, W + 2 pad, C) map at anchors + box."""
-    rows, cols = _offsets(anchors, box, pad)
-    return padded[rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    """(N, C, rows, cols) channels-last cut-outs of a zero-padded (H + 2 pad, W + 2 pad, C) map at anchors + box.
+
+    Stacked slices rather than advanced indexing: each cut-out is a block of whole rows of C values, and
+    copying blocks is about three times faster than indexing every element."""
+    (row_low, row_high), (col_low, col_high) = box
+    cut_outs = [padded[row + row_low + pad : row + row_high + pad, col + col_low + pad : col + col_high + pad] for row, col in anchors.tolist()]
+    return torch.stack(cut_outs).permute(0, 3, 1, 2)
 
 
 def _paste(target: torch.Tensor, target_box: Box, source: torch.Tensor, source_box: Box) -> torch.Tensor:
@@ -198,12 +207,12 @@ def _paste(target: torch.Tensor, target_box: Box, source: torch.Tensor, source_b
     return target
 
 
-def _inside(anchors: torch.Tensor, box: Box, shape: tuple[int, int]) -> torch.Tensor:
+def _inside(anchors: torch.Tensor, box: Box, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
     """(N, 1, rows, cols) 1 where the cut-out at ``anchors`` + box lies in a map of ``shape``, else 0."""
     rows, cols = _offsets(anchors, box)
     valid_rows = (rows >= 0) & (rows < shape[0])
     valid_cols = (cols >= 0) & (cols < shape[1])
-    return (valid_rows[:, :, None] & valid_cols[:, None, :])[:, None].float()
+    return (valid_rows[:, :, None] & valid_cols[:, None, :])[:, None].to(dtype)
 
 
 class SliceInpainter:
@@ -214,9 +223,11 @@ class SliceInpainter:
     axis): a batch of windows on a grid of the UNet's stride costs least.
     """
 
-    def __init__(self, generator: UNetGenerator, image: torch.Tensor, gamma: int) -> None:
-        generator = folded(generator)
-        self.generator, self.gamma = generator, gamma
+    def __init__(self, generator: UNetGenerator, image: torch.Tensor, gamma: int, dtype: torch.dtype = torch.float32) -> None:
+        # The output layer stays in float32: the prediction is read on a 0-255 scale, finer than bfloat16's steps.
+        self.head = folded(generator).head
+        generator = folded(generator, dtype)
+        self.generator, self.gamma, self.dtype = generator, gamma, dtype
         self.depth, self.scale = len(generator.decoders), generator.downsample
         self.unit = self.scale * 2**self.depth
         self._regions: dict[tuple[int, ...], WindowRegions] = {}
@@ -229,7 +240,7 @@ class SliceInpainter:
         x = image[None, None]
         if self.scale > 1:
             x = F.avg_pool2d(x, self.scale)
-        x = torch.cat([x, torch.zeros_like(x)], dim=1)  # nothing erased: the mask channel is 0
+        x = torch.cat([x, torch.zeros_like(x)], dim=1).to(dtype)  # nothing erased: the mask channel is 0
         # Per level, the clean map the encoder block reads (pooled) and the one it writes, channels last.
         self.clean_in, self.clean_out = [], []
         for level, encoder in enumerate(generator.encoders):
@@ -259,7 +270,7 @@ class SliceInpainter:
         erased = crops * (1 - holes)
         if scale > 1:
             erased, holes = F.avg_pool2d(erased, scale), F.max_pool2d(holes, scale)
-        return torch.cat([erased, holes], dim=1)
+        return torch.cat([erased, holes], dim=1).to(self.dtype)  # pooled in the slice's float32, as the whole-slice pass
 
     def predict(self, starts: np.ndarray) -> torch.Tensor:
         """(N, gamma, gamma) predictions in the windows starting at ``starts`` (N, 2) (row, column, in this slice)."""
@@ -283,7 +294,7 @@ class SliceInpainter:
         masked = [leaves_slice(level) for level in range(depth + 1)]
 
         def inside(level: int, region: Box) -> torch.Tensor:
-            return _inside(anchors[level], region, self.shapes[level])
+            return _inside(anchors[level], region, self.shapes[level], self.dtype)
 
         def masks(level: int, region: Box) -> list[torch.Tensor] | None:  # after each convolution of a block
             return [inside(level, _box_grow(region, 1)), inside(level, region)] if masked[level] else None
@@ -308,10 +319,10 @@ class SliceInpainter:
             skip = self._clean_with(self.clean_out, level, anchors[level], wanted, encoded[level], box("encode", level))
             x = torch.cat([upsample(x)[..., rows_cut, cols_cut], skip], dim=1)
             if masked[level]:
-                x = x * inside(level, wanted)
+                x.mul_(inside(level, wanted))
             x = block_unpadded(decoder, x, masks(level, out_region))
             region_of_x = out_region
-        x = torch.sigmoid(self.generator.head(x))
+        x = torch.sigmoid(self.head(x.float()))
         if masked[0]:
             x = self._clamp_to_slice(x, anchors[0], region_of_x)
         if scale > 1:
