@@ -202,12 +202,19 @@ class _WindowErrors:
     """Window errors of one slice: G's whole-slice prediction in each window (:class:`SliceInpainter`), batched."""
 
     def __init__(self, generator: UNetGenerator, config: ModelConfig, image: np.ndarray, device: str, polarity: str, bfloat16: bool) -> None:
-        self.gamma, self.polarity = config.gamma, polarity
+        self.gamma, self.stride, self.polarity = config.gamma, config.stride, polarity
         padded, self.padding = pad_to_multiple(image.astype(np.float32), config.stride)
         dtype = torch.bfloat16 if bfloat16 else torch.float32
         self.inpainter = SliceInpainter(generator, torch.from_numpy(padded).to(device), config.gamma, dtype)
         self.low_outside, self.high_outside = _extremes_outside_windows(image, config.gamma)
         self.slice_255 = _to_255(image, image.min(), image.max())
+
+    def grouped(self, positions: np.ndarray) -> np.ndarray:
+        """``positions`` reordered so that consecutive windows share their offset from the UNet's grid (then in
+        raster order): a batch of windows at one offset recomputes smaller regions than a mixed one (5 % less time
+        per slice at gamma 32, k 4), and a partial heatmap spreads over the whole brain sooner."""
+        rows, cols = positions[:, 0] + self.padding.top, positions[:, 1] + self.padding.left
+        return positions[np.lexsort((cols, rows, cols % self.stride, rows % self.stride))]
 
     def errors(self, positions: np.ndarray, largest_batch: int) -> np.ndarray:
         """(N, gamma, gamma) errors on the [0, 255] scale for windows starting at ``positions``.
@@ -305,7 +312,7 @@ def fast_heatmap(
         last_stage = level == len(strides) - 1
         # Until the last stage, the total is an upper bound (every brain window); a small first batch puts a
         # partial heatmap on screen quickly, large ones amortise the overhead.
-        yield from run(candidates, done + len(candidates) if last_stage else len(fine), FIRST_BATCH if level == 0 else batch_size)
+        yield from run(inpainter.grouped(candidates), done + len(candidates) if last_stage else len(fine), FIRST_BATCH if level == 0 else batch_size)
     if not len(candidates) and done != len(fine):  # the last stage had nothing to add: say it is finished
         yield HeatmapUpdate(_normalised(total, coverage, brain), done, done)
 
