@@ -98,10 +98,18 @@ def slices_to_compare(args) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.nd
                 asked = {"modality": args.modality, "gamma": str(args.gamma), "step": str(args.step), "polarity": mode_settings(args.mode, args.modality)[0]}
                 if settings != asked:
                     sys.exit(f"{path}: kept with {settings}, not {asked}")
-                yield int(kept["index"]), kept["image"], kept["brain"], kept["tumour"], dict(kept)
+                kept = dict(kept)
+                if str(kept.get("device")) != device_name(args.device):  # seconds on other hardware or threads: no ratio
+                    kept["seconds_reference"] = float("nan")
+                yield int(kept["index"]), kept["image"], kept["brain"], kept["tumour"], kept
         return
     for prepared, index, tumour in real_slices(args.modality, args.slices, args.per_patient) if DATA.is_dir() else synthetic_slice():
         yield index, prepared.image[:, :, index], prepared.brain[:, :, index], tumour, None
+
+
+def device_name(device: str) -> str:
+    """What the times were measured on; a kept reference time is compared only with a run on the same."""
+    return torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)"
 
 
 def fast_options(args) -> dict:
@@ -130,7 +138,8 @@ def compare_slices(args, generator, config) -> dict:
         results = {name: segment_image(index, image, brain, heat, params, selection) for name, heat in heatmaps.items()}
         if args.keep:
             np.savez_compressed(args.keep / f"{len(rows):03d}_slice{index}.npz", image=image, brain=brain, tumour=tumour, index=index, modality=args.modality,
-                                gamma=args.gamma, step=args.step, polarity=polarity, seconds_reference=timings["reference"], **heatmaps)
+                                gamma=args.gamma, step=args.step, polarity=polarity, seconds_reference=timings["reference"], device=device_name(args.device),
+                                **heatmaps)
         rows.append(
             {
                 "seconds_reference": timings["reference"],
@@ -146,13 +155,15 @@ def compare_slices(args, generator, config) -> dict:
     if not rows:
         sys.exit(f"no slices to compare{f' in {args.kept}' if args.kept else ''}")
     mean = lambda key: float(np.mean([row[key] for row in rows]))  # noqa: E731
+    reference_seconds = mean("seconds_reference")
+    reference_seconds = None if np.isnan(reference_seconds) else reference_seconds  # kept on another device or thread count
     return {
         "mode": args.mode,
         "polarity": polarity,
         "selection": f"{selection.description}, Felzenszwalb scale {params.scale:g}",
-        "seconds_per_slice_reference": mean("seconds_reference"),
+        "seconds_per_slice_reference": reference_seconds,
         "seconds_per_slice_fast": mean("seconds_fast"),
-        "ratio": mean("seconds_reference") / mean("seconds_fast"),
+        "ratio": reference_seconds and reference_seconds / mean("seconds_fast"),
         "seconds_to_first_partial_heatmap": mean("seconds_to_first_update"),
         "pearson_r": mean("pearson_r"),
         "same_top_segment_share": mean("same_top_segment"),
@@ -161,7 +172,7 @@ def compare_slices(args, generator, config) -> dict:
         "largest_dice_difference": max(abs(row["dice_reference"] - row["dice_fast"]) for row in rows),
         "n_slices": len(rows),
         "fast_path_settings": fast_options(args) or "defaults",
-        "data": f"kept slices of {args.kept} (reference times from when they were kept)" if args.kept else "lgg validation tumour slices" if DATA.is_dir() else "synthetic slice",
+        "data": f"kept slices of {args.kept} (reference times from when they were kept; none when kept on another device or thread count)" if args.kept else "lgg validation tumour slices" if DATA.is_dir() else "synthetic slice",
     }
 
 
@@ -204,7 +215,7 @@ def main() -> None:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     generator, config = load_model(args.model, args.modality, args.gamma, args.device)
-    result = {"device": torch.cuda.get_device_name() if args.device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)", "gamma": config.gamma, "step": args.step}
+    result = {"device": device_name(args.device), "gamma": config.gamma, "step": args.step}
     result.update(whole_volume(args, generator, config) if args.volume else compare_slices(args, generator, config))
     print(json.dumps(result, indent=1))
 
