@@ -111,6 +111,18 @@ def test_the_volume_is_redrawn_together_by_default(flags, radius):
         assert chosen.volume_radius == radius
 
 
+def test_refine_fraction_one_gives_the_reference_heatmap(tmp_path, tiny_model_path, make_brain_slice):
+    """--refine-fraction 1 runs every window of the stride, as --reference does; 0 only the first, coarser pass."""
+    image, brain, _ = make_brain_slice(size=48)
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / "slice.png")
+    heat = {}
+    for name, flags in {"reference": ["--reference"], "every": ["--refine-fraction", "1"], "coarse": ["--refine-fraction", "0"]}.items():
+        assert segment(tmp_path / "slice.png", "--model", tiny_model_path, "--out", tmp_path / f"{name}.nii.gz", "--heatmap-out", tmp_path / f"heat_{name}.nii.gz", *flags) == 0
+        heat[name] = np.asarray(nib.load(str(tmp_path / f"heat_{name}.nii.gz")).dataobj)[brain]
+    difference = {name: np.abs(heat[name] - heat["reference"]).max() for name in ("every", "coarse")}
+    assert difference["every"] < 0.1 * difference["coarse"]  # the same windows, in bfloat16 where the CPU has it
+
+
 def test_by_default_a_slice_where_nothing_stands_out_gets_no_label(tmp_path, tiny_model_path):
     rows, cols = np.mgrid[:48, :48]
     disc = (rows - 24) ** 2 + (cols - 24) ** 2 <= 20**2

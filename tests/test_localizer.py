@@ -236,6 +236,8 @@ def test_a_deeper_cascade_skips_more_and_keeps_the_lesion_exact(tiny_config):
     np.testing.assert_allclose(runs[4][-1].heatmap[20:26, 22:28], full[20:26, 22:28], rtol=1e-5)
     with pytest.raises(InputError, match="power of two"):
         next(fast_heatmap(generator, tiny_config, image, brain, coarse_factor=3))
+    with pytest.raises(InputError, match="refine_fraction must lie between 0 and 1"):
+        next(fast_heatmap(generator, tiny_config, image, brain, refine_fraction=1.5))
 
 
 @pytest.mark.parametrize("height,width,gamma", [(12, 15, 4), (40, 33, 13), (8, 8, 8), (9, 9, 1)])

@@ -45,6 +45,9 @@ def step_for_window(gamma: int, step: int | None = None) -> int:
     return step if step is not None else max(DEFAULT_STEP, gamma // 8)
 
 
+# Share of the remaining windows refined at each finer stride of the fast path. 0.3 is interactive; 0.7 gave the
+# reference's answers on every slice of the agreement benchmark, 1 its heatmap (docs/performance.md).
+DEFAULT_REFINE_FRACTION = 0.3
 FIRST_BATCH = 32
 # Windows per batch of the fast path, as pixels of (2 gamma)^2 squares: 256 windows at gamma 32, 64 at gamma 64.
 # A budget rather than a window count keeps memory flat whatever the window (what each window recomputes grows
@@ -261,7 +264,7 @@ def fast_heatmap(
     batch_size: int | None = None,
     device: str = "cpu",
     coarse_factor: int = 2,
-    refine_fraction: float = 0.3,
+    refine_fraction: float = DEFAULT_REFINE_FRACTION,
     polarity: str = "both",
     bfloat16: bool | None = None,
 ) -> Iterator[HeatmapUpdate]:
@@ -280,6 +283,8 @@ def fast_heatmap(
     check_slice(image, brain, gamma, step, polarity)
     if coarse_factor < 1 or coarse_factor & (coarse_factor - 1):
         raise InputError(f"coarse_factor must be a power of two, got {coarse_factor}")
+    if not 0 <= refine_fraction <= 1:
+        raise InputError(f"refine_fraction must lie between 0 and 1, got {refine_fraction}")
     fine = brain_window_positions(brain, gamma, step)
     if len(fine) == 0:
         yield HeatmapUpdate(np.zeros(image.shape, np.float32), 0, 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from .brain import extract_brain_volume, foreground_mask_2d
 from .errors import InputError
 from .intensity import check_finite, normalize_in_brain
 from .io import Scan
-from .localizer import POLARITIES, HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap, step_for_window
+from .localizer import DEFAULT_REFINE_FRACTION, POLARITIES, HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap, step_for_window
 from .models.config import ModelConfig
 from .segmentation import (
     LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency,
@@ -212,17 +213,18 @@ def check_geometry(prepared: PreparedScan, configs: list[ModelConfig]) -> None:
 
 
 def localize_slice(
-    prepared: PreparedScan, index: int, models: list[Model], *, step: int | None = None, fast: bool = True, device: str = "cpu", polarity: str = "both"
+    prepared: PreparedScan, index: int, models: list[Model], *, step: int | None = None, fast: bool = True, device: str = "cpu", polarity: str = "both",
+    refine_fraction: float = DEFAULT_REFINE_FRACTION,
 ) -> Iterator[HeatmapUpdate]:
     """Live heatmap updates for slice ``index`` (the last one is complete); ``step`` None: each window's
     default stride (:func:`~.localizer.step_for_window`); ``polarity``: which error sign counts (resolved,
-    see :func:`resolve_polarity`).
+    see :func:`resolve_polarity`); ``refine_fraction``: the fast path's (:func:`~.localizer.fast_heatmap`).
 
     With several models (window sizes) each runs in turn and the updates show the fusion
     (:func:`~.localizer.fuse_heatmaps`) of those finished and the one running; progress is then counted in
     fractions of a model, so only the very last update is finished.
     """
-    run = fast_heatmap if fast else reference_heatmap
+    run = partial(fast_heatmap, refine_fraction=refine_fraction) if fast else reference_heatmap
     image, brain = prepared.image[:, :, index], prepared.brain[:, :, index]
     if len(models) == 1:
         generator, config = models[0]
@@ -278,6 +280,7 @@ def segment_volume(
     selection: Selection = Selection(),
     device: str = "cpu",
     polarity: str = "both",
+    refine_fraction: float = DEFAULT_REFINE_FRACTION,
 ) -> Iterator[VolumeProgress]:
     """Segment the given axial slices (all when None): 0/1 labels and the heatmap, both of the scan's shape.
 
@@ -298,7 +301,7 @@ def segment_volume(
     answers: dict[int, SliceAnswer] = {}
     for done, index in enumerate(indices, start=1):
         if prepared.brain[:, :, index].sum() >= largest**2:
-            heatmap = final(localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity))
+            heatmap = final(localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity, refine_fraction=refine_fraction))
             answers[index] = segment_slice(prepared, index, heatmap, params, selection).summary()
             labels[:, :, index] = answers[index].top if answers[index].detected else 0  # this slice's own answer, for now
             heatmaps[:, :, index] = heatmap
