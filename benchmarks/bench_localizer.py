@@ -31,6 +31,7 @@ from napari_inpaint_seg.io import read_scan
 from napari_inpaint_seg.localizer import fast_heatmap, final, reference_heatmap
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.models.checkpoint import load_model
+from napari_inpaint_seg.models.window_inference import bfloat16_is_fast
 from napari_inpaint_seg.pipeline import PreparedScan, prepare_scan, resolve_polarity, run_to_end, segment_image, segment_volume
 from napari_inpaint_seg.segmentation import PAPER_SCALE, PAPER_SELECTION, FelzenszwalbParams, Selection, default_selection
 from napari_inpaint_seg.training.data import lgg_patient_volume_paths
@@ -110,6 +111,12 @@ def slices_to_compare(args) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.nd
 def device_name(device: str) -> str:
     """What the times were measured on; a kept reference time is compared only with a run on the same."""
     return torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def fast_precision(args) -> str:
+    """The fast path's arithmetic in this run: its speed depends on it more than on anything else of the CPU's."""
+    use_bfloat16 = args.precision == "bfloat16" or (args.precision == "auto" and bfloat16_is_fast(args.device))
+    return "bfloat16" if use_bfloat16 else "float32"
 
 
 def fast_options(args) -> dict:
@@ -215,7 +222,7 @@ def main() -> None:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     generator, config = load_model(args.model, args.modality, args.gamma, args.device)
-    result = {"device": device_name(args.device), "gamma": config.gamma, "step": args.step}
+    result = {"device": device_name(args.device), "fast_precision": fast_precision(args), "gamma": config.gamma, "step": args.step}
     result.update(whole_volume(args, generator, config) if args.volume else compare_slices(args, generator, config))
     print(json.dumps(result, indent=1))
 

@@ -96,3 +96,13 @@ def test_evaluation_redraws_each_patients_volume_after_the_decision():
     without, redrawn = (answers(slices, params, replace(decided, volume_radius=radius)) for radius in (0, 5))
     assert [index for index, label in enumerate(without) if label.any()] == [3, 4, 5]
     assert all(np.array_equal(label, item.tumour) for label, item in zip(redrawn, slices))
+
+
+def test_a_lower_threshold_weight_takes_in_the_lesions_fainter_fringe():
+    images, brains = volume({4: 6}, lesion_value=0.9, n_slices=9)
+    fringe = disc(9) & ~disc(6)
+    images[4][fringe] = 0.6  # between the tissue (0.4) and the core (0.9)
+    labels = {index: disc(6) if index == 4 else np.zeros((SIDE, SIDE), bool) for index in images}
+    core_only = refine_volume(labels, images, brains, "bright", radius=5, weight=0.6)  # threshold 0.7
+    with_fringe = refine_volume(labels, images, brains, "bright", radius=5, weight=0.3)  # threshold 0.55
+    assert np.array_equal(core_only[4], disc(6)) and np.array_equal(with_fringe[4], disc(9))

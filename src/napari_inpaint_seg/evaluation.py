@@ -93,6 +93,15 @@ def fuse_slices(runs: list[list[EvaluatedSlice]]) -> list[EvaluatedSlice]:
     ]
 
 
+def patient_volumes(slices: list[EvaluatedSlice], min_brain_pixels: int = 0) -> list[dict[int, int]]:
+    """Per patient, the slices that are segmented together (slice index -> position in ``slices``): those with at
+    least ``min_brain_pixels`` of brain, as ``inpaint-seg segment`` labels them."""
+    return [
+        {item.index: position for position, item in enumerate(slices) if item.patient == patient and item.brain.sum() >= min_brain_pixels}
+        for patient in dict.fromkeys(item.patient for item in slices)
+    ]
+
+
 def answers(
     slices: list[EvaluatedSlice], params: FelzenszwalbParams, selection: Selection, superpixel_maps: list[np.ndarray] | None = None, min_brain_pixels: int = 0
 ) -> list[np.ndarray]:
@@ -102,8 +111,7 @@ def answers(
     ``params``, to compare many selections without recomputing Felzenszwalb."""
     maps = superpixel_maps or [superpixels(item.image, params) for item in slices]
     labels = [np.zeros(item.tumour.shape, dtype=bool) for item in slices]
-    for patient in dict.fromkeys(item.patient for item in slices):
-        members = {item.index: position for position, item in enumerate(slices) if item.patient == patient and item.brain.sum() >= min_brain_pixels}
+    for members in patient_volumes(slices, min_brain_pixels):
         results = {index: result_from_superpixels(index, slices[i].image, maps[i], slices[i].brain, slices[i].heatmap, selection).summary() for index, i in members.items()}
         images = {index: slices[i].image for index, i in members.items()}
         brains = {index: slices[i].brain for index, i in members.items()}
@@ -121,6 +129,12 @@ def score_selection(
     area) and, when ``slices`` hold ``whole_volumes`` (:func:`volume_slice_indices`), the volume Dice per
     patient of the labels ``inpaint-seg segment`` would write."""
     labels = answers(slices, params, selection, superpixel_maps, min_brain_pixels)
+    return {"selection": selection.description, **score_labels(slices, labels, min_brain_pixels=min_brain_pixels, whole_volumes=whole_volumes)}
+
+
+def score_labels(slices: list[EvaluatedSlice], labels: list[np.ndarray], *, min_brain_pixels: int = 0, whole_volumes: bool = False) -> dict:
+    """The scores of :func:`score_selection` for labels however they were made (one per slice of ``slices``), so
+    that oracle bounds are scored exactly as the product's labels are."""
     tumour = [(item, label) for item, label in zip(slices, labels) if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
     healthy = [label for item, label in zip(slices, labels) if not item.has_tumour and item.brain.sum() >= min_brain_pixels]
     dices = np.asarray([dice(label, item.tumour) for item, label in tumour])
@@ -134,7 +148,6 @@ def score_selection(
             rows = [(label, item.tumour) for item, label in zip(slices, labels) if item.patient == patient]
             volume_dices.append(dice(np.stack([a for a, _ in rows]), np.stack([b for _, b in rows])))
     return {
-        "selection": selection.description,
         "dice_mean": float(dices.mean()) if len(dices) else None,
         "dice_sd": float(dices.std()) if len(dices) else None,
         "patient_pooled_dice_mean": float(np.mean(pooled)) if pooled else None,

@@ -21,11 +21,14 @@ THRESHOLD_WEIGHT = 0.6
 MIN_GROWN_SHARE = 0.5
 
 
-def refine_volume(labels: dict[int, np.ndarray], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], lesion: str, radius: int) -> dict[int, np.ndarray]:
+def refine_volume(
+    labels: dict[int, np.ndarray], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], lesion: str, radius: int, weight: float = THRESHOLD_WEIGHT,
+) -> dict[int, np.ndarray]:
     """The labels of a volume's slices (keyed by slice index), redrawn along the lesion's intensity edge with one
-    threshold for the scan (:func:`~.segmentation.redraw_along_edge`, :data:`THRESHOLD_WEIGHT`), neighbours being
-    slice index ± 1. So a label with no voxel on the lesion's side is dropped, and a label grows into the next
-    slice (kept there by :data:`MIN_GROWN_SHARE`). With nothing to sharpen the labels are returned as they are.
+    threshold for the scan, ``weight`` of the way from the rest of the brain to the labels
+    (:func:`~.segmentation.redraw_along_edge`), neighbours being slice index ± 1. So a label with no voxel on the
+    lesion's side is dropped, and a label grows into the next slice (kept there by :data:`MIN_GROWN_SHARE`). With
+    nothing to sharpen the labels are returned as they are.
     """
     if radius <= 0 or not any(label.any() for label in labels.values()):
         return labels  # nothing to redraw: spare stacking the scan
@@ -36,7 +39,7 @@ def refine_volume(labels: dict[int, np.ndarray], images: dict[int, np.ndarray], 
         return np.stack([np.asarray(arrays[index], dtype) if index in labels else np.zeros(shape, dtype) for index in span])
 
     label, image, brain = stacked(labels, bool), stacked(images, np.float32), stacked(brains, bool)
-    grown = redraw_along_edge(label, image, brain, lesion, radius, THRESHOLD_WEIGHT)
+    grown = redraw_along_edge(label, image, brain, lesion, radius, weight)
     if grown is None:
         return labels
     areas = (label & brain).sum(axis=(1, 2))

@@ -1,0 +1,56 @@
+"""training_scripts/selection_ceilings.py on a heatmap cache of a small synthetic volume made here."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from napari_inpaint_seg.evaluation import EvaluatedSlice, save_heatmap_cache, score_selection
+from napari_inpaint_seg.segmentation import FelzenszwalbParams, default_selection
+
+SCRIPT = Path(__file__).resolve().parents[1] / "training_scripts" / "selection_ceilings.py"
+SIDE, GAMMA = 128, 16
+
+
+def disc(radius: float, centre=(64, 64)) -> np.ndarray:
+    rows, cols = np.mgrid[:SIDE, :SIDE]
+    return (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2
+
+
+def synthetic_patient() -> list[EvaluatedSlice]:
+    """A bright lesion on slices 2-5 with heat on it, and on slice 7 (tumour-free) a hot spot on plain tissue
+    bright enough to survive the no-tumour decision: a false positive only the decision oracle removes."""
+    brain = disc(60)
+    slices = []
+    for index in range(9):
+        lesion = disc(14) if 2 <= index <= 5 else np.zeros((SIDE, SIDE), bool)
+        spot = disc(10, centre=(64, 40)) if index == 7 else np.zeros((SIDE, SIDE), bool)
+        image = np.where(brain, 0.4, 0.0) + 0.5 * lesion + 0.3 * spot
+        heat = np.where(brain, 1.0, 0.0) + 20.0 * (lesion | spot)
+        slices.append(EvaluatedSlice("p", index, image.astype(np.float32), brain, lesion, heat.astype(np.float32), 0.0))
+    return slices
+
+
+def test_oracle_rows_bound_the_default_which_matches_the_evaluation(tmp_path, monkeypatch):
+    slices = synthetic_patient()
+    cache = tmp_path / "cache.npz"
+    save_heatmap_cache(cache, slices, [], {"models": [{"gamma": GAMMA}]})
+    out = tmp_path / "ceilings.json"
+    monkeypatch.setattr(sys, "argv", ["selection_ceilings.py", "--cache", str(cache), "--modality", "flair", "--weights", "0.5", "--json", str(out)])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    rows = {row["labels"]: row for row in json.loads(out.read_text())["rows"]}
+
+    default = rows["default decision, volume weight 0.6 (default)"]
+    evaluated = score_selection(slices, FelzenszwalbParams(), default_selection("flair"), min_brain_pixels=GAMMA**2, whole_volumes=True)
+    assert default["dice_mean"] == evaluated["dice_mean"] and default["false_positive_rate"] == evaluated["false_positive_rate"]
+    oracle = rows["oracle decision, volume weight 0.6 (default)"]
+    assert default["false_positive_rate"] > 0 and oracle["false_positive_rate"] == 0
+    assert oracle["dice_mean"] >= default["dice_mean"] > 0.5
+    for source in ("default decision", "oracle decision", "truth as the answer"):
+        best = rows[f"{source}, volume weight best per patient (oracle)"]
+        assert best["dice_mean"] >= max(rows[f"{source}, volume weight {w}"]["dice_mean"] for w in ("0.5", "0.6 (default)"))
+    assert rows["truth as the answer, volume weight 0.6 (default)"]["dice_mean"] == 1.0  # the lesion is exactly what is bright

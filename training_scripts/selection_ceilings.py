@@ -1,0 +1,101 @@
+"""How much Dice the last two steps of the default selection leave on the table: oracle bounds on cached
+heatmaps (validation patients only; the oracles read the truth, so they are bounds, never settings).
+
+    python training_scripts/selection_ceilings.py --cache .cache/hmv5_flair_val_gamma64.npz --modality flair
+
+After each slice's answer, the default decides across slices which answers to keep (the no-tumour decision)
+and redraws the kept labels with one intensity threshold for the scan (the volume step). Each is replaced by
+an oracle in turn:
+
+- **oracle decision**: every slice with tumour keeps its own top answer, every tumour-free slice is emptied,
+  then the volume step as usual;
+- **threshold weight**: the volume step's weight (:data:`~napari_inpaint_seg.volume.THRESHOLD_WEIGHT`) over a
+  grid, and the best weight picked per patient.
+
+What both oracles together still miss is lost in the answers themselves: where the heat puts them and which
+superpixels they take. A third source bounds the delineation: **the truth as the answer**, every mask redrawn
+by the volume step, measures how far one intensity threshold is from the edge the annotator drew. The cache
+must hold whole volumes (``inpaint-seg evaluate --whole-volumes``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, patient_volumes, read_heatmap_cache_unchecked, score_labels
+from napari_inpaint_seg.metrics import dice
+from napari_inpaint_seg.pipeline import consistent_labels, result_from_superpixels
+from napari_inpaint_seg.segmentation import FelzenszwalbParams, default_selection, superpixels
+from napari_inpaint_seg.volume import THRESHOLD_WEIGHT, refine_volume
+
+Labels = dict[int, np.ndarray]  # one patient's labels, keyed by slice index
+
+
+def cache_gamma(path: Path) -> int:
+    """The largest window of the evaluation that wrote the cache: a slice needs that much brain to be labelled."""
+    with np.load(path, allow_pickle=False) as pack:
+        return max(model["gamma"] for model in json.loads(str(pack["key"]))["models"])
+
+
+def tumour_dice(labels: Labels, members: dict[int, int], slices: list[EvaluatedSlice]) -> float:
+    """Mean Dice of one patient's tumour slices (as scored: at least MIN_TUMOUR_PIXELS), for the per-patient pick."""
+    scores = [dice(labels[index], slices[i].tumour) for index, i in members.items() if slices[i].tumour.sum() >= MIN_TUMOUR_PIXELS]
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, required=True, help="whole-volume heatmap cache of inpaint-seg evaluate (validation patients)")
+    parser.add_argument("--modality", choices=["t1", "flair"], required=True)
+    parser.add_argument("--weights", default="0.4,0.5,0.6,0.7,0.8", help="volume-step threshold weights to try")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    slices = read_heatmap_cache_unchecked(args.cache)[0]
+    min_brain = cache_gamma(args.cache) ** 2
+    selection = default_selection(args.modality)
+    weights = sorted({*(float(value) for value in args.weights.split(",")), THRESHOLD_WEIGHT})
+    params = FelzenszwalbParams()
+    by_weight: dict[str, list[dict[float, Labels]]] = {"default decision": [], "oracle decision": [], "truth as the answer": []}  # per patient, per weight
+    volumes = patient_volumes(slices, min_brain)
+    for members in volumes:
+        results = {index: result_from_superpixels(index, slices[i].image, superpixels(slices[i].image, params), slices[i].brain, slices[i].heatmap, selection)
+                   for index, i in members.items()}
+        images = {index: slices[i].image for index, i in members.items()}
+        brains = {index: slices[i].brain for index, i in members.items()}
+        sources = {
+            "default decision": consistent_labels({index: result.summary() for index, result in results.items()}),
+            "oracle decision": {index: results[index].mask(0) if slices[i].has_tumour else np.zeros_like(results[index].mask(0)) for index, i in members.items()},
+            "truth as the answer": {index: slices[i].tumour & slices[i].brain for index, i in members.items()},
+        }
+        for name, decided in sources.items():
+            by_weight[name].append({weight: refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight) for weight in weights})
+
+    def scored(name: str, per_patient: list[Labels]) -> dict:
+        labels = [np.zeros(item.tumour.shape, dtype=bool) for item in slices]
+        for members, patient_labels in zip(volumes, per_patient):
+            for index, i in members.items():
+                labels[i] = patient_labels[index]
+        row = {"labels": name, **score_labels(slices, labels, min_brain_pixels=min_brain, whole_volumes=True)}
+        row.pop("dice_per_slice")
+        print(f"{name:62s} Dice {row['dice_mean']:.3f} ± {row['dice_sd']:.3f}  FPR {row['false_positive_rate']:.2f}  volume Dice {row['volume_dice_mean']:.3f}", flush=True)
+        return row
+
+    rows = []
+    for source, per_patient in by_weight.items():
+        rows += [scored(f"{source}, volume weight {weight:g}" + (" (default)" if weight == THRESHOLD_WEIGHT else ""), [labels[weight] for labels in per_patient])
+                 for weight in weights]
+        best = [max(weights, key=lambda weight: tumour_dice(labels[weight], members, slices)) for labels, members in zip(per_patient, volumes)]
+        rows.append({**scored(f"{source}, volume weight best per patient (oracle)", [labels[weight] for labels, weight in zip(per_patient, best)]),
+                     "weights_picked": best})
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"cache": str(args.cache), "modality": args.modality, "selection": selection.description, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
