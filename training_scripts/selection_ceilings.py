@@ -60,7 +60,7 @@ def main() -> None:
     selection = default_selection(args.modality)
     weights = sorted({*(float(value) for value in args.weights.split(",")), THRESHOLD_WEIGHT})
     params = FelzenszwalbParams()
-    by_weight: dict[str, list[dict[float, Labels]]] = {"default decision": [], "oracle decision": [], "truth as the answer": []}  # per patient, per weight
+    labels_by_source: dict[str, list[dict[float, Labels]]] = {"default decision": [], "oracle decision": [], "truth as the answer": []}  # per patient, per weight
     volumes = patient_volumes(slices, min_brain)
     for members in volumes:
         results = {index: result_from_superpixels(index, slices[i].image, superpixels(slices[i].image, params), slices[i].brain, slices[i].heatmap, selection)
@@ -73,7 +73,7 @@ def main() -> None:
             "truth as the answer": {index: slices[i].tumour & slices[i].brain for index, i in members.items()},
         }
         for name, decided in sources.items():
-            by_weight[name].append({weight: refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight) for weight in weights})
+            labels_by_source[name].append({weight: refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight) for weight in weights})
 
     def scored(name: str, per_patient: list[Labels]) -> dict:
         labels = [np.zeros(item.tumour.shape, dtype=bool) for item in slices]
@@ -86,7 +86,7 @@ def main() -> None:
         return row
 
     rows = []
-    for source, per_patient in by_weight.items():
+    for source, per_patient in labels_by_source.items():
         rows += [scored(f"{source}, volume weight {weight:g}" + (" (default)" if weight == THRESHOLD_WEIGHT else ""), [labels[weight] for labels in per_patient])
                  for weight in weights]
         best = [max(weights, key=lambda weight: tumour_dice(labels[weight], members, slices)) for labels, members in zip(per_patient, volumes)]
