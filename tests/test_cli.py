@@ -111,6 +111,15 @@ def test_the_volume_is_redrawn_together_by_default(flags, radius):
         assert chosen.volume_radius == radius
 
 
+@pytest.mark.parametrize("modality,flags,share", [("flair", [], 0.5), ("t1", [], 0.1), ("flair", ["--min-component-share", "0"], 0.0),
+                                                  ("t1", ["--min-component-share", "1"], 1.0)])
+def test_small_3d_pieces_are_dropped_by_default_as_tuned_per_modality(modality, flags, share):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+    assert chosen.min_component_share == share
+
+
 def test_refine_fraction_one_gives_the_reference_heatmap(tmp_path, tiny_model_path, make_brain_slice):
     """--refine-fraction 1 runs every window of the stride, as --reference does; 0 only the first, coarser pass."""
     image, brain, _ = make_brain_slice(size=48)
@@ -154,7 +163,7 @@ def test_segment_selected_slices_of_a_3d_head(tmp_path, tiny_model_path, make_he
     nib.save(nib.Nifti1Image(head, OBLIQUE), str(tmp_path / "head.nii.gz"))
     command = [sys.executable, "-m", "napari_inpaint_seg.cli", "segment", str(tmp_path / "head.nii.gz"), "--modality", "t1", "--gamma", "8",
                "--model", str(tiny_model_path), "--slices", "10,12-13", "--device", "cpu", "--out", str(tmp_path / "labels.nii.gz"),
-               "--heatmap-out", str(tmp_path / "heat.nii.gz"), "--polarity", "both", "--min-contrast", "0"]  # fmt: skip  (every chosen slice answers; one-signed heat is 0 where errors have the other sign)
+               "--heatmap-out", str(tmp_path / "heat.nii.gz"), "--polarity", "both", "--min-contrast", "0", "--min-component-share", "0"]  # fmt: skip  (every chosen slice answers and keeps its answer; one-signed heat is 0 where errors have the other sign)
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     scan, labels = nib.load(str(tmp_path / "head.nii.gz")), nib.load(str(tmp_path / "labels.nii.gz"))

@@ -7,7 +7,7 @@ import pytest
 
 from napari_inpaint_seg.evaluation import EvaluatedSlice, answers
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection
-from napari_inpaint_seg.volume import MIN_GROWN_SHARE, refine_volume
+from napari_inpaint_seg.volume import MIN_GROWN_SHARE, keep_main_lesions, refine_volume
 
 SIDE = 48
 
@@ -106,3 +106,50 @@ def test_a_lower_threshold_weight_takes_in_the_lesions_fainter_fringe():
     core_only = refine_volume(labels, images, brains, "bright", radius=5, weight=0.6)  # threshold 0.7
     with_fringe = refine_volume(labels, images, brains, "bright", radius=5, weight=0.3)  # threshold 0.55
     assert np.array_equal(core_only[4], disc(6)) and np.array_equal(with_fringe[4], disc(9))
+
+
+def test_pieces_far_smaller_than_the_largest_are_dropped_in_3d():
+    # The lesion spans slices 3-5 (one piece across them); a spot on slice 4 apart from it and one on slice 8.
+    labels = {index: np.zeros((SIDE, SIDE), bool) for index in range(9)}
+    for index in (3, 4, 5):
+        labels[index] = disc(8)
+    labels[4] = labels[4] | disc(3, centre=(40, 40))
+    labels[8] = disc(5, centre=(10, 24))
+    lesion, spot, far = 3 * disc(8).sum(), disc(3).sum(), disc(5).sum()
+    assert spot < far < 0.5 * lesion
+    kept = keep_main_lesions(labels, 0.5)
+    assert all(np.array_equal(kept[index], disc(8) if index in (3, 4, 5) else np.zeros((SIDE, SIDE), bool)) for index in range(9))
+    kept = keep_main_lesions(labels, (spot + far) / 2 / lesion)  # between the two: only the spot goes
+    assert np.array_equal(kept[8], labels[8]) and np.array_equal(kept[4], disc(8))
+    assert keep_main_lesions(labels, 0.0) is labels
+
+
+def test_a_slice_missing_between_two_pieces_keeps_them_apart():
+    # Slice 5 was not segmented: the labels of 4 and 6 overlap in-plane but are two pieces, and the smaller goes.
+    labels = {4: disc(9), 6: disc(4)}
+    kept = keep_main_lesions(labels, 0.5)
+    assert np.array_equal(kept[4], disc(9)) and not kept[6].any()
+    assert keep_main_lesions({4: disc(9), 5: disc(6), 6: disc(4)}, 0.5)[6].any()  # touching through slice 5: one piece
+
+
+def test_a_component_share_outside_zero_to_one_is_refused():
+    with pytest.raises(ValueError, match="min_component_share"):
+        Selection(min_component_share=1.5)
+
+
+def test_evaluation_drops_a_false_positive_apart_from_the_lesion():
+    """Slices 3-5 are hot on the lesion; slice 7, tumour-free, has a small hot bright spot that passes the
+    decision: only dropping small pieces empties it."""
+    images, brains = volume({3: 8, 4: 9, 5: 8}, n_slices=8)
+    images[7][disc(3, centre=(24, 10))] = 0.9
+    slices = []
+    for index in range(8):
+        bright = images[index] > 0.5
+        heat = np.where(bright, 50.0, 10.0) * brains[index]
+        tumour = bright if index in (3, 4, 5) else np.zeros((SIDE, SIDE), bool)
+        slices.append(EvaluatedSlice("a", index, images[index].astype(np.float32), brains[index], tumour, heat.astype(np.float32), 0.1))
+    params = FelzenszwalbParams(scale=1, sigma=0, min_size=1)
+    decided = Selection(mode="merge", merge_ratio=0.5, min_contrast=1.5, heat_sigma=0.0, edge_margin=0, lesion="bright", volume_radius=5)
+    every_piece, main_only = (answers(slices, params, replace(decided, min_component_share=share)) for share in (0.0, 0.5))
+    assert every_piece[7].any() and not main_only[7].any()
+    assert all(np.array_equal(label, item.tumour) for label, item in zip(main_only, slices))

@@ -38,7 +38,8 @@ SIGNED_ROWS = [
     ("γ = 64, error sign: merge, tuned smoothing and rim (per modality)", "always answers", "always answers, unrefined"),
     ("γ = 64, error sign: + answer refined to the lesion's intensity edge (FLAIR only)", None, "always answers"),
     ("γ = 64, error sign: + no-tumour decision across slices", "before the volume redraw", "before the volume redraw"),
-    ("γ = 64, error sign: + the volume redrawn with one threshold (default)", "chosen", "chosen"),
+    ("γ = 64, error sign: + the volume redrawn with one threshold", "before dropping small pieces", "before dropping small pieces"),
+    ("γ = 64, error sign: + small 3D pieces dropped (default)", "chosen", "chosen"),
 ]
 
 

@@ -303,7 +303,8 @@ class SegmentWidget(Container):
         if chosen.mode == "paper":
             return chosen
         tuned = default_selection(self._modality())
-        return replace(chosen, min_contrast=tuned.min_contrast, grow_contrast=tuned.grow_contrast, volume_radius=tuned.volume_radius)
+        return replace(chosen, min_contrast=tuned.min_contrast, grow_contrast=tuned.grow_contrast, volume_radius=tuned.volume_radius,
+                       min_component_share=tuned.min_component_share)
 
     @property
     def result(self) -> SliceResult | None:

@@ -87,6 +87,9 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--volume-radius", type=int,
                         help="merge mode: after deciding across slices, redraw the labels of all segmented slices with one intensity threshold for "
                              "the scan, within this many pixels of a label on the same or a neighbouring slice (default: tuned, 3; 0: off)")
+    parser.add_argument("--min-component-share", type=float,
+                        help="merge mode: last, drop the labels' 3D pieces smaller than this share of the largest piece (default: tuned per modality, "
+                             "0.5 on FLAIR, 0.1 on T1-pre; 0: keep every piece; 1: the largest only)")
     parser.add_argument("--polarity", choices=["auto", "both", "bright", "dark"], default="auto",
                         help="which inpainting error counts: auto (default) the sign that marks LGG on the modality, bright on FLAIR, dark on T1-pre "
                              "(with --mode paper: both); both: the absolute error, as the paper")
@@ -168,6 +171,8 @@ def check_method_arguments(args: argparse.Namespace) -> None:
                         ("--volume-radius", args.volume_radius)):
         if value is not None and value < 0:
             raise InputError(f"{flag} must be at least 0, got {value}")
+    if args.min_component_share is not None and not 0 <= args.min_component_share <= 1:
+        raise InputError(f"--min-component-share must lie between 0 and 1, got {args.min_component_share}")
 
 
 def check_content(scan, gamma: int, skull_stripped: bool = False) -> None:
@@ -203,7 +208,7 @@ def selection(args: argparse.Namespace):
 
     if args.mode == "paper":
         given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin, "refine radius": args.refine_radius,
-                 "volume radius": args.volume_radius}
+                 "volume radius": args.volume_radius, "min component share": args.min_component_share}
         if any(value is not None for value in given.values()):
             raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
         if args.min_contrast is None and args.grow_contrast is None:
@@ -221,6 +226,7 @@ def selection(args: argparse.Namespace):
             refine_radius=defaults.refine_radius if args.refine_radius is None else args.refine_radius,
             lesion=defaults.lesion,
             volume_radius=defaults.volume_radius if args.volume_radius is None else args.volume_radius,
+            min_component_share=defaults.min_component_share if args.min_component_share is None else args.min_component_share,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -323,21 +329,25 @@ def run_evaluate(args: argparse.Namespace) -> None:
     models = load_models(args, device)
     chosen = selection(args)
     # Each improvement added in turn: the paper, merging on the raw heatmap, the chosen scoring heat with every
-    # slice answered, the intensity refinement, the chosen no-tumour decision, then the volume redrawn together.
-    decided = replace(chosen, volume_radius=0)
+    # slice answered, the intensity refinement, the chosen no-tumour decision, the volume redrawn together, then
+    # its small 3D pieces dropped.
+    redrawn = replace(chosen, min_component_share=0.0)
+    decided = replace(redrawn, volume_radius=0)
     always = replace(decided, min_contrast=0.0, grow_contrast=None)
     unrefined = replace(always, refine_radius=0)
     raw_merge = replace(unrefined, heat_sigma=0.0, edge_margin=0)
     selections = {"paper": PAPER_SELECTION}
     if chosen.mode != "paper":
         selections.update({"merge, raw heat": raw_merge, "always answers, unrefined": unrefined, "always answers": always, "before the volume redraw": decided,
-                           "chosen": chosen})
+                           "before dropping small pieces": redrawn, "chosen": chosen})
         if not chosen.refine_radius:
             del selections["always answers, unrefined"]
         if not chosen.min_contrast:  # no decision: the selection before the volume step always answers already
             del selections["always answers"]
         if not chosen.volume_radius:
             del selections["before the volume redraw"]
+        if not chosen.min_component_share:
+            del selections["before dropping small pieces"]
     results = evaluate_lgg(
         args.data, read_patient_list(args.patients), args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),

@@ -23,7 +23,7 @@ from .segmentation import (
     LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency,
     superpixels,
 )
-from .volume import refine_volume
+from .volume import keep_main_lesions, refine_volume
 
 
 @dataclass
@@ -159,9 +159,10 @@ def consistent_labels(slices: dict[int, SliceAnswer]) -> dict[int, np.ndarray]:
 
 def volume_labels(answers: dict[int, SliceAnswer], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], selection: Selection) -> dict[int, np.ndarray]:
     """The labels of slices segmented together: decided across slices (:func:`consistent_labels`), then redrawn
-    with one threshold for the volume when the selection asks (:func:`~.volume.refine_volume`)."""
-    labels = consistent_labels(answers)
-    return refine_volume(labels, images, brains, selection.lesion, selection.volume_radius)
+    with one threshold for the volume (:func:`~.volume.refine_volume`) and cleared of small 3D pieces
+    (:func:`~.volume.keep_main_lesions`) when the selection asks."""
+    labels = refine_volume(consistent_labels(answers), images, brains, selection.lesion, selection.volume_radius)
+    return keep_main_lesions(labels, selection.min_component_share)
 
 
 def scan_labels(prepared: PreparedScan, answers: dict[int, SliceAnswer], selection: Selection) -> dict[int, np.ndarray]:

@@ -57,7 +57,8 @@ class Selection:
     ``refine_radius`` (pixels; 0: off, as the paper) redraws each answer along the lesion's own intensity edge
     (:func:`refine_by_intensity`; ``lesion`` says whether the lesion is "bright" or "dark" on the modality).
     ``volume_radius`` (pixels; 0: off) redraws the labels of the slices segmented together, with one threshold for
-    the scan, after the decision across slices (:func:`~.volume.refine_volume`).
+    the scan, after the decision across slices (:func:`~.volume.refine_volume`). ``min_component_share`` (0: off)
+    then drops the 3D pieces of those labels smaller than this share of the largest (:func:`~.volume.keep_main_lesions`).
     """
 
     mode: str = "merge"
@@ -69,6 +70,7 @@ class Selection:
     refine_radius: int = 0
     lesion: str = "bright"
     volume_radius: int = 0
+    min_component_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in SELECTION_MODES:
@@ -80,6 +82,8 @@ class Selection:
         if min(self.heat_sigma, self.edge_margin, self.refine_radius, self.volume_radius) < 0:
             raise ValueError(f"heat_sigma, edge_margin, refine_radius and volume_radius must be at least 0, got {self.heat_sigma}, {self.edge_margin}, "
                              f"{self.refine_radius} and {self.volume_radius}")
+        if not 0 <= self.min_component_share <= 1:
+            raise ValueError(f"min_component_share must lie in [0, 1], got {self.min_component_share}")
         if self.lesion not in LESION_SIGNS:
             raise ValueError(f"lesion must be one of {LESION_SIGNS}, got {self.lesion!r}")
 
@@ -98,18 +102,22 @@ class Selection:
                 text += f" ({self.grow_contrast:g} beside a labelled slice)"
         if self.volume_radius:
             text += f", volume redrawn with one threshold within {self.volume_radius} px"
+        if self.min_component_share:
+            text += f", 3D pieces under {self.min_component_share:g} of the largest dropped"
         return text
 
 
 # Per modality, because the heat differs: one-sided FLAIR heat is sharp and wants little smoothing, T1-pre
 # heat is noisy and wants much; contrasts scale with the smoothing, so the no-tumour decision goes with it.
 # LGG is bright on FLAIR, where its edge is sharp enough to refine each answer; on T1-pre that did not help, but
-# one threshold for the whole volume (volume_radius) helped both.
+# one threshold for the whole volume (volume_radius) helped both, and so did dropping the small 3D pieces beside
+# the lesion (min_component_share: the best Dice, ties broken towards dropping less).
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
 DEFAULT_SELECTIONS = {
     "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=4.0, refine_radius=20, lesion=LESION_SIGN["flair"],
-                       volume_radius=3),
-    "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=1.6, grow_contrast=1.4, lesion=LESION_SIGN["t1"], volume_radius=3),
+                       volume_radius=3, min_component_share=0.5),
+    "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=1.6, grow_contrast=1.4, lesion=LESION_SIGN["t1"], volume_radius=3,
+                    min_component_share=0.1),
 }
 
 

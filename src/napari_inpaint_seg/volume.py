@@ -4,11 +4,14 @@ Slice by slice, each answer is drawn against its own slice only (:func:`~.segmen
 and a slice whose answer misses the lesion, or that the no-tumour decision empties, loses the lesion there.
 But a lesion has one intensity across the scan and continues into the slices next to it. So the labelled
 voxels of the whole volume set one threshold, and the labels follow the lesion into the neighbouring slices.
+Last, a low-grade glioma is one lesion, so 3D pieces far smaller than the largest are dropped
+(:func:`keep_main_lesions`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from .segmentation import redraw_along_edge
 
@@ -32,13 +35,7 @@ def refine_volume(
     """
     if radius <= 0 or not any(label.any() for label in labels.values()):
         return labels  # nothing to redraw: spare stacking the scan
-    first, shape = min(labels), next(iter(labels.values())).shape
-    span = range(first, max(labels) + 1)  # slices missing from ``labels`` stay empty and brainless: nothing grows there
-
-    def stacked(arrays: dict[int, np.ndarray], dtype) -> np.ndarray:
-        return np.stack([np.asarray(arrays[index], dtype) if index in labels else np.zeros(shape, dtype) for index in span])
-
-    label, image, brain = stacked(labels, bool), stacked(images, np.float32), stacked(brains, bool)
+    label, image, brain = (stacked(arrays, labels, dtype) for arrays, dtype in ((labels, bool), (images, np.float32), (brains, bool)))
     grown = redraw_along_edge(label, image, brain, lesion, radius, weight)
     if grown is None:
         return labels
@@ -47,4 +44,33 @@ def refine_volume(
         neighbour_area = max(areas[other] for other in (z - 1, z + 1) if 0 <= other < len(areas))
         if grown[z].sum() < MIN_GROWN_SHARE * neighbour_area:
             grown[z] = False
-    return {index: grown[index - first] for index in labels}
+    return unstacked(grown, labels)
+
+
+def keep_main_lesions(labels: dict[int, np.ndarray], min_share: float) -> dict[int, np.ndarray]:
+    """The labels of a volume's slices (keyed by slice index) without their 3D pieces (face-connected, neighbours
+    being slice index ± 1) smaller than ``min_share`` of the largest piece; 0 keeps every piece, 1 the largest.
+
+    An LGG is a single lesion; what the detector labels apart from it is mostly artefact (on the validation
+    patients' FLAIR, bright spots above the skull base) or a spill, and much smaller (docs/results.md).
+    """
+    if min_share <= 0 or not any(label.any() for label in labels.values()):
+        return labels
+    pieces, count = ndimage.label(stacked(labels, labels, bool))
+    if count <= 1:
+        return labels
+    sizes = np.bincount(pieces.ravel())[1:]
+    return unstacked(np.isin(pieces, 1 + np.flatnonzero(sizes >= min_share * sizes.max())), labels)
+
+
+def stacked(arrays: dict[int, np.ndarray], labels: dict[int, np.ndarray], dtype) -> np.ndarray:
+    """``arrays`` of the slices of ``labels`` as one (Z, H, W) volume from the first to the last slice index; a slice
+    missing in between is empty (and brainless): it breaks the volume apart, nothing grows or connects across it."""
+    first, shape = min(labels), next(iter(labels.values())).shape
+    return np.stack([np.asarray(arrays[index], dtype) if index in labels else np.zeros(shape, dtype) for index in range(first, max(labels) + 1)])
+
+
+def unstacked(volume: np.ndarray, labels: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """The slices of a volume made by :func:`stacked`, keyed as ``labels``."""
+    first = min(labels)
+    return {index: volume[index - first] for index in labels}
