@@ -22,14 +22,15 @@ def disc(radius: float, centre=(64, 64)) -> np.ndarray:
 
 
 def synthetic_patient() -> list[EvaluatedSlice]:
-    """A bright lesion on slices 2-5 with heat on it, and on slice 7 (tumour-free) a hot spot on plain tissue
-    bright enough to survive the no-tumour decision: a false positive only the decision oracle removes."""
+    """A bright lesion on slices 2-5 with heat on it, and on slices 6-8 (tumour-free), apart from it, a hot bright
+    spot on plain tissue that passes the no-tumour decision and is more than half the lesion's volume, so that
+    dropping small pieces keeps it: a false positive only the decision oracle removes."""
     brain = disc(60)
     slices = []
     for index in range(9):
         lesion = disc(14) if 2 <= index <= 5 else np.zeros((SIDE, SIDE), bool)
-        spot = disc(10, centre=(64, 40)) if index == 7 else np.zeros((SIDE, SIDE), bool)
-        image = np.where(brain, 0.4, 0.0) + 0.5 * lesion + 0.3 * spot
+        spot = disc(12, centre=(64, 30)) if index >= 6 else np.zeros((SIDE, SIDE), bool)
+        image = np.where(brain, 0.4, 0.0) + 0.5 * lesion + 0.4 * spot
         heat = np.where(brain, 1.0, 0.0) + 20.0 * (lesion | spot)
         slices.append(EvaluatedSlice("p", index, image.astype(np.float32), brain, lesion, heat.astype(np.float32), 0.0))
     return slices

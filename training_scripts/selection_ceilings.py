@@ -3,9 +3,9 @@ heatmaps (validation patients only; the oracles read the truth, so they are boun
 
     python training_scripts/selection_ceilings.py --cache .cache/hmv5_flair_val_gamma64.npz --modality flair
 
-After each slice's answer, the default decides across slices which answers to keep (the no-tumour decision)
-and redraws the kept labels with one intensity threshold for the scan (the volume step). Each is replaced by
-an oracle in turn:
+After each slice's answer, the default decides across slices which answers to keep (the no-tumour decision),
+redraws the kept labels with one intensity threshold for the scan (the volume step) and drops their small 3D
+pieces. The first two are replaced by oracles in turn:
 
 - **oracle decision**: every slice with tumour keeps its own top answer, every tumour-free slice is emptied,
   then the volume step as usual;
@@ -30,7 +30,7 @@ from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, pat
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.pipeline import consistent_labels, result_from_superpixels
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, default_selection, superpixels
-from napari_inpaint_seg.volume import THRESHOLD_WEIGHT, refine_volume
+from napari_inpaint_seg.volume import THRESHOLD_WEIGHT, keep_main_lesions, refine_volume
 
 Labels = dict[int, np.ndarray]  # one patient's labels, keyed by slice index
 
@@ -72,8 +72,11 @@ def main() -> None:
             "oracle decision": {index: results[index].mask(0) if slices[i].has_tumour else np.zeros_like(results[index].mask(0)) for index, i in members.items()},
             "truth as the answer": {index: slices[i].tumour & slices[i].brain for index, i in members.items()},
         }
-        for name, decided in sources.items():
-            labels_by_source[name].append({weight: refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight) for weight in weights})
+        for name, decided in sources.items():  # then the default's last steps, the volume step with each weight
+            labels_by_source[name].append({
+                weight: keep_main_lesions(refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight), selection.min_component_share)
+                for weight in weights
+            })
 
     def scored(name: str, per_patient: list[Labels]) -> dict:
         labels = [np.zeros(item.tumour.shape, dtype=bool) for item in slices]

@@ -8,8 +8,8 @@
   needed with the image's scale and metadata) through napari's undoable path and selects that layer, so Ctrl-Z
   undoes it at once.
 * **Label all slices** labels every slice that has a heatmap as ``inpaint-seg segment`` does: this widget's
-  settings, with the modality's no-tumour decision across slices and the scan's labels redrawn together (merge
-  mode); in a worker, written in one step that one Ctrl-Z undoes.
+  settings, with the modality's no-tumour decision across slices, the scan's labels redrawn together and their
+  small 3D pieces dropped (merge mode); in a worker, written in one step that one Ctrl-Z undoes.
 * **Export labels…** writes the labels layer as NIfTI with the source scan's affine and header; an existing
   file is replaced only after confirmation.
 """
@@ -151,7 +151,7 @@ class SegmentWidget(Container):
         self._swap = PushButton(text=f"Swap ({SWAP_KEY})")
         self._accept = PushButton(text=f"Accept ({ACCEPT_KEY})")
         self._label_all = PushButton(text="Label all slices", tooltip="label every slice that has a heatmap as the command line does: the no-tumour "
-                                     "decision across slices and the scan redrawn together (merge mode); one Ctrl-Z undoes it")
+                                     "decision across slices, the scan redrawn together and its small 3D pieces dropped (merge mode); one Ctrl-Z undoes it")
         self._export = PushButton(text="Export labels…")
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
