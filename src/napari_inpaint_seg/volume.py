@@ -51,8 +51,8 @@ def keep_main_lesions(labels: dict[int, np.ndarray], min_share: float) -> dict[i
     """The labels of a volume's slices (keyed by slice index) without their 3D pieces (face-connected, neighbours
     being slice index ± 1) smaller than ``min_share`` of the largest piece; 0 keeps every piece, 1 the largest.
 
-    An LGG is a single lesion; what the detector labels apart from it is much smaller, mostly bright tissue on the
-    lowest slices that brain extraction left in the mask (validation FLAIR, docs/results.md) or a spill.
+    An LGG is a single lesion; what the detector labels apart from it is much smaller: on validation FLAIR mostly bright
+    pieces on the lowest slices, such as tissue that brain extraction left in the mask (docs/results.md).
     """
     if min_share <= 0 or not any(label.any() for label in labels.values()):
         return labels
