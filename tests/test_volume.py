@@ -124,12 +124,13 @@ def test_pieces_far_smaller_than_the_largest_are_dropped_in_3d():
     assert keep_main_lesions(labels, 0.0) is labels
 
 
-def test_a_slice_missing_between_two_pieces_keeps_them_apart():
-    # Slice 5 was not segmented: the labels of 4 and 6 overlap in-plane but are two pieces, and the smaller goes.
-    labels = {4: disc(9), 6: disc(4)}
+def test_slices_segmented_apart_are_not_one_volume():
+    # Slice 5 was not segmented: 4 and 6 are two runs, each keeps its own lesion however small beside the other's,
+    # while within a run the small piece goes.
+    labels = {4: disc(9), 6: disc(4), 7: disc(4) | disc(2, centre=(8, 8))}
     kept = keep_main_lesions(labels, 0.5)
-    assert np.array_equal(kept[4], disc(9)) and not kept[6].any()
-    assert keep_main_lesions({4: disc(9), 5: disc(6), 6: disc(4)}, 0.5)[6].any()  # touching through slice 5: one piece
+    assert np.array_equal(kept[4], disc(9)) and np.array_equal(kept[6], disc(4)) and np.array_equal(kept[7], disc(4))
+    assert np.array_equal(keep_main_lesions({4: disc(9), 5: disc(6), 6: disc(4)}, 0.5)[6], disc(4))  # through slice 5: one piece
 
 
 def test_a_component_share_outside_zero_to_one_is_refused():

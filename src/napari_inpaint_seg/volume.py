@@ -10,6 +10,8 @@ Last, a low-grade glioma is one lesion, so 3D pieces far smaller than the larges
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 import numpy as np
 from scipy import ndimage
 
@@ -50,6 +52,8 @@ def refine_volume(
 def keep_main_lesions(labels: dict[int, np.ndarray], min_share: float) -> dict[int, np.ndarray]:
     """The labels of a volume's slices (keyed by slice index) without their 3D pieces (face-connected, neighbours
     being slice index ± 1) smaller than ``min_share`` of the largest piece; 0 keeps every piece, 1 the largest.
+    Pieces are compared within each run of consecutive slices only: slices segmented apart (``--slices 3,9``) are
+    not one volume, and a lesion on one must not cost another its label.
 
     An LGG is a single lesion; what the detector labels apart from it is much smaller: on validation FLAIR mostly bright
     pieces on the lowest slices, such as tissue that brain extraction left in the mask (docs/results.md).
@@ -60,7 +64,12 @@ def keep_main_lesions(labels: dict[int, np.ndarray], min_share: float) -> dict[i
     if count <= 1:
         return labels
     sizes = np.bincount(pieces.ravel())[1:]
-    return unstacked(np.isin(pieces, 1 + np.flatnonzero(sizes >= min_share * sizes.max())), labels)
+    run_starts = sorted(index for index in labels if index - 1 not in labels)
+    first = min(labels)  # a piece lies in one run: the slices between runs are empty in the stack
+    runs = np.array([bisect_right(run_starts, first + box[0].start) for box in ndimage.find_objects(pieces)])
+    largest = {run: sizes[runs == run].max() for run in set(runs.tolist())}
+    kept = [piece + 1 for piece in range(count) if sizes[piece] >= min_share * largest[int(runs[piece])]]
+    return unstacked(np.isin(pieces, kept), labels)
 
 
 def stacked(arrays: dict[int, np.ndarray], labels: dict[int, np.ndarray], dtype) -> np.ndarray:
