@@ -69,7 +69,7 @@ def main() -> None:
         brains = {index: slices[i].brain for index, i in members.items()}
         sources = {
             "default decision": consistent_labels({index: result.summary() for index, result in results.items()}),
-            "oracle decision": {index: results[index].mask(0) if slices[i].has_tumour else np.zeros_like(results[index].mask(0)) for index, i in members.items()},
+            "oracle decision": {index: results[index].mask(0) if slices[i].has_tumour else np.zeros(slices[i].tumour.shape, bool) for index, i in members.items()},
             "truth as the answer": {index: slices[i].tumour & slices[i].brain for index, i in members.items()},
         }
         for name, decided in sources.items():  # then the default's last steps, the volume step with each weight

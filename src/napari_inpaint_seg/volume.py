@@ -10,8 +10,6 @@ Last, a low-grade glioma is one lesion, so 3D pieces far smaller than the larges
 
 from __future__ import annotations
 
-from bisect import bisect_right
-
 import numpy as np
 from scipy import ndimage
 
@@ -58,18 +56,26 @@ def keep_main_lesions(labels: dict[int, np.ndarray], min_share: float) -> dict[i
     An LGG is a single lesion; what the detector labels apart from it is much smaller: on validation FLAIR mostly bright
     pieces on the lowest slices, such as tissue that brain extraction left in the mask (docs/results.md).
     """
-    if min_share <= 0 or not any(label.any() for label in labels.values()):
+    if min_share <= 0:
         return labels
-    pieces, count = ndimage.label(stacked(labels, labels, bool))
-    if count <= 1:
-        return labels
-    sizes = np.bincount(pieces.ravel())[1:]
-    run_starts = sorted(index for index in labels if index - 1 not in labels)
-    first = min(labels)  # a piece lies in one run: the slices between runs are empty in the stack
-    runs = np.array([bisect_right(run_starts, first + box[0].start) for box in ndimage.find_objects(pieces)])
-    largest = {run: sizes[runs == run].max() for run in set(runs.tolist())}
-    kept = [piece + 1 for piece in range(count) if sizes[piece] >= min_share * largest[int(runs[piece])]]
-    return unstacked(np.isin(pieces, kept), labels)
+    kept = dict(labels)
+    for run in consecutive_runs(labels):
+        pieces, count = ndimage.label(np.stack([np.asarray(labels[index], bool) for index in run]))
+        if count > 1:
+            sizes = np.bincount(pieces.ravel())[1:]
+            kept.update(zip(run, np.isin(pieces, 1 + np.flatnonzero(sizes >= min_share * sizes.max()))))
+    return kept
+
+
+def consecutive_runs(labels: dict[int, np.ndarray]) -> list[list[int]]:
+    """The slice indices of ``labels`` in runs of consecutive indices, in order."""
+    runs: list[list[int]] = []
+    for index in sorted(labels):
+        if runs and index == runs[-1][-1] + 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
 
 
 def stacked(arrays: dict[int, np.ndarray], labels: dict[int, np.ndarray], dtype) -> np.ndarray:
