@@ -155,6 +155,19 @@ def test_skull_stripped_volume_skips_brain_extraction(tmp_path, tiny_model_path,
     assert labels[:, :, 1].any() and not labels[toy_volume() == 0].any()
 
 
+def test_single_slice_volume_is_segmented_when_said_to_be_skull_stripped(tmp_path, tiny_model_path):
+    """(H, W, 1) is refused for brain extraction (deepbet needs a volume), but --skull-stripped needs none."""
+    from conftest import toy_volume
+
+    one_slice = toy_volume()[:, :, 1:2]
+    nib.save(nib.Nifti1Image(one_slice, np.eye(4)), str(tmp_path / "one.nii.gz"))
+    assert segment(tmp_path / "one.nii.gz", "--model", tiny_model_path, "--out", tmp_path / "refused.nii.gz") != 0
+    assert not (tmp_path / "refused.nii.gz").exists()
+    assert segment(tmp_path / "one.nii.gz", "--model", tiny_model_path, "--skull-stripped", "--out", tmp_path / "labels.nii.gz") == 0
+    labels = np.asarray(nib.load(str(tmp_path / "labels.nii.gz")).dataobj)
+    assert labels.shape == one_slice.shape and labels.any() and not labels[one_slice == 0].any()
+
+
 @pytest.mark.slow
 def test_segment_selected_slices_of_a_3d_head(tmp_path, tiny_model_path, make_head_volume):
     """The 3D path with deepbet, on a synthetic int16 head with negative values and an oblique affine, run as

@@ -29,7 +29,8 @@ def check_extractable(shape: tuple[int, ...]) -> None:
     if min(shape) < MIN_SLICES_FOR_DEEPBET:
         raise InputError(
             f"volume {tuple(shape)} is too thin for brain extraction (every axis needs {MIN_SLICES_FOR_DEEPBET} voxels or more); "
-            "give a single skull-stripped slice as a 2D image or a 2D NIfTI instead"
+            "if it is already skull-stripped, say so (--skull-stripped; in the plugin, 'scan is already skull-stripped'), "
+            "or give a single skull-stripped slice as a 2D image or a 2D NIfTI"
         )
 
 
