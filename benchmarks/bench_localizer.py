@@ -6,6 +6,7 @@
     python benchmarks/bench_localizer.py --modality flair --mode paper          # segments ranked as the paper does
     python benchmarks/bench_localizer.py --modality flair --slices all --keep DIR   # also save each slice's heatmaps
     python benchmarks/bench_localizer.py --modality flair --kept DIR            # a changed fast path against them
+    python benchmarks/bench_localizer.py --modality flair --volume --save-volume scan.npz   # then --volume-from scan.npz elsewhere
 
 Prints one JSON object. Segments are ranked as the CLI's default mode does (--mode default) or as the paper
 (--mode paper), with the same settings for both paths. Slices come from the tumour slices of the validation patients in
@@ -183,16 +184,33 @@ def compare_slices(args, generator, config) -> dict:
     }
 
 
-def whole_volume(args, generator, config) -> dict:
+def volume_to_time(args) -> PreparedScan:
+    """The scan of --volume: read from --volume-from, else prepared (brain extraction included) and, with
+    --save-volume, saved, so the same scan can be timed where neither ../shared nor deepbet is (a GPU machine)."""
+    from napari_inpaint_seg.io import Scan
+
+    if args.volume_from:
+        with np.load(args.volume_from) as saved:
+            return PreparedScan(Scan(saved["image"], np.eye(4), None), saved["image"], saved["brain"])
     if args.patient:
         prepared = prepare_scan(read_scan(lgg_patient_volume_paths(DATA, args.patient, args.modality)[0]))
     else:
         prepared = next(iter(real_slices(args.modality, 1)))[0] if DATA.is_dir() else synthetic_slice()[0][0]
+    if args.save_volume:
+        np.savez_compressed(args.save_volume, image=prepared.image, brain=prepared.brain)
+    return prepared
+
+
+def whole_volume(args, generator, config) -> dict:
+    prepared = volume_to_time(args)
     polarity, params, selection = mode_settings(args.mode, args.modality)
     began = time.perf_counter()
     run_to_end(segment_volume(prepared, [(generator, config)], step=args.step, params=params, selection=selection, device=args.device, polarity=polarity))
     seconds = time.perf_counter() - began
-    return {"volume_shape": list(prepared.image.shape), "seconds_volume_fast": seconds, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+    result = {"volume_shape": list(prepared.image.shape), "seconds_volume_fast": seconds, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+    if args.device.startswith("cuda"):
+        result["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
+    return result
 
 
 def main() -> None:
@@ -216,6 +234,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
                         help="fast path: the generator's arithmetic (auto: bfloat16 where the hardware makes it fast)")
     parser.add_argument("--volume", action="store_true", help="time a whole scan with the fast path and report peak memory")
+    parser.add_argument("--save-volume", type=Path, help="--volume: also save the prepared scan (intensities and brain mask) in this .npz file")
+    parser.add_argument("--volume-from", type=Path, help="--volume: time the prepared scan saved by --save-volume instead (no data folder or brain extraction needed)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
