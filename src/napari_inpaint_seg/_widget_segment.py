@@ -42,7 +42,7 @@ from ._widget_common import (
 )
 from .display import MODALITY, ROLE, SOURCE_PATH
 from .errors import InputError
-from .pipeline import SliceResult, scan_labels, segment_slice
+from .pipeline import SliceResult, answer_slices, scan_labels, segment_slice
 from .segmentation import (
     DEFAULT_EDGE_MARGIN,
     DEFAULT_HEAT_SIGMA,
@@ -104,8 +104,8 @@ def prepare_job(data, metadata, scale, skull_stripped, device):
 def label_all_job(prepared, heatmaps: dict[int, np.ndarray], params: FelzenszwalbParams, selection: Selection):
     """Yields how many slices are done; returns the labels ``inpaint-seg segment`` would write, by slice index."""
     answers = {}
-    for done, (index, heatmap) in enumerate(heatmaps.items(), start=1):
-        answers[index] = segment_slice(prepared, index, heatmap, params, selection).summary()
+    for done, (index, answer) in enumerate(answer_slices(prepared, heatmaps, params, selection), start=1):
+        answers[index] = answer
         yield done
     return scan_labels(prepared, answers, selection)
 

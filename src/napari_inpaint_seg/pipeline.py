@@ -6,7 +6,9 @@ Long steps are generators that yield progress, so callers can draw progress bars
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -193,6 +195,9 @@ def prepare_scan(scan: Scan, *, skull_stripped: bool = False, device: str = "cpu
 
 
 Model = tuple[torch.nn.Module, ModelConfig]
+# Threads that segment localised slices while the next slice is localised (segment_volume): a core is left to the
+# localiser's own threads.
+SEGMENTATION_WORKERS = max(1, min(4, (os.cpu_count() or 1) - 1))
 POLARITY_CHOICES = ("auto", *POLARITIES)
 
 
@@ -248,6 +253,25 @@ def segment_slice(
     return segment_image(index, prepared.image[:, :, index], prepared.brain[:, :, index], heatmap, params, selection)
 
 
+def slice_answer(prepared: PreparedScan, index: int, heatmap: np.ndarray, params: FelzenszwalbParams, selection: Selection) -> SliceAnswer:
+    """Slice ``index`` segmented and reduced to what deciding across slices needs (a worker's task)."""
+    return segment_slice(prepared, index, heatmap, params, selection).summary()
+
+
+def answer_slices(
+    prepared: PreparedScan, heatmaps: dict[int, np.ndarray], params: FelzenszwalbParams, selection: Selection
+) -> Iterator[tuple[int, SliceAnswer]]:
+    """Each slice's own answer from its heatmap, in the order given; the slices are segmented by
+    :data:`SEGMENTATION_WORKERS` threads (superpixels take most of the time, and slices do not depend on each other)."""
+    workers = ThreadPoolExecutor(max_workers=SEGMENTATION_WORKERS)
+    try:
+        futures = {index: workers.submit(slice_answer, prepared, index, heatmap, params, selection) for index, heatmap in heatmaps.items()}
+        for index, future in futures.items():
+            yield index, future.result()
+    finally:  # also when the caller stops early: slices not started are dropped
+        workers.shutdown(wait=False, cancel_futures=True)
+
+
 def segment_image(index: int, image: np.ndarray, brain: np.ndarray, heatmap: np.ndarray, params: FelzenszwalbParams, selection: Selection) -> SliceResult:
     return result_from_superpixels(index, image, superpixels(image, params), brain, heatmap, selection)
 
@@ -299,15 +323,26 @@ def segment_volume(
     labels = np.zeros(prepared.image.shape, dtype=np.uint8)
     heatmaps = np.zeros(prepared.image.shape, dtype=np.float32)
     largest = max(config.gamma for _, config in models)
-    answers: dict[int, SliceAnswer] = {}
-    for done, index in enumerate(indices, start=1):
-        if prepared.brain[:, :, index].sum() >= largest**2:
-            heatmap = final(localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity, refine_fraction=refine_fraction))
-            answers[index] = segment_slice(prepared, index, heatmap, params, selection).summary()
-            labels[:, :, index] = answers[index].top if answers[index].detected else 0  # this slice's own answer, for now
-            heatmaps[:, :, index] = heatmap
-        if done < len(indices):
-            yield VolumeProgress(done, len(indices), labels, heatmaps)
+    # Each slice is segmented (superpixels and selection: CPU work only) in a worker while the next one is
+    # localised: on a GPU the segmentation would otherwise take most of a scan's time.
+    workers = ThreadPoolExecutor(max_workers=SEGMENTATION_WORKERS)
+    pending: dict[int, Future[SliceAnswer]] = {}
+    finished: dict[int, SliceAnswer] = {}
+    try:
+        for done, index in enumerate(indices, start=1):
+            if prepared.brain[:, :, index].sum() >= largest**2:
+                heatmaps[:, :, index] = final(
+                    localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity, refine_fraction=refine_fraction)
+                )
+                pending[index] = workers.submit(slice_answer, prepared, index, heatmaps[:, :, index], params, selection)
+            for ready in [pending_index for pending_index, future in pending.items() if future.done() or done == len(indices)]:
+                finished[ready] = pending.pop(ready).result()
+                labels[:, :, ready] = finished[ready].top if finished[ready].detected else 0  # this slice's own answer, for now
+            if done < len(indices):
+                yield VolumeProgress(done, len(indices), labels, heatmaps)
+    finally:  # also when the caller stops early: slices not started are dropped
+        workers.shutdown(wait=False, cancel_futures=True)
+    answers = {index: finished[index] for index in indices if index in finished}  # in the order asked, as the slices ran
     for index, label in scan_labels(prepared, answers, selection).items():
         labels[:, :, index] = label
     yield VolumeProgress(len(indices), len(indices), labels, heatmaps)
