@@ -195,9 +195,9 @@ def prepare_scan(scan: Scan, *, skull_stripped: bool = False, device: str = "cpu
 
 
 Model = tuple[torch.nn.Module, ModelConfig]
-# Threads that segment localised slices while the next slice is localised (segment_volume): a core is left to the
-# localiser's own threads.
-SEGMENTATION_WORKERS = max(1, min(4, (os.cpu_count() or 1) - 1))
+# Threads that segment slices (segment_volume: while the next slice is localised): one core is left to the
+# localiser or the viewer; the cores this process may use, not the machine's (taskset, containers).
+SEGMENTATION_WORKERS = max(1, min(4, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) - 1))
 POLARITY_CHOICES = ("auto", *POLARITIES)
 
 
