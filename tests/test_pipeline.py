@@ -3,6 +3,7 @@ doing one slice after the other, in the order asked, and a caller that stops ear
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -58,3 +59,20 @@ def test_stopping_early_shuts_the_workers_down(prepared, tiny_generator, tiny_co
     assert next(progress).slices_done == 1
     progress.close()
     assert len(created) == 1 and created[0]._shutdown
+
+
+def test_answer_slices_keeps_the_order_and_hands_out_only_a_few_slices_ahead(prepared, monkeypatch):
+    monkeypatch.setattr(pipeline, "SEGMENTATION_WORKERS", 2)
+    started = []
+
+    def recorded(prepared, index, heatmap, params, selection):
+        started.append(index)
+        return index * 10
+
+    monkeypatch.setattr(pipeline, "slice_answer", recorded)
+    heatmaps = {index: prepared.image[:, :, index % 8] for index in reversed(range(20))}
+    answers = pipeline.answer_slices(prepared, heatmaps, None, None)
+    assert next(answers) == (19, 190)
+    time.sleep(0.2)  # a cancelled napari worker stops iterating without closing the generator
+    assert len(started) <= 4, "only 2 x SEGMENTATION_WORKERS slices are handed out ahead"
+    assert list(answers) == [(index, index * 10) for index in reversed(range(19))]

@@ -7,10 +7,12 @@ Long steps are generators that yield progress, so callers can draw progress bars
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 
 import numpy as np
 import torch
@@ -262,13 +264,23 @@ def answer_slices(
     prepared: PreparedScan, heatmaps: dict[int, np.ndarray], params: FelzenszwalbParams, selection: Selection
 ) -> Iterator[tuple[int, SliceAnswer]]:
     """Each slice's own answer from its heatmap, in the order given; the slices are segmented by
-    :data:`SEGMENTATION_WORKERS` threads (superpixels take most of the time, and slices do not depend on each other)."""
+    :data:`SEGMENTATION_WORKERS` threads (superpixels take most of the time, and slices do not depend on each other).
+
+    Only a few slices are handed out ahead of the one awaited: a caller that stops iterating without closing the
+    generator (a cancelled napari worker) leaves at most those running.
+    """
     workers = ThreadPoolExecutor(max_workers=SEGMENTATION_WORKERS)
+    waiting = iter(heatmaps.items())
+    running: deque[tuple[int, Future[SliceAnswer]]] = deque()
     try:
-        futures = {index: workers.submit(slice_answer, prepared, index, heatmap, params, selection) for index, heatmap in heatmaps.items()}
-        for index, future in futures.items():
+        while True:
+            for index, heatmap in islice(waiting, 2 * SEGMENTATION_WORKERS - len(running)):
+                running.append((index, workers.submit(slice_answer, prepared, index, heatmap, params, selection)))
+            if not running:
+                return
+            index, future = running.popleft()
             yield index, future.result()
-    finally:  # also when the caller stops early: slices not started are dropped
+    finally:  # also when the caller closes the generator early: slices not started are dropped
         workers.shutdown(wait=False, cancel_futures=True)
 
 
