@@ -1,5 +1,5 @@
-"""pipeline.segment_volume: slices segmented in worker threads while the next is localised give the labels of
-doing one slice after the other, in the order asked, and a caller that stops early leaves nothing running."""
+"""Slices segmented in worker threads (pipeline.segment_volume, while the next is localised; answer_slices) give
+the answers of one slice after the other, in the order asked, and a caller that stops early leaves little running."""
 
 from __future__ import annotations
 
