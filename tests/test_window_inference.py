@@ -84,3 +84,16 @@ def test_bfloat16_stays_close_to_float32():
         approximate = SliceInpainter(generator, image, 16, torch.bfloat16).predict(starts)
     assert approximate.dtype == torch.float32  # the output layer runs in float32
     assert 0 < (approximate - exact).abs().max() < 0.03
+
+
+def test_cut_outs_by_index_equal_those_by_slices():
+    """The GPU's gather (one indexing kernel) against the CPU's (a slice per window), here both on the CPU."""
+    from napari_inpaint_seg.models.window_inference import _gather_by_index, _gather_by_slices
+
+    generator = torch.Generator().manual_seed(0)
+    padded = torch.randn(20 + 2 * 3, 24 + 2 * 3, 5, generator=generator)
+    anchors = torch.tensor([[0, 0], [4, 8], [16, 20], [19, 22]])  # every cut-out inside the padded map, as the pads ensure
+    for box in (((-3, 4), (-2, 5)), ((0, 1), (0, 1)), ((1, 4), (-3, 0))):
+        by_index = _gather_by_index(padded, 3, anchors, box)
+        torch.testing.assert_close(by_index, _gather_by_slices(padded, 3, anchors, box), rtol=0, atol=0)
+        assert by_index.shape == (4, 5, box[0][1] - box[0][0], box[1][1] - box[1][0])

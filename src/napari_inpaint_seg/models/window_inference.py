@@ -189,11 +189,23 @@ def _offsets(anchors: torch.Tensor, box: Box, shift: int = 0) -> tuple[torch.Ten
 def _gather(padded: torch.Tensor, pad: int, anchors: torch.Tensor, box: Box) -> torch.Tensor:
     """(N, C, rows, cols) channels-last cut-outs of a zero-padded (H + 2 pad, W + 2 pad, C) map at anchors + box.
 
-    Stacked slices rather than advanced indexing: each cut-out is a block of whole rows of C values, and
-    copying blocks is about three times faster than indexing every element."""
+    On the CPU, stacked slices: each cut-out is a block of whole rows of C values, and copying blocks is about
+    three times faster than indexing every element. Elsewhere one indexing kernel: a slice per window costs a
+    Python call and a launch each, which on a GPU would take longer than the arithmetic."""
+    if padded.device.type == "cpu":
+        return _gather_by_slices(padded, pad, anchors, box)
+    return _gather_by_index(padded, pad, anchors, box)
+
+
+def _gather_by_slices(padded: torch.Tensor, pad: int, anchors: torch.Tensor, box: Box) -> torch.Tensor:
     (row_low, row_high), (col_low, col_high) = box
     cut_outs = [padded[row + row_low + pad : row + row_high + pad, col + col_low + pad : col + col_high + pad] for row, col in anchors.tolist()]
     return torch.stack(cut_outs).permute(0, 3, 1, 2)
+
+
+def _gather_by_index(padded: torch.Tensor, pad: int, anchors: torch.Tensor, box: Box) -> torch.Tensor:
+    rows, cols = _offsets(anchors, box, shift=pad)
+    return padded[rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
 def _paste(target: torch.Tensor, target_box: Box, source: torch.Tensor, source_box: Box) -> torch.Tensor:
