@@ -71,7 +71,7 @@ def test_answer_slices_keeps_the_order_and_hands_out_only_a_few_slices_ahead(pre
 
     monkeypatch.setattr(pipeline, "slice_answer", recorded)
     heatmaps = {index: prepared.image[:, :, index % 8] for index in reversed(range(20))}
-    answers = pipeline.answer_slices(prepared, heatmaps.items(), None, None)
+    answers = pipeline.answer_slices(prepared, heatmaps, None, None)
     assert next(answers) == (19, 190)
     time.sleep(0.2)  # a cancelled napari worker stops iterating without closing the generator
     assert len(started) <= 4, "only 2 x SEGMENTATION_WORKERS slices are handed out ahead"

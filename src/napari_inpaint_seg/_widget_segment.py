@@ -104,7 +104,7 @@ def prepare_job(data, metadata, scale, skull_stripped, device):
 def label_all_job(prepared, heatmaps: dict[int, np.ndarray], params: FelzenszwalbParams, selection: Selection):
     """Yields how many slices are done; returns the labels ``inpaint-seg segment`` would write, by slice index."""
     answers = {}
-    for done, (index, answer) in enumerate(answer_slices(prepared, heatmaps.items(), params, selection), start=1):
+    for done, (index, answer) in enumerate(answer_slices(prepared, heatmaps, params, selection), start=1):
         answers[index] = answer
         yield done
     return scan_labels(prepared, answers, selection)

@@ -297,10 +297,8 @@ def run_segment(args: argparse.Namespace) -> None:
     progress = segment_volume(prepared, models, args.slices, step=args.step, params=felzenszwalb_params(args), selection=selection(args),
                               fast=not args.reference, device=device, polarity=heat_polarity(args), refine_fraction=refine_fraction)
     last = None
-    with tqdm(desc="segment", unit="slice") as bar:  # updates come as slices are answered, not one per slice
-        for last in progress:
-            bar.total = last.slices_total
-            bar.update(last.slices_done - bar.n)
+    for last in tqdm(progress, total=len(args.slices) if args.slices else prepared.n_slices, desc="segment", unit="slice"):
+        pass
     labels, heatmap = last.labels, last.heatmap
     if scan.data.ndim == 2:
         labels, heatmap = labels[:, :, 0], heatmap[:, :, 0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -261,17 +261,16 @@ def slice_answer(prepared: PreparedScan, index: int, heatmap: np.ndarray, params
 
 
 def answer_slices(
-    prepared: PreparedScan, heatmaps: Iterable[tuple[int, np.ndarray]], params: FelzenszwalbParams, selection: Selection
+    prepared: PreparedScan, heatmaps: dict[int, np.ndarray], params: FelzenszwalbParams, selection: Selection
 ) -> Iterator[tuple[int, SliceAnswer]]:
     """Each slice's own answer from its heatmap, in the order given; the slices are segmented by
     :data:`SEGMENTATION_WORKERS` threads (superpixels take most of the time, and slices do not depend on each other).
 
-    ``heatmaps`` may be produced as they are asked for (:func:`segment_volume` localises there, while the workers
-    segment the slices before). Only a few slices are handed out ahead of the one awaited: a caller that stops
-    iterating without closing the generator (a cancelled napari worker) leaves at most those running.
+    Only a few slices are handed out ahead of the one awaited: a caller that stops iterating without closing the
+    generator (a cancelled napari worker) leaves at most those running.
     """
     workers = ThreadPoolExecutor(max_workers=SEGMENTATION_WORKERS)
-    waiting = iter(heatmaps)
+    waiting = iter(heatmaps.items())
     running: deque[tuple[int, Future[SliceAnswer]]] = deque()
     try:
         while True:
@@ -299,8 +298,7 @@ def result_from_superpixels(index: int, image: np.ndarray, labels: np.ndarray, b
 
 @dataclass
 class VolumeProgress:
-    """Yielded as slices are answered (``slices_done``: the slices asked for up to the last one answered, in the
-    order asked); ``labels``/``heatmap`` are filled in as slices finish."""
+    """Yielded after every slice; ``labels``/``heatmap`` are filled in as slices finish."""
 
     slices_done: int
     slices_total: int
@@ -328,7 +326,7 @@ def segment_volume(
     across slices and redrawn together (:func:`volume_labels`).
     """
     check_geometry(prepared, [config for _, config in models])
-    indices = list(range(prepared.n_slices)) if slices is None else list(dict.fromkeys(slices))  # each once, in the order asked
+    indices = list(range(prepared.n_slices)) if slices is None else list(slices)
     if not indices:
         raise InputError("no slices to segment: the list of slices is empty")
     for index in indices:
@@ -337,24 +335,26 @@ def segment_volume(
     labels = np.zeros(prepared.image.shape, dtype=np.uint8)
     heatmaps = np.zeros(prepared.image.shape, dtype=np.float32)
     largest = max(config.gamma for _, config in models)
-    done_after = {index: done for done, index in enumerate(indices, start=1)}
-
-    def localised() -> Iterator[tuple[int, np.ndarray]]:
-        for index in indices:
+    # Each slice is segmented (superpixels and selection: CPU work only) in a worker while the next one is
+    # localised: on a GPU the segmentation would otherwise take most of a scan's time.
+    workers = ThreadPoolExecutor(max_workers=SEGMENTATION_WORKERS)
+    pending: dict[int, Future[SliceAnswer]] = {}
+    finished: dict[int, SliceAnswer] = {}
+    try:
+        for done, index in enumerate(indices, start=1):
             if prepared.brain[:, :, index].sum() >= largest**2:
                 heatmaps[:, :, index] = final(
                     localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity, refine_fraction=refine_fraction)
                 )
-                yield index, heatmaps[:, :, index]
-
-    # The slices are localised here while the ones before are segmented in worker threads (answer_slices): on a GPU
-    # the segmentation would otherwise take most of a scan's time.
-    answers: dict[int, SliceAnswer] = {}
-    for index, answer in answer_slices(prepared, localised(), params, selection):
-        answers[index] = answer
-        labels[:, :, index] = answer.top if answer.detected else 0  # this slice's own answer, for now
-        if done_after[index] < len(indices):
-            yield VolumeProgress(done_after[index], len(indices), labels, heatmaps)
+                pending[index] = workers.submit(slice_answer, prepared, index, heatmaps[:, :, index], params, selection)
+            for ready in [pending_index for pending_index, future in pending.items() if future.done() or done == len(indices)]:
+                finished[ready] = pending.pop(ready).result()
+                labels[:, :, ready] = finished[ready].top if finished[ready].detected else 0  # this slice's own answer, for now
+            if done < len(indices):
+                yield VolumeProgress(done, len(indices), labels, heatmaps)
+    finally:  # also when the caller stops early: slices not started are dropped
+        workers.shutdown(wait=False, cancel_futures=True)
+    answers = {index: finished[index] for index in indices if index in finished}  # in the order asked, as the slices ran
     for index, label in scan_labels(prepared, answers, selection).items():
         labels[:, :, index] = label
     yield VolumeProgress(len(indices), len(indices), labels, heatmaps)
