@@ -226,6 +226,29 @@ def test_cancel_first_run_removes_its_layer(session, qtbot):
     assert heatmap_for(session.viewer, session.image) is None
 
 
+def test_a_model_is_read_again_only_when_its_file_changes(tiny_model):
+    """Runs reuse the loaded generator; a checkpoint retrained under the same name is not served stale."""
+    import os
+
+    import torch
+
+    from napari_inpaint_seg._widget_localize import loaded_generator
+    from napari_inpaint_seg.models.checkpoint import build_generator, save_generator
+
+    generator, config = loaded_generator(tiny_model, "cpu")
+    assert loaded_generator(tiny_model, "cpu")[0] is generator
+    retrained = build_generator(config)
+    with torch.no_grad():
+        for parameter in retrained.parameters():
+            parameter.fill_(0.5)
+    save_generator(tiny_model, retrained, config)
+    stat = tiny_model.stat()
+    os.utime(tiny_model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a later save, whatever the clock's resolution
+    reloaded, _ = loaded_generator(tiny_model, "cpu")
+    assert reloaded is not generator
+    assert all(torch.equal(parameter, torch.full_like(parameter, 0.5)) for parameter in reloaded.parameters())
+
+
 def test_synchronous_mode_runs_inline(session, monkeypatch):
     from napari_inpaint_seg._widget_common import SYNC_ENV, heatmap_for
 

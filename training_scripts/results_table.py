@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -74,9 +75,14 @@ def rows_for(folder: Path, split: str) -> list[tuple[str, dict | None, dict | No
 
 
 def main() -> None:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/eval")
-    for split in ("val", "test"):
-        rows = rows_for(folder, split)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, nargs="?", default=Path("runs/eval"),
+                        help="where the evaluation commands of docs/results.md wrote their JSON files (default: runs/eval)")
+    folder = parser.parse_args().folder
+    tables = {split: rows_for(folder, split) for split in ("val", "test")}
+    if not any(t1 or flair for rows in tables.values() for _, t1, flair, _ in rows):
+        sys.exit(f"{folder}: no evaluation JSON files here; run the commands of docs/results.md (Regenerate) first")
+    for split, rows in tables.items():
         if not any(t1 or flair for _, t1, flair, _ in rows):
             continue
         print(f"\n{split} patients\n")
