@@ -142,6 +142,67 @@ def test_by_default_a_slice_where_nothing_stands_out_gets_no_label(tmp_path, tin
     assert np.asarray(nib.load(str(tmp_path / "forced.nii.gz")).dataobj).any()  # --min-contrast 0: the paper's forced answer
 
 
+def test_a_featureless_slice_gets_no_label(tmp_path, tiny_model_path):
+    """A constant slice is 0 after normalisation, so no inpainting is darker than it: counting bright errors only,
+    its heat is 0 everywhere, which is no finding, not an infinite contrast."""
+    Image.fromarray(np.full((48, 48), 120, np.uint8)).save(tmp_path / "constant.png")
+    assert segment(tmp_path / "constant.png", "--model", tiny_model_path, "--polarity", "bright", "--out", tmp_path / "labels.nii.gz",
+                   "--heatmap-out", tmp_path / "heat.nii.gz", always_answer=False) == 0
+    assert not np.asarray(nib.load(str(tmp_path / "heat.nii.gz")).dataobj).any()
+    assert not np.asarray(nib.load(str(tmp_path / "labels.nii.gz")).dataobj).any()
+
+
+def test_a_nan_background_is_background_when_the_scan_is_skull_stripped(tmp_path, tiny_model_path):
+    """Some tools store a stripped brain on NaN; mostly NaN is otherwise refused as a broken file."""
+    from conftest import toy_volume
+
+    volume = np.pad(toy_volume(), ((16, 16), (16, 16), (0, 0)))
+    volume[volume == 0] = np.nan
+    assert np.isnan(volume).mean() > 0.5
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(tmp_path / "nan_background.nii.gz"))
+    assert segment(tmp_path / "nan_background.nii.gz", "--model", tiny_model_path, "--out", tmp_path / "refused.nii.gz") == 2
+    assert segment(tmp_path / "nan_background.nii.gz", "--model", tiny_model_path, "--skull-stripped", "--slices", "1", "--out", tmp_path / "labels.nii.gz") == 0
+    labels = np.asarray(nib.load(str(tmp_path / "labels.nii.gz")).dataobj)
+    assert labels[:, :, 1].any() and not labels[np.isnan(volume)].any()
+
+
+def test_axial_slices_follow_the_affine_whatever_the_file_order(tmp_path, tiny_model_path, capsys):
+    """The same scan stored slice-last and slice-first (the affine says which axis is inferior-superior) gets the
+    same labels, written back in each file's own order, as the plugin shows and labels it."""
+    from conftest import toy_volume
+
+    volume = toy_volume()
+    nib.save(nib.Nifti1Image(volume, np.diag([1.0, 1.0, 3.0, 1.0])), str(tmp_path / "axial_last.nii.gz"))
+    slice_first = np.array([[0, 1.0, 0, 0], [0, 0, 1.0, 0], [3.0, 0, 0, 0], [0, 0, 0, 1]])  # array axis 0 runs inferior-superior
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(np.moveaxis(volume, -1, 0)), slice_first), str(tmp_path / "axial_first.nii.gz"))
+    for name in ("axial_last", "axial_first"):
+        assert segment(tmp_path / f"{name}.nii.gz", "--model", tiny_model_path, "--skull-stripped", "--slices", "1,2", "--out", tmp_path / f"{name}_labels.nii.gz",
+                       "--heatmap-out", tmp_path / f"{name}_heat.nii.gz") == 0
+    assert "axial slices lie along array axis 0" in capsys.readouterr().err
+    last, first = (nib.load(str(tmp_path / f"{name}_labels.nii.gz")) for name in ("axial_last", "axial_first"))
+    assert first.shape == (4, 48, 48)
+    np.testing.assert_array_equal(first.affine, slice_first)
+    assert np.asarray(last.dataobj)[:, :, [1, 2]].any()
+    np.testing.assert_array_equal(np.asarray(first.dataobj), np.moveaxis(np.asarray(last.dataobj), -1, 0))
+    heat_last, heat_first = (np.asarray(nib.load(str(tmp_path / f"{name}_heat.nii.gz")).dataobj) for name in ("axial_last", "axial_first"))
+    np.testing.assert_allclose(heat_first, np.moveaxis(heat_last, -1, 0), atol=1e-4)
+
+
+def test_asked_slices_with_too_little_brain_are_reported(tmp_path, tiny_model_path, capsys):
+    """A slice with less brain than one window is left empty unseen; the user who asked for it is told."""
+    from conftest import toy_volume
+
+    volume = toy_volume()
+    volume[:, :, 0] = 0
+    volume[20:25, 20:25, 0] = 0.5  # 25 pixels of brain, fewer than one 8 x 8 window
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(tmp_path / "scan.nii.gz"))
+    assert segment(tmp_path / "scan.nii.gz", "--model", tiny_model_path, "--skull-stripped", "--slices", "0,1", "--out", tmp_path / "labels.nii.gz") == 0
+    err = capsys.readouterr().err
+    assert "inpaint-seg: warning: slice(s) 0: less brain than one window (8x8 pixels)" in err
+    assert segment(tmp_path / "scan.nii.gz", "--model", tiny_model_path, "--skull-stripped", "--out", tmp_path / "all.nii.gz") == 0
+    assert "warning" not in capsys.readouterr().err  # a whole scan always has such slices at its ends: not worth a word
+
+
 def test_skull_stripped_volume_skips_brain_extraction(tmp_path, tiny_model_path, monkeypatch):
     """--skull-stripped takes the non-zero foreground as the brain: deepbet must not run (it would need a head)."""
     from conftest import toy_volume

@@ -62,6 +62,13 @@ def test_check_finite_replaces_a_few_and_refuses_many():
         check_finite(np.full((10, 10), np.nan))
 
 
+def test_check_finite_takes_non_finite_voxels_as_the_background_of_a_stripped_scan():
+    data = np.full((10, 10), np.nan, np.float32)
+    data[4:6, 4:6] = 1.0
+    fixed = check_finite(data, background=True)
+    assert fixed.sum() == 4 and np.isfinite(fixed).all()
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (7, 13), (16, 16), (33, 5), (2, 9, 11)])
 @pytest.mark.parametrize("multiple,minimum", [(4, 0), (8, 0), (8, 40), (3, 10)])
 def test_pad_then_unpad_is_identity(shape, multiple, minimum):
@@ -94,6 +101,22 @@ def test_brain_extraction_refuses_thin_volumes():
         extract_brain_volume(np.ones((64, 64, 1), np.float32), np.eye(4))
     with pytest.raises(InputError, match="3D"):
         extract_brain_volume(np.ones((64, 64), np.float32), np.eye(4))
+
+
+@pytest.mark.parametrize("failure", [AssertionError("no bounding box"), ValueError("attempt to get argmax of an empty sequence")])
+def test_brain_extraction_that_finds_no_head_is_one_clear_error(monkeypatch, failure):
+    """deepbet asserts, or takes the argmax of nothing, on a volume without a head (one bright voxel in zeros)."""
+    import napari_inpaint_seg.brain as brain
+
+    class NoHead:
+        def run_model(self, volume):
+            raise failure
+
+    monkeypatch.setattr(brain, "_deepbet_model", lambda device: NoHead())
+    volume = np.zeros((16, 16, 16), np.float32)
+    volume[8, 8, 8] = 1
+    with pytest.raises(InputError, match="brain extraction found no head in this volume"):
+        extract_brain_volume(volume, np.eye(4))
 
 
 def test_brain_extraction_of_a_constant_volume_is_empty():

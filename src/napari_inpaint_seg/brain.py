@@ -53,9 +53,9 @@ def extract_brain_volume(volume: np.ndarray, affine: np.ndarray, *, device: str 
         warnings.simplefilter("ignore")
         try:
             probability = bet.run_model(ras.copy())
-        except AssertionError as exc:  # deepbet asserts when it finds no head at all
+            mask = bet.postprocess(probability > threshold)
+        except (AssertionError, ValueError) as exc:  # deepbet asserts, or takes an argmax of nothing, when it finds no head
             raise InputError(f"brain extraction found no head in this volume ({exc})") from exc
-        mask = bet.postprocess(probability > threshold)
     return nib.orientations.apply_orientation(mask, back).astype(bool)
 
 

@@ -93,7 +93,6 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--polarity", choices=["auto", "both", "bright", "dark"], default="auto",
                         help="which inpainting error counts: auto (default) the sign that marks LGG on the modality, bright on FLAIR, dark on T1-pre "
                              "(with --mode paper: both); both: the absolute error, as the paper")
-    parser.add_argument("--skull-stripped", action="store_true", help="the scan is already skull-stripped (background 0): skip brain extraction")
     parser.add_argument("--reference", action="store_true", help="the paper's literal (slow) localiser instead of the fast one")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
 
@@ -112,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     segment = commands.add_parser("segment", help="segment axial slices of a scan and write a labels volume")
     segment.add_argument("scan", type=Path, help="NIfTI scan (.nii, .nii.gz) or 2D image")
     add_method_arguments(segment)
-    segment.add_argument("--slices", type=parse_slices, help="slices to segment (last array axis), e.g. 3,7,12; default all")
+    segment.add_argument("--skull-stripped", action="store_true",
+                         help="the scan is already skull-stripped (background 0, or NaN): skip brain extraction")
+    segment.add_argument("--slices", type=parse_slices,
+                         help="axial slices to segment, e.g. 3,7,12; default all. Axial: along the array axis the affine says runs "
+                              "inferior-superior (the last one in most files, which is also taken when the affine cannot tell)")
     segment.add_argument("--out", type=Path, required=True, help="labels file to write (.nii.gz)")
     segment.add_argument("--heatmap-out", type=Path, help="also write the heatmap (.nii.gz)")
     segment.add_argument("--force", action="store_true", help="overwrite existing output files")
@@ -160,14 +163,22 @@ def probe_writable(folder: Path) -> None:
 
 
 def check_method_arguments(args: argparse.Namespace) -> None:
+    numbers = {"--scale": args.scale, "--sigma": args.sigma, "--merge-ratio": args.merge_ratio, "--min-contrast": args.min_contrast,
+               "--grow-contrast": args.grow_contrast, "--heat-sigma": args.heat_sigma, "--min-component-share": args.min_component_share,
+               "--refine-fraction": getattr(args, "refine_fraction", None)}
+    for flag, value in numbers.items():
+        if value is not None and not np.isfinite(value):
+            raise InputError(f"{flag} must be a finite number, got {value}")
+    if args.scale is not None and args.scale <= 0:
+        raise InputError(f"--scale must be above 0, got {args.scale}")
     if args.model and len(args.model) != len(args.gamma):
         raise InputError(f"{len(args.model)} --model file(s) for {len(args.gamma)} window(s) --gamma {','.join(map(str, args.gamma))}; give one per window")
     if args.step is not None and args.step < 1:
         raise InputError(f"--step must be at least 1, got {args.step}")
     if args.merge_ratio is not None and not 0 <= args.merge_ratio <= 1:
         raise InputError(f"--merge-ratio must lie between 0 and 1, got {args.merge_ratio}")
-    for flag, value in (("--min-contrast", args.min_contrast), ("--grow-contrast", args.grow_contrast), ("--heat-sigma", args.heat_sigma),
-                        ("--edge-margin", args.edge_margin), ("--refine-radius", args.refine_radius),
+    for flag, value in (("--sigma", args.sigma), ("--min-size", args.min_size), ("--min-contrast", args.min_contrast), ("--grow-contrast", args.grow_contrast),
+                        ("--heat-sigma", args.heat_sigma), ("--edge-margin", args.edge_margin), ("--refine-radius", args.refine_radius),
                         ("--volume-radius", args.volume_radius)):
         if value is not None and value < 0:
             raise InputError(f"{flag} must be at least 0, got {value}")
@@ -186,8 +197,18 @@ def check_content(scan, gamma: int, skull_stripped: bool = False) -> None:
         raise InputError(f"slices of {shape[0]}x{shape[1]} pixels are smaller than the window gamma={gamma}; use a smaller --gamma")
     if scan.is_volume and not skull_stripped:
         check_extractable(shape)
-    if not np.any(check_finite(scan.data, what=str(scan.path))):
+    if not np.any(check_finite(scan.data, what=str(scan.path), background=skull_stripped or not scan.is_volume)):
         raise InputError(f"{scan.path}: the image is empty (every voxel is 0)")
+
+
+def warn_about_small_brains(brain: np.ndarray, asked: list[int] | None, gamma: int) -> None:
+    """Say so when slices the user asked for, or every slice, have less brain than one window: they are left
+    empty without being looked at, which the labels alone would not tell from "no tumour found"."""
+    indices = asked if asked else range(brain.shape[2])
+    small = [index for index in indices if brain[:, :, index].sum() < gamma**2]
+    if small and (asked or len(small) == len(indices)):
+        which = "every slice" if len(small) == len(indices) else f"slice(s) {','.join(map(str, small))}"
+        print(f"inpaint-seg: warning: {which}: less brain than one window ({gamma}x{gamma} pixels); left empty, not segmented", file=sys.stderr)
 
 
 def felzenszwalb_params(args: argparse.Namespace):
@@ -267,6 +288,7 @@ def load_models(args: argparse.Namespace, device: str) -> list:
 
 def run_segment(args: argparse.Namespace) -> None:
     # Everything that can be checked without torch is checked first, so bad input fails in well under a second.
+    from .display import DEFAULT_AXIAL_AXIS, axial_last
     from .io import read_scan, write_float_volume, write_labels
 
     if args.heatmap_out is not None and args.out.resolve() == args.heatmap_out.resolve():
@@ -280,8 +302,11 @@ def run_segment(args: argparse.Namespace) -> None:
         raise InputError("--refine-fraction applies to the fast localiser; --reference runs every window anyway")
     resolve_models(args)  # reads the checkpoints' headers only
     scan = read_scan(args.scan)
-    check_content(scan, max(args.gamma), args.skull_stripped)
-    n_slices = scan.data.shape[2] if scan.data.ndim == 3 else 1
+    working, axis = axial_last(scan)
+    if axis not in (None, DEFAULT_AXIAL_AXIS):
+        print(f"inpaint-seg: axial slices lie along array axis {axis} of this file (from its affine); --slices counts them", file=sys.stderr)
+    check_content(working, max(args.gamma), args.skull_stripped)
+    n_slices = working.data.shape[2] if working.is_volume else 1
     if args.slices and max(args.slices) >= n_slices:
         raise InputError(f"slice {max(args.slices)} is outside the scan (its slices are numbered 0 to {n_slices - 1})")
 
@@ -292,7 +317,8 @@ def run_segment(args: argparse.Namespace) -> None:
 
     device = pick_device(args.device)
     models = load_models(args, device)
-    prepared = prepare_scan(scan, skull_stripped=args.skull_stripped, device=device)
+    prepared = prepare_scan(working, skull_stripped=args.skull_stripped, device=device)
+    warn_about_small_brains(prepared.brain, args.slices, max(args.gamma))
     refine_fraction = DEFAULT_REFINE_FRACTION if args.refine_fraction is None else args.refine_fraction
     progress = segment_volume(prepared, models, args.slices, step=args.step, params=felzenszwalb_params(args), selection=selection(args),
                               fast=not args.reference, device=device, polarity=heat_polarity(args), refine_fraction=refine_fraction)
@@ -302,6 +328,8 @@ def run_segment(args: argparse.Namespace) -> None:
     labels, heatmap = last.labels, last.heatmap
     if scan.data.ndim == 2:
         labels, heatmap = labels[:, :, 0], heatmap[:, :, 0]
+    elif axis != DEFAULT_AXIAL_AXIS:  # back to the file's axis order
+        labels, heatmap = np.moveaxis(labels, -1, axis), np.moveaxis(heatmap, -1, axis)
     write_labels(args.out, labels, scan, force=args.force)
     if args.heatmap_out:
         write_float_volume(args.heatmap_out, heatmap, scan, force=args.force)
@@ -309,19 +337,25 @@ def run_segment(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    check_output(args.json, args.force, nifti=False)
-    if args.skull_stripped:
-        raise InputError("evaluate works on LGG-layout scans with skull; --skull-stripped does not apply")
     if not args.patients.is_file():
         raise InputError(f"{args.patients}: no such patient list")
     if not args.data.is_dir():
         raise InputError(f"{args.data}: no such data folder")
+    check_output(args.json, args.force, nifti=False, reads=(args.patients, *((args.heatmap_cache,) if args.heatmap_cache else ())))
     check_method_arguments(args)
     resolve_models(args)
 
+    from .evaluation import check_heatmap_caches, check_patients, read_patient_list
+
+    patients = read_patient_list(args.patients)
+    check_patients(args.data, patients, args.modality, args.patients)
+    if args.heatmap_cache:
+        check_heatmap_caches(args.heatmap_cache, args.gamma)
+        probe_writable(args.heatmap_cache.parent)
+
     from dataclasses import replace
 
-    from .evaluation import evaluate_lgg, read_patient_list
+    from .evaluation import evaluate_lgg
     from .io import write_atomically
     from .segmentation import PAPER_SELECTION
 
@@ -349,7 +383,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         if not chosen.min_component_share:
             del selections["before dropping small pieces"]
     results = evaluate_lgg(
-        args.data, read_patient_list(args.patients), args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
+        args.data, patients, args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),
         polarity=heat_polarity(args), whole_volumes=args.whole_volumes,
     )

@@ -84,6 +84,18 @@ def pipeline_affine(affine: np.ndarray, axis: int) -> np.ndarray:
     return moved
 
 
+def axial_last(scan: Scan) -> tuple[Scan, int | None]:
+    """The scan in the pipeline's order (axial axis last, affine adjusted to the same world points) and the file's
+    axial axis (None for a 2D image): the command line then slices a scan as the plugin shows it, whatever the
+    file's axis order."""
+    if not scan.is_volume:
+        return scan, None
+    axis = axial_axis(scan.affine)
+    if axis == DEFAULT_AXIAL_AXIS:
+        return scan, axis
+    return Scan(data=np.moveaxis(scan.data, axis, -1), affine=pipeline_affine(scan.affine, axis), header=None, path=scan.path), axis
+
+
 def layer_metadata(scan: Scan, **extra) -> dict:
     """``layer.metadata`` for a scan: source affine and header, axial axis (None for 2D images) and path."""
     axis = axial_axis(scan.affine) if scan.is_volume else None

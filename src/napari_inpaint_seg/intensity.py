@@ -16,12 +16,13 @@ HIGH_PERCENTILE = 99.5
 INTENSITY_CONVENTION = "brain-percentile-0.5-99.5-to-0-1"
 
 
-def check_finite(data: np.ndarray, what: str = "scan") -> np.ndarray:
-    """Replace NaN/Inf by 0 only if they are few; a scan that is mostly non-finite is refused."""
+def check_finite(data: np.ndarray, what: str = "scan", *, background: bool = False) -> np.ndarray:
+    """Replace NaN/Inf by 0 only if they are few; a scan that is mostly non-finite is refused. With
+    ``background`` (a skull-stripped scan) they are its background, as some tools store it, and all become 0."""
     finite = np.isfinite(data)
     if finite.all():
         return data
-    if finite.mean() < 0.5:
+    if finite.mean() < 0.5 and not background:
         raise InputError(f"{what}: {100 * (1 - finite.mean()):.0f}% of voxels are NaN or Inf")
     return np.where(finite, data, 0).astype(np.float32)
 

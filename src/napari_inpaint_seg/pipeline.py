@@ -105,11 +105,15 @@ class SliceResult:
 
     @property
     def contrast(self) -> float:
-        """How much the top segment stands out: its score over the brain's median heat (0 without candidates)."""
+        """How much the top segment stands out: its score over the brain's median heat (0 without candidates).
+        With no heat in most of the brain, any heat stands out infinitely, and none not at all (a featureless
+        slice inpaints perfectly: nothing is found there)."""
         if not self.ranking:
             return 0.0
-        baseline = self.baseline
-        return self.ranking[0].score / baseline if baseline > 0 else float("inf")
+        baseline, top = self.baseline, self.ranking[0].score
+        if baseline > 0:
+            return top / baseline
+        return float("inf") if top > 0 else 0.0
 
     @property
     def detected(self) -> bool:
@@ -182,7 +186,7 @@ def prepare_scan(scan: Scan, *, skull_stripped: bool = False, device: str = "cpu
     ``skull_stripped`` skips deepbet and takes each slice's filled non-zero foreground as the brain: fast,
     deterministic, and right for templates and already-stripped datasets (background exactly 0).
     """
-    data = check_finite(np.asarray(scan.data, dtype=np.float32), what=str(scan.path or "scan"))
+    data = check_finite(np.asarray(scan.data, dtype=np.float32), what=str(scan.path or "scan"), background=skull_stripped or np.ndim(scan.data) == 2)
     if not np.any(data != 0):
         raise InputError(f"{scan.path or 'scan'}: the image is empty (every voxel is 0)")
     if data.ndim == 2:
