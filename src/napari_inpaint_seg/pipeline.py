@@ -106,8 +106,8 @@ class SliceResult:
     @property
     def contrast(self) -> float:
         """How much the top segment stands out: its score over the brain's median heat (0 without candidates).
-        With no heat in most of the brain, any heat stands out infinitely, and none not at all (a featureless
-        slice inpaints perfectly: nothing is found there)."""
+        With no heat in most of the brain, any heat stands out infinitely, and none not at all: a slice without
+        any heat (a featureless one) is no finding."""
         if not self.ranking:
             return 0.0
         baseline, top = self.baseline, self.ranking[0].score
@@ -184,7 +184,7 @@ def prepare_scan(scan: Scan, *, skull_stripped: bool = False, device: str = "cpu
     """Brain-extract and normalise a scan; a 2D image becomes a one-slice volume (assumed skull-stripped).
 
     ``skull_stripped`` skips deepbet and takes each slice's filled non-zero foreground as the brain: fast,
-    deterministic, and right for templates and already-stripped datasets (background exactly 0).
+    deterministic, and right for templates and already-stripped datasets (background exactly 0, or NaN/Inf).
     """
     data = check_finite(np.asarray(scan.data, dtype=np.float32), what=str(scan.path or "scan"), background=skull_stripped or np.ndim(scan.data) == 2)
     if not np.any(data != 0):
