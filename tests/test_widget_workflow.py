@@ -435,3 +435,123 @@ def test_label_all_slices_decides_across_slices_in_one_undoable_step(session, qt
         assert 2 * (found & blob).sum() / (found.sum() + blob.sum()) > 0.8, index
     labels.undo()
     assert not labels.data.any(), "one Ctrl-Z undoes the whole volume"
+
+
+# ---------------------------------------------------------------- review findings: state and lost work
+
+
+def test_a_runtime_error_in_the_worker_is_reported_and_the_widget_recovers(session, qtbot, monkeypatch):
+    """superqt takes a job's RuntimeError (torch's out of memory among them) for a deleted worker and reports
+    nothing; the widget would stay busy for good. It must end as an error with the heatmap put back."""
+    import napari_inpaint_seg._widget_localize as widget_module
+    from napari_inpaint_seg._widget_common import heatmap_for
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory (simulated)")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(widget_module, "localize_slice", failing)
+    localize = session.localize
+    with qtbot.capture_exceptions() as raised:  # napari shows a worker's error as an error notification
+        localize.run()
+        qtbot.waitUntil(lambda: not localize.running, timeout=15_000)
+    assert any("out of memory (simulated)" in str(error) for _, error, _ in raised)
+    assert "out of memory (simulated)" in localize._status.value
+    assert localize._run.enabled and not localize._cancel.enabled
+    assert heatmap_for(session.viewer, session.image) is None
+
+
+def test_overlays_belong_to_the_layer_not_to_its_name(session, qtbot):
+    """A renamed scan keeps its heatmap and the user's settings; a scan opened later under the name of a closed
+    one does not inherit that one's heatmap."""
+    from napari_inpaint_seg._widget_common import heatmap_for
+
+    viewer, image, localize = session.viewer, session.image, session.localize
+    run_and_wait(qtbot, localize)
+    heatmap = heatmap_for(viewer, image)
+    model, skull_stripped = localize._model.value, localize._skull_stripped.value
+    image.name = "renamed scan"
+    assert heatmap_for(viewer, image) is heatmap
+    assert (localize._model.value, localize._skull_stripped.value) == (model, skull_stripped)
+
+    viewer.layers.remove(image)
+    (newcomer,) = viewer.open(str(image.metadata["source_path"]), plugin=PLUGIN)
+    newcomer.name = "renamed scan"
+    assert heatmap_for(viewer, newcomer) is None
+
+
+def test_labels_follow_the_image_and_never_mix_two_scans(session, qtbot):
+    viewer, first, localize, segment = session.viewer, session.image, session.localize, session.segment
+    second = viewer.add_image(np.array(first.data), name="second scan", scale=first.scale, metadata=dict(first.metadata))
+    checkpoint = localize._checkpoint.value
+    for image in (first, second):
+        localize.select_image(image)
+        localize.select_model(checkpoint=checkpoint)  # the tiny model and the skull-stripped path, as the session set them up
+        localize._skull_stripped.value = True
+        run_and_wait(qtbot, localize)
+        segment.select_image(image)
+        qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+        segment.accept()
+    first_labels, second_labels = (layer for layer in viewer.layers if layer.name in ("toy_flair labels", "second scan labels"))
+    assert first_labels is not second_labels and first_labels.data[2].any() and second_labels.data[2].any()
+    segment.select_image(first)
+    assert segment.labels_layer() is first_labels
+
+    segment._labels.value = second_labels  # chosen by hand for the other scan: refused, nothing written
+    before = np.array(second_labels.data)
+    qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+    segment.accept()
+    np.testing.assert_array_equal(second_labels.data, before)
+
+
+def test_a_layer_converted_from_an_overlay_is_not_drawn_into(session, qtbot):
+    """napari's Convert to Labels keeps the candidate layer's metadata; the user's edits there are theirs."""
+    viewer, image, segment = session.viewer, session.image, session.segment
+    run_and_wait(qtbot, session.localize)
+    qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+    candidate = next(layer for layer in viewer.layers if layer.name.endswith("candidate"))
+    painted = np.zeros(image.data.shape, np.uint8)
+    painted[2, 5:9, 5:9] = 1
+    viewer.layers.remove(candidate)  # Convert to Labels replaces the layer by a labels layer with its metadata
+    converted = viewer.add_labels(painted.copy(), name="my edits", metadata=dict(candidate.metadata))
+    segment.swap()
+    viewer.dims.set_current_step(0, 1)  # the widget clears what it drew on the slice it leaves
+    qtbot.wait(800)  # past the refresh's debounce
+    np.testing.assert_array_equal(converted.data, painted)
+
+
+def test_an_all_slices_heatmap_is_shown_with_the_contrast_of_the_whole_scan(session, monkeypatch):
+    from napari_inpaint_seg._widget_common import SYNC_ENV, heatmap_for
+    from napari_inpaint_seg._widget_localize import heatmap_contrast
+
+    monkeypatch.setenv(SYNC_ENV, "1")
+    session.image.data[3] = 0  # the last slice has no brain, as the top of a real scan
+    session.localize._slices.value = "all slices"
+    session.localize.run()
+    heatmap = heatmap_for(session.viewer, session.image)
+    np.testing.assert_allclose(heatmap.contrast_limits, heatmap_contrast(np.asarray(heatmap.data)))
+    assert heatmap.contrast_limits[1] > 1
+
+
+def test_overlays_share_the_images_rotation(session, monkeypatch):
+    from napari_inpaint_seg._widget_common import SYNC_ENV, heatmap_for
+
+    monkeypatch.setenv(SYNC_ENV, "1")
+    session.image.rotate = 30
+    session.localize.run()
+    heatmap = heatmap_for(session.viewer, session.image)
+    np.testing.assert_allclose(heatmap.rotate, session.image.rotate)
+    np.testing.assert_allclose(heatmap.affine.affine_matrix, session.image.affine.affine_matrix)
+
+
+def test_accept_after_the_image_was_closed_says_so(session, qtbot, monkeypatch):
+    import napari_inpaint_seg._widget_segment as segment_module
+
+    said = []
+    monkeypatch.setattr(segment_module, "show_problem", said.append)
+    run_and_wait(qtbot, session.localize)
+    qtbot.waitUntil(lambda: session.segment.result is not None, timeout=5_000)
+    session.viewer.layers.remove(session.image)
+    session.segment.accept()
+    session.segment.swap()
+    assert said and all("no longer open" in message for message in said)

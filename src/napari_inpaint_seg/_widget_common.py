@@ -9,6 +9,7 @@ napari notifications; anything else goes to napari's error notification with its
 from __future__ import annotations
 
 import os
+import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -23,7 +24,9 @@ SYNC_ENV = "NAPARI_INPAINT_SEG_SYNC"
 HEATMAP_ROLE = "heatmap"
 SUPERPIXELS_ROLE = "superpixels"
 CANDIDATE_ROLE = "candidate"
-HEATMAP_OF = "heatmap_of"  # heatmap layer metadata: the name of the image it was computed on
+HEATMAP_OF = "heatmap_of"  # overlay metadata: the name of the image it was computed on (for people reading it)
+OVERLAY_OF = "inpaint_seg_overlay_of"  # overlay metadata: the key of that image (:func:`image_key`)
+LABELS_OF = "inpaint_seg_labels_of"  # metadata of a labels layer the Segment widget made: the key of its image
 
 
 def run_synchronously() -> bool:
@@ -98,6 +101,27 @@ class _InOrder:
             self._busy = False
 
 
+class JobError(Exception):
+    """A job's RuntimeError, raised again as this type (see :func:`reporting_runtime_errors`)."""
+
+
+def reporting_runtime_errors(job_function: Callable[..., Iterator]) -> Callable[..., Iterator]:
+    """``job_function`` with its RuntimeErrors raised as :class:`JobError`.
+
+    superqt's worker takes any RuntimeError for "the worker was deleted" and then emits neither ``errored`` nor
+    ``finished``, so a widget would stay busy for good; torch reports most failures (out of memory among them)
+    as RuntimeErrors.
+    """
+
+    def job(*args):
+        try:
+            return (yield from job_function(*args))
+        except RuntimeError as exc:
+            raise JobError(f"{type(exc).__name__}: {exc}") from exc
+
+    return job
+
+
 def make_job(job_function: Callable[..., Iterator], *args, **callbacks: Callable):
     """A job running ``job_function(*args)`` with callbacks among yielded/returned/errored/aborted/finished.
 
@@ -109,7 +133,7 @@ def make_job(job_function: Callable[..., Iterator], *args, **callbacks: Callable
         return _InlineJob(job_function(*args), slots)
     from napari.qt.threading import create_worker
 
-    worker = create_worker(job_function, *args, _start_thread=False)
+    worker = create_worker(reporting_runtime_errors(job_function), *args, _start_thread=False)
     for name, slot in slots.items():
         getattr(worker, name).connect(slot)
     return worker
@@ -177,21 +201,32 @@ def scan_layers(viewer) -> list:
     return [layer for layer in viewer.layers if isinstance(layer, Image) and role(layer) is None and layer.ndim in (2, 3) and not layer.rgb]
 
 
-def heatmap_layers(viewer) -> list:
-    return [layer for layer in viewer.layers if role(layer) == HEATMAP_ROLE]
+_IMAGE_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def image_key(image) -> str:
+    """A key of this image layer object for its overlays: kept through a rename, not shared with a new layer
+    that happens to get the same name (a scan closed and another opened) nor with a duplicated layer."""
+    if image not in _IMAGE_KEYS:
+        _IMAGE_KEYS[image] = uuid.uuid4().hex
+    return _IMAGE_KEYS[image]
+
+
+def belongs_to(layer, image) -> bool:
+    return image is not None and layer.metadata.get(OVERLAY_OF) == image_key(image)
 
 
 def heatmap_for(viewer, image) -> object | None:
     """The heatmap layer computed on ``image``, if any."""
-    for layer in heatmap_layers(viewer):
-        if image is not None and layer.metadata.get(HEATMAP_OF) == image.name:
-            return layer
-    return None
+    return layer_by_role(viewer, image, HEATMAP_ROLE)
 
 
 def layer_by_role(viewer, image, wanted: str):
+    """The image layer of role ``wanted`` drawn over ``image`` (not a layer converted from it, e.g. to labels)."""
+    from napari.layers import Image
+
     for layer in viewer.layers:
-        if role(layer) == wanted and image is not None and layer.metadata.get(HEATMAP_OF) == image.name:
+        if isinstance(layer, Image) and role(layer) == wanted and belongs_to(layer, image):
             return layer
     return None
 
@@ -199,8 +234,13 @@ def layer_by_role(viewer, image, wanted: str):
 def overlay_metadata(image, wanted_role: str) -> dict:
     """Metadata for a layer drawn over ``image``: the image's geometry plus what it is and what it belongs to."""
     metadata = {k: v for k, v in image.metadata.items() if k != ROLE}
-    metadata.update({ROLE: wanted_role, HEATMAP_OF: image.name})
+    metadata.update({ROLE: wanted_role, HEATMAP_OF: image.name, OVERLAY_OF: image_key(image)})
     return metadata
+
+
+def overlay_geometry(image) -> dict:
+    """Where a layer drawn over ``image`` goes in the world: all of the image's transform, rotation included."""
+    return {"scale": image.scale, "translate": image.translate, "rotate": image.rotate, "shear": image.shear, "affine": image.affine}
 
 
 def current_slice(viewer, image) -> int:

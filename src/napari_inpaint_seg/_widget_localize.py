@@ -21,6 +21,7 @@ from ._widget_common import (
     heatmap_for,
     is_skull_stripped,
     make_job,
+    overlay_geometry,
     overlay_metadata,
     prepare_layer_data,
     scan_layers,
@@ -141,6 +142,7 @@ class LocalizeWidget(Container):
         self._viewer = napari_viewer
         self._cache = cache
         self._job = None
+        self._shown_image = None
         self._run_state: dict | None = None
         self._progress = None
 
@@ -185,8 +187,10 @@ class LocalizeWidget(Container):
 
     def _on_image_changed(self, *_):
         image = self._image.value
-        if image is None:
+        shown = (image, image.metadata.get(MODALITY), is_skull_stripped(image)) if image is not None else None
+        if image is None or shown == self._shown_image:  # the same layer as it was (renamed, choices refreshed): keep the settings
             return
+        self._shown_image = shown
         self._skull_stripped.value = is_skull_stripped(image)
         modality = image.metadata.get(MODALITY)
         if modality:
@@ -312,7 +316,7 @@ class LocalizeWidget(Container):
             active = self._viewer.layers.selection.active
             state["layer"] = self._viewer.add_image(
                 np.zeros(image.data.shape, np.float32), name=f"{image.name} heatmap", colormap="inferno", opacity=0.5, blending="additive",
-                scale=image.scale, translate=image.translate, metadata=overlay_metadata(image, HEATMAP_ROLE), contrast_limits=(0.0, 1.0),
+                metadata=overlay_metadata(image, HEATMAP_ROLE), contrast_limits=(0.0, 1.0), **overlay_geometry(image),
             )
             state["created"] = True
             if active is not None:
@@ -345,6 +349,8 @@ class LocalizeWidget(Container):
         state = self._run_state
         layer = state["layer"] if state else None
         if layer is not None:
+            if len(state["indices"]) > 1:  # the updates set each slice's contrast, so the last (often empty) slice's was left
+                layer.contrast_limits = heatmap_contrast(np.asarray(layer.data))
             layer.data = layer.data  # one data event at the end, so the Segment widget re-ranks its candidates
             self._status.value = f"done: heatmap of {len(state['indices'])} slice(s) in '{layer.name}'"
 

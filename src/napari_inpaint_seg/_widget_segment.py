@@ -26,14 +26,17 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 
 from ._widget_common import (
     CANDIDATE_ROLE,
+    LABELS_OF,
     PREPARED,
     SUPERPIXELS_ROLE,
     Failed,
     current_slice,
     heatmap_for,
+    image_key,
     is_skull_stripped,
     layer_by_role,
     make_job,
+    overlay_geometry,
     overlay_metadata,
     prepare_layer_data,
     role,
@@ -126,6 +129,7 @@ class SegmentWidget(Container):
         self._preparing = None
         self._labelling = None
         self._watched_heatmap = None
+        self._shown_image = None
         self._closed = False
         self._refreshing = False
 
@@ -242,10 +246,28 @@ class SegmentWidget(Container):
         self._image.value = layer
 
     def _on_image_changed(self, *_):
+        image = self._image.value
+        shown = (image, self._modality())
+        if shown == self._shown_image:  # the same layer as it was (renamed, choices refreshed): keep the user's settings
+            return
+        self._shown_image = shown
         self._use_modality_defaults()
+        self._follow_labels(image)
         self._result = None
         self._watch_heatmap()
         self.schedule_refresh()
+
+    def _follow_labels(self, image) -> None:
+        """The labels layer follows the image: the one made for it, else a new one, unless the user chose a labels
+        layer of their own (not made by this widget for another image)."""
+        from napari.layers import Labels
+
+        self._labels.reset_choices()
+        chosen = self._labels.value
+        if image is None or (chosen not in (None, NEW_LABELS) and LABELS_OF not in chosen.metadata):
+            return
+        own = [layer for layer in self._viewer.layers if isinstance(layer, Labels) and layer.metadata.get(LABELS_OF) == image_key(image)]
+        self._labels.value = own[0] if own else NEW_LABELS
 
     def _use_modality_defaults(self) -> None:
         """Merge settings tuned for the image's modality (when it is marked), as the command line uses them."""
@@ -389,8 +411,7 @@ class SegmentWidget(Container):
                 return None
             active = self._viewer.layers.selection.active
             layer = self._viewer.add_image(np.zeros(image.data.shape, np.uint8), name=f"{image.name} {wanted_role}", blending="additive",
-                                           contrast_limits=(0, 1), scale=image.scale, translate=image.translate,
-                                           metadata=overlay_metadata(image, wanted_role), **style)
+                                           contrast_limits=(0, 1), metadata=overlay_metadata(image, wanted_role), **overlay_geometry(image), **style)
             if active is not None:
                 self._viewer.layers.selection.active = active
         if image.ndim == 2:
@@ -431,6 +452,8 @@ class SegmentWidget(Container):
 
     def swap(self) -> None:
         """The next-ranked candidate (after the last comes the first again)."""
+        if self._image_still_open() is None:
+            return
         if self._result is None or not self._result.candidates():
             show_problem("no candidates on this slice yet: run Localize, then Segment")
             return
@@ -468,15 +491,26 @@ class SegmentWidget(Container):
             return None
         image = self._image.value
         metadata = {k: v for k, v in image.metadata.items() if k != ROLE}
-        layer = self._viewer.add_labels(np.zeros(image.data.shape, LABEL_DTYPE), name=f"{image.name} labels", scale=image.scale,
-                                        translate=image.translate, metadata=metadata)
+        metadata[LABELS_OF] = image_key(image)
+        layer = self._viewer.add_labels(np.zeros(image.data.shape, LABEL_DTYPE), name=f"{image.name} labels", metadata=metadata, **overlay_geometry(image))
         self._labels.reset_choices()
         self._labels.value = layer
         return layer
 
+    def _image_still_open(self):
+        """The chosen image, or None after saying so when it was closed (its candidates are dropped with it)."""
+        image = self._image.value
+        if image is None or image not in self._viewer.layers:
+            self._result = None
+            show_problem("choose an image: the one segmented is no longer open")
+            return None
+        return image
+
     def accept(self) -> None:
         """Write the candidate into the labels layer with the chosen value (undoable with Ctrl-Z on that layer)."""
-        image = self._image.value
+        image = self._image_still_open()
+        if image is None:
+            return
         try:
             mask = self.candidate_mask()
         except InputError as exc:
@@ -496,6 +530,9 @@ class SegmentWidget(Container):
     def _labels_fitting(self, image):
         """The labels layer to write into (created if needed); None, after saying why, if it does not fit ``image``."""
         labels = self.labels_layer(create=True)
+        if labels.metadata.get(LABELS_OF, image_key(image)) != image_key(image):
+            show_problem(f"labels layer '{labels.name}' was made for another image; choose its own labels layer or '{NEW_LABELS}'")
+            return None
         if labels.data.shape != image.data.shape:
             show_problem(f"labels layer '{labels.name}' has shape {labels.data.shape}, the image {image.data.shape}; choose another")
             return None
