@@ -554,4 +554,4 @@ def test_accept_after_the_image_was_closed_says_so(session, qtbot, monkeypatch):
     session.viewer.layers.remove(session.image)
     session.segment.accept()
     session.segment.swap()
-    assert said and all("no longer open" in message for message in said)
+    assert said and all("the one segmented was closed" in message for message in said)

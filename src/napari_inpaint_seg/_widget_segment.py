@@ -502,7 +502,7 @@ class SegmentWidget(Container):
         image = self._image.value
         if image is None or image not in self._viewer.layers:
             self._result = None
-            show_problem("choose an image: the one segmented is no longer open")
+            show_problem("choose an image: none is open, or the one segmented was closed")
             return None
         return image
 
