@@ -555,3 +555,34 @@ def test_accept_after_the_image_was_closed_says_so(session, qtbot, monkeypatch):
     session.segment.accept()
     session.segment.swap()
     assert said and all("the one segmented was closed" in message for message in said)
+
+
+def test_labels_drawn_on_a_napari_labels_layer_are_exported_aligned_with_the_scan(session):
+    """A labels layer made with napari's own button has no scan geometry; drawn on the chosen scan and of its
+    shape, it is saved in the scan's file order with its affine, like the widget's own labels."""
+    viewer, image, segment = session.viewer, session.image, session.segment
+    drawn = viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="Labels")
+    drawn.data[2, 30:34, 10:12] = 1
+    segment._labels.reset_choices()
+    segment._labels.value = drawn
+    path = segment.export()
+    written = nib.load(str(path))
+    np.testing.assert_allclose(written.affine, TOY_AFFINE)
+    voxels = np.asarray(written.dataobj)
+    assert voxels.shape == toy_volume().shape
+    assert voxels[30:34, 10:12, 2].all() and voxels.sum() == 8
+
+
+def test_acting_on_a_slice_the_view_does_not_show_warns(session, monkeypatch):
+    import napari.utils.notifications as notifications
+
+    from napari_inpaint_seg._widget_common import SYNC_ENV
+
+    warned = []
+    monkeypatch.setattr(notifications, "show_warning", warned.append)
+    monkeypatch.setenv(SYNC_ENV, "1")
+    session.localize.run()
+    assert not warned
+    session.viewer.dims.order = (1, 0, 2)  # a coronal view
+    session.localize.run()
+    assert len(warned) == 1 and "axial slice 2" in warned[0]

@@ -249,3 +249,16 @@ def current_slice(viewer, image) -> int:
         return 0
     position = image.world_to_data(viewer.dims.point)
     return int(np.clip(np.round(position[0]), 0, image.data.shape[0] - 1))
+
+
+def warn_unless_axial_view(viewer, image) -> None:
+    """Localize and Accept act on the axial slice under the slider; say so when the canvas shows something else
+    (dimensions rolled to another plane, or the 3D view), or the user would label a slice they cannot see."""
+    if image is None or image.ndim != 3:
+        return
+    dims = viewer.dims
+    if dims.ndisplay == 3 or tuple(dims.displayed) != (dims.ndim - 2, dims.ndim - 1):
+        from napari.utils.notifications import show_warning
+
+        show_warning(f"napari-inpaint-seg: the view is not the axial slices; this acts on axial slice {current_slice(viewer, image)} "
+                     "(roll the dimensions back, in 2D, to see it)")

@@ -26,6 +26,7 @@ from ._widget_common import (
     prepare_layer_data,
     scan_layers,
     show_problem,
+    warn_unless_axial_view,
 )
 from .display import MODALITY
 from .errors import InputError
@@ -249,6 +250,8 @@ class LocalizeWidget(Container):
 
             show_warning(f"napari-inpaint-seg: '{image.name}' is marked {modality}, but the model was trained on {config.modality} scans")
         n_slices = 1 if image.ndim == 2 else image.data.shape[0]
+        if self._slices.value == CURRENT_SLICE:
+            warn_unless_axial_view(self._viewer, image)
         indices = [current_slice(self._viewer, image)] if self._slices.value == CURRENT_SLICE else list(range(n_slices))
         skull_stripped = self._skull_stripped.value
         existing = heatmap_for(self._viewer, image)

@@ -42,8 +42,9 @@ from ._widget_common import (
     role,
     scan_layers,
     show_problem,
+    warn_unless_axial_view,
 )
-from .display import MODALITY, ROLE, SOURCE_PATH
+from .display import AFFINE, MODALITY, ROLE, SOURCE_PATH
 from .errors import InputError
 from .pipeline import SliceResult, answer_slices, scan_labels, segment_slice
 from .segmentation import (
@@ -511,6 +512,7 @@ class SegmentWidget(Container):
         image = self._image_still_open()
         if image is None:
             return
+        warn_unless_axial_view(self._viewer, image)
         try:
             mask = self.candidate_mask()
         except InputError as exc:
@@ -592,6 +594,15 @@ class SegmentWidget(Container):
         self._write(labels, (slices, rows, cols), value)
         self._status.value = f"{len(found)} of {len(masks)} slices with a heatmap labelled ({rows.size} px) as label {value} in '{labels.name}'"
 
+    def _geometry_for_export(self, labels) -> tuple[dict, tuple]:
+        """The metadata and scale to save ``labels`` with: its own, or, for a labels layer the user made with napari
+        (no scan geometry of its own) that fits the chosen image, that image's, so the file lines up with the scan
+        it was drawn on instead of being written in display order with a made-up affine."""
+        image = self._image.value
+        if AFFINE not in labels.metadata and image is not None and image in self._viewer.layers and AFFINE in image.metadata and labels.data.shape == image.data.shape:
+            return image.metadata, tuple(image.scale)
+        return labels.metadata, tuple(labels.scale)
+
     def export(self, path: str | Path | None = None) -> Path | None:
         """Save the labels layer as NIfTI aligned with its source scan; asks before replacing a file."""
         from napari.utils.notifications import show_info
@@ -603,6 +614,7 @@ class SegmentWidget(Container):
         if labels is None:
             show_problem("there is no labels layer to export yet: accept a candidate first")
             return None
+        metadata, scale = self._geometry_for_export(labels)
         path = Path(path) if path else self.ask_path(default_export_path(labels))
         if not path:
             return None
@@ -613,7 +625,7 @@ class SegmentWidget(Container):
                 return None
             force = True
         try:
-            data, like = labels_for_writing(labels.data, labels.metadata, tuple(labels.scale))
+            data, like = labels_for_writing(labels.data, metadata, scale)
             write_labels(path, data, like, force=force)
         except InputError as exc:
             show_problem(str(exc))
