@@ -586,3 +586,13 @@ def test_acting_on_a_slice_the_view_does_not_show_warns(session, monkeypatch):
     session.viewer.dims.order = (1, 0, 2)  # a coronal view
     session.localize.run()
     assert len(warned) == 1 and "axial slice 2" in warned[0]
+
+
+def test_closing_the_widget_during_a_run_stops_it_and_draws_nothing(session, qtbot):
+    from napari_inpaint_seg._widget_common import heatmap_for
+
+    localize = session.localize
+    localize.run()
+    localize._on_closed()  # what the widget's (or the viewer's) closing does
+    qtbot.waitUntil(lambda: localize._job is None, timeout=WORKER_TIMEOUT_MS)
+    assert heatmap_for(session.viewer, session.image) is None

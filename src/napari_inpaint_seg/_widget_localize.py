@@ -143,6 +143,7 @@ class LocalizeWidget(Container):
         self._viewer = napari_viewer
         self._cache = cache
         self._job = None
+        self._closed = False
         self._shown_image = None
         self._run_state: dict | None = None
         self._progress = None
@@ -175,6 +176,7 @@ class LocalizeWidget(Container):
         self._run.clicked.connect(self.run)
         self._fast.changed.connect(lambda fast: setattr(self._refine, "enabled", fast))
         self._cancel.clicked.connect(self.cancel)
+        self.native.destroyed.connect(self._on_closed)
         self._on_model_changed()
         self._on_image_changed()
 
@@ -343,7 +345,17 @@ class LocalizeWidget(Container):
                 layer.data[index] = values
         layer.refresh()
 
+    def _on_closed(self, *_) -> None:
+        """The widget (or the whole viewer) was closed: stop the run; what it still reports is then dropped, so
+        nothing is drawn into a viewer that is gone."""
+        self._closed = True
+        self._run_state = None
+        if self._job is not None:
+            self._job.quit()
+
     def _on_returned(self, value) -> None:
+        if self._closed:
+            return
         if isinstance(value, Failed):
             self._restore()
             show_problem(value.message)
@@ -358,12 +370,14 @@ class LocalizeWidget(Container):
             self._status.value = f"done: heatmap of {len(state['indices'])} slice(s) in '{layer.name}'"
 
     def _on_errored(self, exc: Exception) -> None:
-        self._restore()
-        self._status.value = f"failed: {exc}"
+        if not self._closed:
+            self._restore()
+            self._status.value = f"failed: {exc}"
 
     def _on_aborted(self) -> None:
-        self._restore()
-        self._status.value = "cancelled; the heatmap layer is as it was"
+        if not self._closed:
+            self._restore()
+            self._status.value = "cancelled; the heatmap layer is as it was"
 
     def _on_finished(self) -> None:
         if self._progress is not None:
@@ -371,4 +385,5 @@ class LocalizeWidget(Container):
             self._progress = None
         self._job = None
         self._run_state = None
-        self._set_running(False)
+        if not self._closed:
+            self._set_running(False)
