@@ -31,7 +31,7 @@ from ._widget_common import (
 from .display import MODALITY
 from .errors import InputError
 from .localizer import DEFAULT_REFINE_FRACTION, HeatmapUpdate
-from .pipeline import POLARITY_CHOICES, PreparedScan, check_geometry, localize_slice, resolve_polarity
+from .pipeline import POLARITY_CHOICES, PreparedScan, check_geometry, enough_brain, localize_slice, resolve_polarity
 
 CURRENT_SLICE = "current slice"
 ALL_SLICES = "all slices"
@@ -114,7 +114,7 @@ def localize_job(data, metadata, scale, prepared, skull_stripped, device, model_
         for position, index in enumerate(indices):
             brain = prepared.brain[:, :, index]
             # Like segment_volume: a slice with less brain than one window has nothing to inpaint around.
-            if not brain.any() or (not single and brain.sum() < largest**2):
+            if not brain.any() or (not single and not enough_brain(brain, largest)):
                 if single:
                     return Failed(f"slice {index} contains no brain; move to a slice through the brain")
                 yield SliceUpdate(index, position, len(indices), HeatmapUpdate(np.zeros(brain.shape, np.float32), 0, 0))

@@ -532,7 +532,8 @@ class SegmentWidget(Container):
     def _labels_fitting(self, image):
         """The labels layer to write into (created if needed); None, after saying why, if it does not fit ``image``."""
         labels = self.labels_layer(create=True)
-        if labels.metadata.get(LABELS_OF, image_key(image)) != image_key(image):
+        owner = labels.metadata.get(LABELS_OF)  # None: a labels layer of the user's own
+        if owner is not None and owner != image_key(image):
             show_problem(f"labels layer '{labels.name}' was made for another image; choose its own labels layer or '{NEW_LABELS}'")
             return None
         if labels.data.shape != image.data.shape:

@@ -204,8 +204,10 @@ def check_content(scan, gamma: int, skull_stripped: bool = False) -> None:
 def warn_about_small_brains(brain: np.ndarray, asked: list[int] | None, gamma: int) -> None:
     """Say so when slices the user asked for, or every slice, have less brain than one window: they are left
     empty without being looked at, which the labels alone would not tell from "no tumour found"."""
+    from .pipeline import enough_brain
+
     indices = asked if asked else range(brain.shape[2])
-    small = [index for index in indices if brain[:, :, index].sum() < gamma**2]
+    small = [index for index in indices if not enough_brain(brain[:, :, index], gamma)]
     if small and (asked or len(small) == len(indices)):
         which = "every slice" if len(small) == len(indices) else f"slice(s) {','.join(map(str, small))}"
         print(f"inpaint-seg: warning: {which}: less brain than one window ({gamma}x{gamma} pixels); left empty, not segmented", file=sys.stderr)

@@ -62,8 +62,7 @@ def check_heatmap_caches(cache: Path, gammas: list[int]) -> None:
     for path in [cache] if len(gammas) == 1 else [per_window_cache(cache, gamma) for gamma in gammas]:
         if path.exists():
             try:
-                with np.load(path, allow_pickle=False) as pack:
-                    json.loads(str(pack["key"]))
+                json.loads(cache_key(path))
             except Exception as exc:  # not an npz, or one without our key
                 raise InputError(f"{path}: exists but is not a heatmap cache of inpaint-seg evaluate ({exc}); give another --heatmap-cache name") from exc
 
@@ -258,13 +257,16 @@ def save_heatmap_cache(path: str | Path, slices: list[EvaluatedSlice], quality_r
     write_atomically(Path(path), lambda tmp: np.savez_compressed(tmp, **arrays))  # tmp ends in .npz
 
 
+def cache_key(path: str | Path) -> str:
+    """The settings a heatmap cache was made with, as saved (JSON)."""
+    with np.load(path, allow_pickle=False) as pack:
+        return str(pack["key"])
+
+
 def load_heatmap_cache(path: str | Path, key: dict) -> tuple[list[EvaluatedSlice], list[dict]] | None:
     """The cached slices if ``path`` holds an evaluation made with the same ``key`` (model, data, step...)."""
-    if not Path(path).is_file():
+    if not Path(path).is_file() or cache_key(path) != json.dumps(key, sort_keys=True):
         return None
-    with np.load(path, allow_pickle=False) as pack:
-        if str(pack["key"]) != json.dumps(key, sort_keys=True):
-            return None
     return read_heatmap_cache_unchecked(path)
 
 

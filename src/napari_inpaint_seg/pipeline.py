@@ -217,6 +217,13 @@ def resolve_polarity(choice: str, modality: str) -> str:
 _FUSED_PROGRESS_UNITS = 1000
 
 
+def enough_brain(brain: np.ndarray, gamma: int) -> bool:
+    """Whether a slice has at least one window's area of brain: less has too little to inpaint around, so such a
+    slice of a volume is left empty without being localised (the command line and the widget; the evaluation's
+    ``min_brain_pixels`` is the same area)."""
+    return int(brain.sum()) >= gamma**2
+
+
 def check_geometry(prepared: PreparedScan, configs: list[ModelConfig]) -> None:
     height, width = prepared.image.shape[:2]
     gamma = max(config.gamma for config in configs)
@@ -347,7 +354,7 @@ def segment_volume(
     finished: dict[int, SliceAnswer] = {}
     try:
         for done, index in enumerate(indices, start=1):
-            if prepared.brain[:, :, index].sum() >= largest**2:
+            if enough_brain(prepared.brain[:, :, index], largest):
                 heatmaps[:, :, index] = final(
                     localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity, refine_fraction=refine_fraction)
                 )
