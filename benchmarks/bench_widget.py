@@ -29,7 +29,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "lgg"
-PLUGIN = "napari-inpaint-seg"
 FIRST_TEST_PATIENT = "TCGA_DU_6399_19830416"  # the test patient docs/performance.md times end to end
 
 
@@ -101,6 +100,8 @@ def default_scan() -> tuple[str, int | None]:
 
 def open_scan(viewer, scan: str):
     """The scan as the user opens it (the plugin's reader), or the plugin's sample with a synthetic lesion."""
+    from napari_inpaint_seg import PLUGIN
+
     if scan:
         (layer,) = viewer.open(scan, plugin=PLUGIN)
     else:

@@ -19,6 +19,21 @@ def test_broken_scan_and_missing_model_are_errors(tmp_path, capsys, toy_scan_pat
     assert "not a readable NIfTI" in capsys.readouterr().err
     assert launcher.main([str(toy_scan_path), "--model", str(tmp_path / "none.safetensors")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x01")
+    assert launcher.main([str(toy_scan_path), "--model", str(corrupt)]) == 2
+    assert "not a readable safetensors checkpoint" in capsys.readouterr().err
+
+
+def test_a_scan_needs_its_modality_and_a_model_its_own(toy_scan_path, tiny_model, capsys):
+    """Without --modality the FLAIR model would run on a T1 scan, confidently wrong, without a warning."""
+    assert launcher.main([str(toy_scan_path)]) == 2
+    assert "--modality" in capsys.readouterr().err
+    args = launcher.build_parser().parse_args([str(toy_scan_path), "--model", str(tiny_model)])
+    launcher.read_arguments(args)
+    assert args.modality == "flair"  # the checkpoint says what it was trained on
+    assert launcher.main([str(toy_scan_path), "--model", str(tiny_model), "--modality", "t1"]) == 2
+    assert "trained on flair, not t1" in capsys.readouterr().err
 
 
 @pytest.mark.gui

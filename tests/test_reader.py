@@ -21,6 +21,18 @@ def test_returns_none_for_anything_else(path):
     assert napari_get_reader(path) is None
 
 
+def test_leaves_stacks_to_other_readers(tmp_path):
+    """napari passes several paths only to stack them into one layer, and a multi-page TIFF is a stack: this
+    reader could only refuse them, which would keep napari's own reader from opening them."""
+    import tifffile
+
+    assert napari_get_reader(["a.nii.gz", "b.nii.gz"]) is None
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((5, 20, 24), np.uint8))
+    tifffile.imwrite(tmp_path / "slice.tif", np.zeros((20, 24), np.uint8))
+    assert napari_get_reader(str(tmp_path / "stack.tif")) is None
+    assert napari_get_reader(str(tmp_path / "slice.tif")) is read_layers
+
+
 def test_volume_is_shown_with_axial_slices_on_the_slider(toy_scan_path):
     (data, kwargs, layer_type), = read_layers(str(toy_scan_path))
     assert layer_type == "image"

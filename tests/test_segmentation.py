@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_inpaint_seg.metrics import dice
-from napari_inpaint_seg.segmentation import FelzenszwalbParams, rank_segments, segment_mask, superpixels
+from napari_inpaint_seg.segmentation import FelzenszwalbParams, rank_segments, superpixels
 
 
 def peaked_heatmap(shape, centre, width=4.0):
@@ -20,7 +20,7 @@ def test_top_segment_is_the_bright_square_under_the_heatmap_peak(make_brain_slic
     heatmap = np.where(brain, peaked_heatmap(image.shape, (28, 38)), 0)
     labels = superpixels(image)
     ranking = rank_segments(labels, heatmap, brain)
-    top = segment_mask(labels, ranking[0], brain)
+    top = (labels == ranking[0].label) & brain
     assert dice(top, square) > 0.8
 
 
@@ -46,15 +46,6 @@ def test_segments_mostly_outside_the_brain_are_never_candidates():
     heatmap = np.where(brain, 100.0, 0.0)
     heatmap[:, 4] = 1000.0  # ...and they are the hottest
     assert [s.label for s in rank_segments(labels, heatmap, brain)] == [1]
-
-
-def test_segment_mask_is_restricted_to_the_brain():
-    labels = np.zeros((6, 6), np.int32)
-    brain = np.zeros((6, 6), bool)
-    brain[2:4] = True
-    segment = rank_segments(labels, np.ones((6, 6)), np.ones((6, 6), bool))[0]
-    assert segment_mask(labels, segment).all()
-    np.testing.assert_array_equal(segment_mask(labels, segment, brain), brain)
 
 
 def test_superpixels_cover_the_slice_with_int_labels(make_brain_slice):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import BLOB_CENTRE, TOY_AFFINE, toy_volume
+from napari_inpaint_seg import PLUGIN
 
 pytestmark = pytest.mark.gui
 
-PLUGIN = "napari-inpaint-seg"
 WORKER_TIMEOUT_MS = 60_000
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stat
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -58,6 +60,43 @@ def test_refuses_other_names_and_values_beyond_uint8(toy_scan_path, tmp_path):
         write_labels_layer(str(tmp_path / "labels.gz"), labels, attributes)
     with pytest.raises(InputError, match="between 0 and 255"):
         write_labels_layer(str(tmp_path / "labels.nii.gz"), labels.astype(np.int32) * 200, attributes)
+    for bad in (labels * 0.3, np.where(labels > 0, np.nan, 0.0)):  # would be truncated or written as 0
+        with pytest.raises(InputError, match="whole numbers"):
+            write_labels_layer(str(tmp_path / "labels.nii.gz"), bad, attributes)
+    assert not (tmp_path / "labels.nii.gz").exists()
+
+
+def test_refuses_labels_of_another_shape_than_the_scan_they_name(toy_scan_path, tmp_path):
+    """Labels carrying a scan's metadata but drawn on something else would be saved with that scan's geometry."""
+    _, attributes = labels_like(read_layers(str(toy_scan_path))[0])
+    for shape in ((4, 30, 30), (48, 48)):
+        with pytest.raises(InputError, match="differs from the shape of the scan"):
+            write_labels_layer(str(tmp_path / "labels.nii.gz"), np.zeros(shape, np.uint8), attributes)
+    assert not (tmp_path / "labels.nii.gz").exists()
+
+
+def test_saved_labels_open_again_as_labels_where_they_were(toy_scan_path, tmp_path):
+    labels, attributes = labels_like(read_layers(str(toy_scan_path))[0])
+    out = tmp_path / "labels.nii.gz"
+    write_labels_layer(str(out), labels, attributes)
+    assert nib.load(str(out)).header.get_intent()[0] == "label"
+    (data, kwargs, layer_type), = read_layers(str(out))
+    assert layer_type == "labels" and data.dtype == np.uint8
+    np.testing.assert_array_equal(data, labels)
+    assert kwargs["scale"] == attributes["scale"]
+    write_labels_layer(str(tmp_path / "again.nii.gz"), data, kwargs)  # saved again, it lies where it was
+    np.testing.assert_allclose(nib.load(str(tmp_path / "again.nii.gz")).affine, TOY_AFFINE)
+
+
+def test_overwrite_keeps_the_file_mode_and_writes_through_a_symlink(toy_scan_path, tmp_path):
+    labels, attributes = labels_like(read_layers(str(toy_scan_path))[0])
+    target, link = tmp_path / "labels.nii.gz", tmp_path / "link.nii.gz"
+    write_labels_layer(str(target), labels * 0, attributes)
+    target.chmod(0o640)
+    link.symlink_to(target)
+    write_labels_layer(str(link), labels, attributes)
+    assert link.is_symlink() and stat.S_IMODE(target.stat().st_mode) == 0o640
+    np.testing.assert_array_equal(np.moveaxis(np.asarray(nib.load(str(target)).dataobj), 2, 0), labels)
 
 
 def test_labels_without_source_metadata_use_their_scale(tmp_path):
@@ -81,3 +120,24 @@ def test_file_save_layers_uses_this_writer(make_napari_viewer, toy_scan_path, tm
     saved = nib.load(str(out))
     np.testing.assert_allclose(saved.affine, TOY_AFFINE)
     assert (np.asarray(saved.dataobj)[:, :, 2] == 4).sum() == 100
+
+
+@pytest.mark.gui
+def test_labels_made_with_napari_are_saved_with_the_scan_they_were_made_for(make_napari_viewer, toy_scan_path, tmp_path):
+    """napari's New labels layer copies the image's scale but not its geometry: the file must still line up."""
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(toy_scan_path), plugin="napari-inpaint-seg")
+    labels = viewer.add_labels(np.zeros(image.data.shape, np.uint8), scale=image.scale)
+    labels.data[2, 10:20, 10:20] = 4
+    out = tmp_path / "drawn.nii.gz"
+    assert labels.save(str(out)) == [str(out)]
+    saved = nib.load(str(out))
+    np.testing.assert_allclose(saved.affine, TOY_AFFINE)
+    assert saved.shape == nib.load(str(toy_scan_path)).shape and (np.asarray(saved.dataobj)[:, :, 2] == 4).sum() == 100
+
+    other, elsewhere = tmp_path / "other.nii.gz", TOY_AFFINE.copy()  # a scan of that shape and spacing lying elsewhere
+    elsewhere[:3, 3] += 10.0
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(str(toy_scan_path)).dataobj), elsewhere), str(other))
+    viewer.open(str(other), plugin="napari-inpaint-seg")
+    with pytest.raises(InputError, match="several open scans"):
+        write_labels_layer(str(out), labels.data, {"metadata": {}, "scale": tuple(labels.scale)})

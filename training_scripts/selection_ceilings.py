@@ -28,7 +28,7 @@ import numpy as np
 
 from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, patient_volumes, read_heatmap_cache_unchecked, score_labels
 from napari_inpaint_seg.metrics import dice
-from napari_inpaint_seg.pipeline import consistent_labels, result_from_superpixels
+from napari_inpaint_seg.pipeline import brain_needed, consistent_labels, result_from_superpixels
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, default_selection, superpixels
 from napari_inpaint_seg.volume import THRESHOLD_WEIGHT, keep_main_lesions, refine_volume
 
@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
 
     slices = read_heatmap_cache_unchecked(args.cache)[0]
-    min_brain = cache_gamma(args.cache) ** 2
+    min_brain = brain_needed(cache_gamma(args.cache))
     selection = default_selection(args.modality)
     weights = sorted({*(float(value) for value in args.weights.split(",")), THRESHOLD_WEIGHT})
     params = FelzenszwalbParams()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from napari.viewer import Viewer
 
-PLUGIN = "napari-inpaint-seg"
+from . import PLUGIN
 
 
 def open_widgets(viewer: Viewer) -> tuple:

@@ -14,8 +14,6 @@ import numpy as np
 from .display import MODALITY, SKULL_STRIPPED, image_layer_data
 from .io import Scan
 
-MNI_NAME = "MNI152 T1 template (nilearn, healthy, skull-stripped)"
-LESION_NAME = "MNI152 T1 template with a synthetic lesion"
 DISPLAY_AXES = ("P", "L", "S")  # rows run anterior -> posterior, columns right -> left, slices inferior -> superior
 # Centre (voxel indices in the reoriented template) and radii of the synthetic lesion: right frontal white matter.
 LESION_CENTRE = (70, 70, 100)

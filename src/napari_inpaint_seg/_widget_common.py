@@ -45,13 +45,11 @@ class _InlineJob:
 
     def __init__(self, job: Iterator, callbacks: dict[str, Callable]):
         self._job, self._callbacks, self._abort = job, callbacks, False
-        self.is_running = False
 
     def quit(self) -> None:
         self._abort = True
 
     def start(self) -> None:
-        self.is_running = True
         emit = lambda name, *args: self._callbacks.get(name, lambda *a: None)(*args)  # noqa: E731
         try:
             while True:
@@ -71,7 +69,6 @@ class _InlineJob:
 
             notification_manager.receive_error(type(exc), exc, exc.__traceback__)
         finally:
-            self.is_running = False
             emit("finished")
 
 

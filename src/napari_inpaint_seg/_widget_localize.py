@@ -28,6 +28,7 @@ from ._widget_common import (
     show_problem,
     warn_unless_axial_view,
 )
+from .device import DEVICES, pick_device
 from .display import MODALITY
 from .errors import InputError
 from .localizer import DEFAULT_REFINE_FRACTION, HeatmapUpdate
@@ -36,7 +37,6 @@ from .pipeline import POLARITY_CHOICES, PreparedScan, check_geometry, enough_bra
 CURRENT_SLICE = "current slice"
 ALL_SLICES = "all slices"
 CHECKPOINT_FILE = "checkpoint file…"
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass
@@ -113,7 +113,8 @@ def localize_job(data, metadata, scale, prepared, skull_stripped, device, model_
         single = len(indices) == 1
         for position, index in enumerate(indices):
             brain = prepared.brain[:, :, index]
-            # Like segment_volume: a slice with less brain than one window has nothing to inpaint around.
+            # Over all slices, like segment_volume, a slice with less brain than one window is left empty; the one
+            # slice a user asked for is localised whenever it has brain at all (they chose it and can see the result).
             if not brain.any() or (not single and not enough_brain(brain, largest)):
                 if single:
                     return Failed(f"slice {index} contains no brain; move to a slice through the brain")
@@ -233,7 +234,6 @@ class LocalizeWidget(Container):
         """Start localisation with the current settings (no-op while a run is going on)."""
         if self.running:
             return
-        from .cli import pick_device
         from .models.config import checkpoint_config
 
         image = self._image.value

@@ -383,7 +383,7 @@ class SegmentWidget(Container):
         """Brain mask and intensities for an image that Localize has not prepared yet (a worker: it can take seconds)."""
         if self._preparing is not None:
             return
-        from .cli import pick_device
+        from .device import pick_device
 
         self._status.value = "preparing the scan (brain extraction)…"
         skull_stripped = is_skull_stripped(image)

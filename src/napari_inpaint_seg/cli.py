@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .device import DEVICES, pick_device
 from .errors import InputError
-from .models.config import DEFAULT_GAMMA
+from .models.config import DEFAULT_GAMMA, MODALITIES
 
 EXIT_INPUT_ERROR = 2
 
@@ -42,24 +43,8 @@ def parse_slices(text: str) -> list[int]:
     return slices
 
 
-def pick_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for, but no CUDA GPU is available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-        raise InputError("--device mps was asked for, but no Apple GPU is available")
-    return name
-
-
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--modality", choices=["t1", "flair"], required=True, help="t1 (T1-pre) or flair")
+    parser.add_argument("--modality", choices=MODALITIES, required=True, help="t1 (T1-pre) or flair")
     parser.add_argument("--gamma", type=parse_gammas, default=[DEFAULT_GAMMA],
                         help=f"window side in pixels (default {DEFAULT_GAMMA}, the best shipped model); several, e.g. 32,64, fuse the heatmaps of one model per window")
     parser.add_argument("--step", type=int, help="window stride k (default: 4, the paper's; gamma/8 for windows above 32)")
@@ -94,7 +79,7 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which inpainting error counts: auto (default) the sign that marks LGG on the modality, bright on FLAIR, dark on T1-pre "
                              "(with --mode paper: both); both: the absolute error, as the paper")
     parser.add_argument("--reference", action="store_true", help="the paper's literal (slow) localiser instead of the fast one")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -315,7 +300,7 @@ def run_segment(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from .localizer import DEFAULT_REFINE_FRACTION
-    from .pipeline import prepare_scan, segment_volume
+    from .pipeline import prepare_scan, run_to_end, segment_volume
 
     device = pick_device(args.device)
     models = load_models(args, device)
@@ -324,9 +309,7 @@ def run_segment(args: argparse.Namespace) -> None:
     refine_fraction = DEFAULT_REFINE_FRACTION if args.refine_fraction is None else args.refine_fraction
     progress = segment_volume(prepared, models, args.slices, step=args.step, params=felzenszwalb_params(args), selection=selection(args),
                               fast=not args.reference, device=device, polarity=heat_polarity(args), refine_fraction=refine_fraction)
-    last = None
-    for last in tqdm(progress, total=len(args.slices) if args.slices else prepared.n_slices, desc="segment", unit="slice"):
-        pass
+    last = run_to_end(tqdm(progress, total=len(args.slices) if args.slices else prepared.n_slices, desc="segment", unit="slice"))
     labels, heatmap = last.labels, last.heatmap
     if scan.data.ndim == 2:
         labels, heatmap = labels[:, :, 0], heatmap[:, :, 0]

@@ -21,7 +21,7 @@ import nibabel as nib
 import numpy as np
 
 from .errors import InputError
-from .io import Scan
+from .io import IMAGE_SUFFIXES, LABEL_INTENT, NIFTI_SUFFIXES, Scan
 
 AFFINE = "affine"
 HEADER = "nifti_header"
@@ -125,6 +125,24 @@ def image_layer_data(scan: Scan, name: str | None = None, **extra_metadata) -> t
     return data, kwargs, "image"
 
 
+def is_labels_file(scan: Scan) -> bool:
+    """True for a NIfTI marked as labels (the writer marks its files so) whose values are whole numbers."""
+    if scan.header is None or scan.header.get_intent()[0] != LABEL_INTENT:
+        return False
+    data = scan.data
+    return bool(np.isfinite(data).all() and data.min() >= 0 and data.max() <= np.iinfo(np.int32).max and np.array_equal(data, np.round(data)))
+
+
+def labels_layer_data(scan: Scan, name: str | None = None) -> tuple[np.ndarray, dict, str]:
+    """A napari labels layer data tuple for a labels file, in display order, with the geometry it was saved with
+    (so that saving it again writes it where it was)."""
+    metadata = layer_metadata(scan)
+    data = to_display(scan.data, metadata[AXIAL_AXIS])
+    dtype = np.uint8 if data.max(initial=0) <= np.iinfo(np.uint8).max else np.int32
+    kwargs = {"name": name or _stem(scan.path) or "labels", "scale": display_scale(scan.affine, metadata[AXIAL_AXIS], data.ndim), "metadata": metadata}
+    return data.astype(dtype), kwargs, "labels"
+
+
 def header_from_metadata(metadata: dict) -> nib.Nifti1Header | None:
     """The NIfTI header kept in metadata, stored either as a header object or as its raw bytes."""
     header = metadata.get(HEADER)
@@ -187,7 +205,7 @@ def _stem(path: str | os.PathLike | None) -> str | None:
     if path is None:
         return None
     name = Path(path).name
-    for suffix in (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+    for suffix in NIFTI_SUFFIXES[::-1] + IMAGE_SUFFIXES:  # .nii.gz before .nii
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name

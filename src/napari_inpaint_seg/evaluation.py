@@ -16,7 +16,7 @@ from .io import read_scan, write_atomically
 from .localizer import FAST_PATH_REVISION, final, fuse_heatmaps, step_for_window
 from .metrics import dice, psnr, ssim
 from .models.generator import inpaint
-from .pipeline import Model, PreparedScan, localize_slice, prepare_scan, result_from_superpixels, volume_labels
+from .pipeline import Model, PreparedScan, brain_needed, localize_slice, prepare_scan, result_from_superpixels, volume_labels
 from .segmentation import PAPER_SELECTION, FelzenszwalbParams, Selection, superpixels
 from .training.data import lgg_patient_volume_paths, sample_hole_crops, SliceSet
 
@@ -241,7 +241,7 @@ def localise_patients(
 
 def min_brain_pixels(models: list[Model]) -> int:
     """The brain a slice needs to be labelled at all: the largest window's area (as :func:`~.pipeline.segment_volume`)."""
-    return max(config.gamma for _, config in models) ** 2
+    return brain_needed(max(config.gamma for _, config in models))
 
 
 SLICE_ARRAYS = ("image", "brain", "tumour", "heatmap")

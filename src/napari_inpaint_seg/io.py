@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -57,6 +58,19 @@ def read_scan(path: str | os.PathLike) -> Scan:
     if has_suffix(path, IMAGE_SUFFIXES):
         return _read_image(path)
     raise InputError(f"{path}: not a NIfTI (.nii, .nii.gz) or image (.png, .jpg, .tif) file")
+
+
+def is_multipage_tiff(path: str | os.PathLike) -> bool:
+    """True for a TIFF file with more than one page (a stack, not one slice); False when it cannot be opened."""
+    if not has_suffix(path, (".tif", ".tiff")):
+        return False
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(str(path)) as tiff:
+            return len(tiff.pages) > 1
+    except Exception:  # unreadable: read_scan will say why
+        return False
 
 
 def _read_nifti(path: Path) -> Scan:
@@ -150,6 +164,10 @@ def _read_image(path: Path) -> Scan:
     return Scan(data=np.asarray(image, dtype=np.float32), affine=np.eye(4), header=None, path=path)
 
 
+# NIFTI_INTENT_LABEL: marks the file as labels, so the reader opens it as a labels layer again.
+LABEL_INTENT = "label"
+
+
 def write_labels(
     path: str | os.PathLike,
     labels: np.ndarray,
@@ -161,28 +179,41 @@ def write_labels(
 
     An existing file is never replaced unless ``force`` is set, so a user's earlier labels are not lost by accident.
     """
-    path = check_writable(path, force, what="labels")
-    if like is not None and labels.shape != like.data.shape:
-        raise InputError(f"labels shape {labels.shape} differs from the scan's {like.data.shape}")
-    img = nib.Nifti1Image(np.asarray(labels, dtype=np.uint8), _affine(like), _header(like))
-    img.set_data_dtype(np.uint8)
-    img.header["scl_slope"], img.header["scl_inter"] = 1.0, 0.0
-    img.header["cal_min"], img.header["cal_max"] = 0.0, 0.0  # the scan's display window means nothing for labels
-    write_atomically(path, img.to_filename)
-    return path
+    return _write_volume(path, labels, np.uint8, like, force, what="labels")
 
 
 def write_float_volume(path: str | os.PathLike, volume: np.ndarray, like: Scan | None = None, *, force: bool = False) -> Path:
     """Write a float32 map (e.g. a heatmap) aligned with ``like``; same safety rules as :func:`write_labels`."""
-    path = check_writable(path, force, what="maps")
-    if like is not None and volume.shape != like.data.shape:
-        raise InputError(f"map shape {volume.shape} differs from the scan's {like.data.shape}")
-    img = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), _affine(like), _header(like))
-    img.set_data_dtype(np.float32)
+    return _write_volume(path, volume, np.float32, like, force, what="maps")
+
+
+def _write_volume(path: str | os.PathLike, array: np.ndarray, dtype: type, like: Scan | None, force: bool, what: str) -> Path:
+    path = check_writable(path, force, what=what)
+    check_fits(array.shape, like, what)
+    img = nib.Nifti1Image(np.asarray(array, dtype=dtype), _affine(like), _header(like))
+    img.set_data_dtype(dtype)
     img.header["scl_slope"], img.header["scl_inter"] = 1.0, 0.0
-    img.header["cal_min"], img.header["cal_max"] = 0.0, 0.0
+    img.header["cal_min"], img.header["cal_max"] = 0.0, 0.0  # the scan's display window means nothing here
+    img.header.set_intent(LABEL_INTENT if what == "labels" else "none")
     write_atomically(path, img.to_filename)
     return path
+
+
+def check_fits(shape: tuple[int, ...], like: Scan | None, what: str = "labels") -> None:
+    """Refuse an array that does not have the shape of the scan whose affine and header it is written with: the
+    scan's data, and the shape its header names (labels rebuilt from a layer carry only the header)."""
+    if like is None:
+        return
+    if shape != like.data.shape:
+        raise InputError(f"{what} shape {shape} differs from the scan's {like.data.shape}")
+    if like.header is not None:
+        named = tuple(int(n) for n in like.header.get_data_shape())
+        while len(named) > len(shape) and named[-1] == 1:  # a 4D file with one frame holds a 3D scan
+            named = named[:-1]
+        if named != shape:
+            source = f" ({like.path.name})" if like.path is not None else ""
+            raise InputError(f"{what} shape {shape} differs from the shape of the scan they belong to{source}, {named}: "
+                             "they would be saved with another scan's geometry")
 
 
 def check_writable(
@@ -215,7 +246,7 @@ def write_atomically(path: Path, write: Callable[[str], object]) -> None:
 
     Whatever happens (an error, Ctrl-C), the temporary file is removed and ``path`` is either untouched or whole.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))  # through a symlink: its target is updated, the link stays
     suffix = ".nii.gz" if str(path).lower().endswith(".gz") else path.suffix
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
@@ -223,7 +254,8 @@ def write_atomically(path: Path, write: Callable[[str], object]) -> None:
         raise InputError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from exc
     os.close(fd)
     try:
-        os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
+        # mkstemp makes 0600 files: a new output gets the usual permissions, a replaced file keeps its own
+        os.chmod(tmp_name, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~current_umask())
         write(tmp_name)
         os.replace(tmp_name, path)
     except OSError as exc:

@@ -1,7 +1,9 @@
 """``napari-inpaint-seg [SCAN] [--modality t1|flair]``: napari with a scan loaded and both widgets docked.
 
 Without a scan, the MNI152 T1 template bundled with nilearn is opened (healthy, skull-stripped).
-Problems with the arguments (a missing file, a bad checkpoint name) are reported before napari starts.
+Problems with the arguments (a missing file, a checkpoint that cannot be used, a scan without its modality) are
+reported before napari starts. A scan needs ``--modality`` (or a ``--model``, which knows its own): the shipped
+models are one per modality, and a FLAIR model on a T1 scan gives a confident, wrong heatmap.
 """
 
 from __future__ import annotations
@@ -10,15 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import PLUGIN
 from .errors import InputError
-
-PLUGIN = "napari-inpaint-seg"
+from .models.config import MODALITIES
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-inpaint-seg", description="Open napari with the inpainting segmentation widgets.")
     parser.add_argument("scan", type=Path, nargs="?", help="NIfTI scan (.nii, .nii.gz) or 2D image; default: the MNI152 T1 template")
-    parser.add_argument("--modality", choices=["t1", "flair"], help="selects the shipped model (default t1 for the template)")
+    parser.add_argument("--modality", choices=MODALITIES, help="the scan's sequence; selects the shipped model (default t1 for the template)")
     parser.add_argument("--model", type=Path, help="a .safetensors checkpoint instead of a shipped model")
     parser.add_argument("--skull-stripped", action="store_true", help="the scan is already skull-stripped (background 0): skip brain extraction")
     return parser
@@ -28,14 +30,19 @@ def read_arguments(args: argparse.Namespace) -> tuple | None:
     """Check the arguments and read the scan before napari starts; the scan's layer data tuple (None: the sample)."""
     from .display import MODALITY, SKULL_STRIPPED, image_layer_data
     from .io import read_scan
+    from .models.config import checkpoint_config
 
-    if args.model is not None and not args.model.is_file():
-        raise InputError(f"{args.model}: checkpoint not found")
+    if args.model is not None:
+        trained_on = checkpoint_config(args.model).modality
+        if args.modality not in (None, trained_on):
+            raise InputError(f"{args.model}: the model was trained on {trained_on}, not {args.modality}")
+        args.modality = trained_on
     if args.scan is None:
         return None
     data, kwargs, layer_type = image_layer_data(read_scan(args.scan))
-    if args.modality:
-        kwargs["metadata"][MODALITY] = args.modality
+    if args.modality is None:
+        raise InputError(f"{args.scan}: say which sequence it is with --modality ({' or '.join(MODALITIES)}); it selects the model")
+    kwargs["metadata"][MODALITY] = args.modality
     if args.skull_stripped:
         kwargs["metadata"][SKULL_STRIPPED] = True
     return data, kwargs, layer_type

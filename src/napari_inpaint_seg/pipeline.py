@@ -217,11 +217,15 @@ def resolve_polarity(choice: str, modality: str) -> str:
 _FUSED_PROGRESS_UNITS = 1000
 
 
+def brain_needed(gamma: int) -> int:
+    """The brain pixels a slice of a volume needs to be localised at all: one window's area. Less has too little
+    to inpaint around, so such a slice is left empty (the command line, the widget and the evaluation)."""
+    return gamma**2
+
+
 def enough_brain(brain: np.ndarray, gamma: int) -> bool:
-    """Whether a slice has at least one window's area of brain: less has too little to inpaint around, so such a
-    slice of a volume is left empty without being localised (the command line and the widget; the evaluation's
-    ``min_brain_pixels`` is the same area)."""
-    return int(brain.sum()) >= gamma**2
+    """Whether a slice has :func:`brain_needed` pixels of brain for windows of side ``gamma``."""
+    return int(brain.sum()) >= brain_needed(gamma)
 
 
 def check_geometry(prepared: PreparedScan, configs: list[ModelConfig]) -> None:
@@ -373,6 +377,7 @@ def segment_volume(
 
 
 def run_to_end(progress: Iterator[VolumeProgress]) -> VolumeProgress:
+    """The last progress report of a volume run: its finished labels and heatmap."""
     last = None
     for last in progress:
         pass

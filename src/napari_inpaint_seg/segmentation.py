@@ -175,12 +175,6 @@ def rank_segments(labels: np.ndarray, heatmap: np.ndarray, brain: np.ndarray, co
     return [Segment(int(candidates[i]), float(scores[i]), int(area[candidates[i]])) for i in order]
 
 
-def segment_mask(labels: np.ndarray, segment: Segment, brain: np.ndarray | None = None) -> np.ndarray:
-    """Boolean mask of one segment, restricted to the brain when a mask is given."""
-    mask = labels == segment.label
-    return mask & brain if brain is not None else mask
-
-
 def segment_adjacency(labels: np.ndarray) -> dict[int, set[int]]:
     """Which segments touch which (4-connectivity)."""
     pairs = np.concatenate(
