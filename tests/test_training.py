@@ -1,20 +1,34 @@
-"""Algorithm 1 on a handful of synthetic slices: it runs, logs, checkpoints, resumes and exports a usable model."""
+"""Algorithm 1 on a handful of synthetic slices: it runs, logs, checkpoints, resumes and exports a usable model,
+and refuses bad data, bad settings and a resume that would not continue the same run."""
 
 from __future__ import annotations
 
 import csv
+import itertools
+import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
 
+from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.models.checkpoint import load_generator
-from napari_inpaint_seg.training.data import SliceSet, load_slice_pack, sample_hole_crops, save_slice_pack
-from napari_inpaint_seg.training.loop import TrainConfig, train
+from napari_inpaint_seg.training import data, loop
+from napari_inpaint_seg.training.data import (
+    SliceSet,
+    cached_brain_mask,
+    lgg_tumour_free_slices,
+    load_slice_pack,
+    sample_hole_crops,
+    save_slice_pack,
+)
+from napari_inpaint_seg.training.loop import TrainConfig, generator_loss, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,3 +131,236 @@ def test_distributed_training_on_two_cpu_processes(tmp_path, slices):
     assert [int(r["iteration"]) for r in log_rows(out)] == [2]
     _, config = load_generator(out / "generator.safetensors")
     assert config.iterations == 2
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Resuming continues the same run, or refuses
+
+
+def test_resume_after_a_crash_logs_each_iteration_once_and_keeps_counting_seconds(tmp_path, slices, monkeypatch):
+    """Killed after logging iteration 3 but before its checkpoint: the resumed run logs 3 again, not twice."""
+    clock = itertools.count(step=10.0)
+    monkeypatch.setattr(loop.time, "monotonic", lambda: next(clock))
+    out = tmp_path / "run"
+    train(tiny_train_config(2), slices, out, progress=False)
+    checkpoint_at_two = (out / "state.pt").read_bytes()
+    train(tiny_train_config(3), slices, out, progress=False)
+    (out / "state.pt").write_bytes(checkpoint_at_two)  # as if the process died right after logging row 3
+
+    train(tiny_train_config(4), slices, out, progress=False)
+    rows = log_rows(out)
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
+    seconds = [float(r["seconds"]) for r in rows]
+    assert seconds == sorted(seconds) and seconds[2] > seconds[1]  # continues from the checkpoint's time
+    assert torch.load(out / "state.pt", weights_only=True)["seconds"] == pytest.approx(seconds[-1])
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, slices):
+    straight = train(replace(tiny_train_config(4), checkpoint_every=2), slices, tmp_path / "straight", progress=False)
+    train(replace(tiny_train_config(2), checkpoint_every=2), slices, tmp_path / "resumed", progress=False)
+    resumed = train(replace(tiny_train_config(4), checkpoint_every=2), slices, tmp_path / "resumed", progress=False)
+    a, b = load_generator(straight)[0].state_dict(), load_generator(resumed)[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"gamma": 16, "seed": 7}, ["gamma 8 (now 16)", "seed 0 (now 7)"]),
+    ({"lr_generator": 0.5}, ["lr_generator"]),
+    ({"base_channels": 8}, ["base_channels 4 (now 8)"]),
+])  # fmt: skip
+def test_resume_with_other_settings_is_refused_naming_them(tmp_path, slices, changes, named):
+    out = tmp_path / "run"
+    train(tiny_train_config(2), slices, out, progress=False)
+    with pytest.raises(InputError, match="other settings") as refused:
+        train(replace(tiny_train_config(4), **changes), slices, out, progress=False)
+    assert all(text in str(refused.value) for text in named)
+    # how long and how often to write may change
+    train(replace(tiny_train_config(3), checkpoint_every=3, log_every=3), slices, out, progress=False)
+
+
+def test_resume_on_other_slices_is_refused(tmp_path, slices):
+    out = tmp_path / "run"
+    train(tiny_train_config(2), slices, out, progress=False)
+    fewer = SliceSet(slices.images[:3], slices.brains[:3], slices.description)
+    with pytest.raises(InputError, match="other slices"):
+        train(tiny_train_config(4), fewer, out, progress=False)
+
+
+def test_rerunning_a_finished_run_exports_a_missing_generator(tmp_path, slices):
+    """The process died between the final state and the export: the same command exports again."""
+    out = tmp_path / "run"
+    train(tiny_train_config(2), slices, out, progress=False)
+    (out / "generator.safetensors").unlink()
+    exported = train(tiny_train_config(2), slices, out, progress=False)
+    assert load_generator(exported)[1].iterations == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_damaged_or_foreign_training_state_is_an_input_error(tmp_path, slices, damage):
+    out = tmp_path / "run"
+    train(tiny_train_config(2), slices, out, progress=False)
+    state = out / "state.pt"
+    if damage == "truncated":
+        state.write_bytes(state.read_bytes()[:5000])
+    else:
+        torch.save({"foo": torch.zeros(1)}, state)
+    with pytest.raises(InputError, match="state.pt"):
+        train(tiny_train_config(4), slices, out, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Settings and slices are checked before any step
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"gamma": 1030}, "gamma=1030"),
+    ({"iterations": 0}, "iterations=0"),
+    ({"batch_size": 0}, "batch_size=0"),
+    ({"checkpoint_every": 0}, "checkpoint_every=0"),
+    ({"lr_generator": -1.0}, "lr_generator=-1.0"),
+    ({"downsample": 0}, "downsample=0"),
+])  # fmt: skip
+def test_unusable_configuration_is_refused_before_training(tmp_path, slices, changes, named):
+    with pytest.raises(InputError, match=named):
+        train(replace(tiny_train_config(2), **changes), slices, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_slices_of_another_modality_are_refused(tmp_path, slices):
+    save_slice_pack(tmp_path / "flair.npz", replace(slices, modality="flair"))
+    flair = load_slice_pack(tmp_path / "flair.npz")
+    assert flair.modality == "flair"
+    with pytest.raises(InputError, match="flair"):
+        train(tiny_train_config(1), flair, tmp_path / "run", progress=False)  # the config says t1
+
+
+def test_pack_without_a_modality_is_read_as_unknown(tmp_path, slices):
+    """Packs written before the field existed train with whatever modality the user declares."""
+    save_slice_pack(tmp_path / "pack.npz", slices)
+    with np.load(tmp_path / "pack.npz") as pack:
+        np.savez(tmp_path / "old.npz", **{key: pack[key] for key in pack.files if key != "modality"})
+    assert load_slice_pack(tmp_path / "old.npz").modality == ""
+
+
+def test_slice_with_an_empty_brain_mask_is_refused(tmp_path, slices):
+    slices.brains[2] = np.zeros_like(slices.brains[2])
+    with pytest.raises(InputError, match="slice 2 .*brain mask is empty"):
+        train(tiny_train_config(1), slices, tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("value", [1.5, np.nan, -0.2])
+def test_pack_refuses_values_outside_the_intensity_convention(tmp_path, slices, value):
+    slices.images[1] = slices.images[1].copy()
+    slices.images[1][20, 20] = value
+    with pytest.raises(InputError, match=r"slice 1 .*outside \[0, 1\]"):
+        save_slice_pack(tmp_path / "pack.npz", slices)
+    assert not (tmp_path / "pack.npz").exists()
+
+
+def write_bad_pack(path: Path, kind: str, good: Path) -> None:
+    if kind == "truncated":
+        path.write_bytes(good.read_bytes()[:200])
+    elif kind == "text":
+        path.write_text("not a pack\n")
+    elif kind == "other arrays":
+        np.savez(path, x=np.zeros(3))
+    elif kind == "single array":
+        with open(path, "wb") as handle:
+            np.save(handle, np.zeros(3))
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "text", "other arrays", "single array"])
+def test_unreadable_pack_is_an_input_error(tmp_path, slices, kind):
+    save_slice_pack(tmp_path / "good.npz", slices)
+    write_bad_pack(tmp_path / "bad.npz", kind, tmp_path / "good.npz")
+    with pytest.raises(InputError, match="bad.npz"):
+        load_slice_pack(tmp_path / "bad.npz")
+
+
+def test_interrupted_pack_write_keeps_the_previous_pack(tmp_path, slices, monkeypatch):
+    save_slice_pack(tmp_path / "pack.npz", slices)
+    before = (tmp_path / "pack.npz").read_bytes()
+
+    def die_half_way(file, **arrays):
+        file.write(b"PK\x03\x04 half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data.np, "savez_compressed", die_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        save_slice_pack(tmp_path / "pack.npz", slices)
+    assert (tmp_path / "pack.npz").read_bytes() == before
+    assert os.listdir(tmp_path) == ["pack.npz"]
+
+
+def test_pack_is_written_under_exactly_the_given_name(tmp_path, slices):
+    save_slice_pack(tmp_path / "pack", slices)
+    assert os.listdir(tmp_path) == ["pack"] and len(load_slice_pack(tmp_path / "pack")) == len(slices)
+
+
+def test_half_written_brain_mask_cache_is_recomputed(tmp_path, monkeypatch):
+    """A cache file cut short (a killed run of an older version) is computed again, not a crash forever after."""
+    monkeypatch.setattr(data, "extract_brain_volume", lambda volume, affine: volume > 0)
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(lgg_volume(seed=0), np.eye(4)), str(scan))
+    first = cached_brain_mask(scan, tmp_path / "cache")
+    (cached,) = (tmp_path / "cache").iterdir()
+    cached.write_bytes(b"PK\x03\x04half-written")
+    np.testing.assert_array_equal(cached_brain_mask(scan, tmp_path / "cache"), first)
+    with np.load(cached) as rewritten:
+        np.testing.assert_array_equal(rewritten["brain"], first)
+
+
+def test_adversarial_term_is_log_one_minus_d_with_a_gradient_when_d_is_confident():
+    images = torch.rand(1, 1, 16, 16)
+    holes = torch.zeros_like(images)
+    cfg = TrainConfig(lambda_rec=0.0)
+    for logit in (-3.0, 0.5, 30.0):
+        x = torch.tensor([logit], requires_grad=True)
+        total, _ = generator_loss(x, images, images, holes, cfg)
+        total.backward()
+        assert total.item() == pytest.approx(-np.log1p(np.exp(logit)), rel=1e-5)  # log(1 - sigmoid) = log(sigmoid(-x))
+        assert x.grad.item() == pytest.approx(-torch.sigmoid(torch.tensor(logit)).item(), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading LGG patients (a fake folder in the LGG layout; deepbet replaced by a threshold)
+
+
+def lgg_volume(seed: int, size: int = 64, depth: int = 3) -> np.ndarray:
+    """A uint8 disc of more than MIN_BRAIN_PIXELS pixels on every slice, on a zero background."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:size, :size]
+    disc = (rows - size / 2) ** 2 + (cols - size / 2) ** 2 < 28**2
+    plane = np.where(disc, rng.integers(60, 200, size=(size, size)), 0)
+    return np.repeat(plane[:, :, None], depth, axis=2).astype(np.uint8)
+
+
+@pytest.fixture
+def lgg_folder(tmp_path, monkeypatch) -> Path:
+    """Patients A (real T1) and B (T1-pre a copy of FLAIR, as summary.json says), tumour-free."""
+    folder = tmp_path / "lgg"
+    folder.mkdir()
+    for seed, patient in enumerate(["A", "B"]):
+        flair = lgg_volume(seed)
+        volumes = {"flair": flair, "t1pre": flair if patient == "B" else lgg_volume(seed + 10), "mask": np.zeros_like(flair)}
+        for suffix, volume in volumes.items():
+            nib.save(nib.Nifti1Image(volume, np.eye(4)), str(folder / f"{patient}_{suffix}.nii.gz"))
+    summary = [{"patient": p, "n_slices": 3, "t1pre_missing_replaced_by_flair": p == "B"} for p in ("A", "B")]
+    (folder / "summary.json").write_text(json.dumps(summary))
+    monkeypatch.setattr(data, "cached_brain_mask", lambda path, cache: nib.load(path).get_fdata() > 0)
+    return folder
+
+
+def test_lgg_t1_slices_skip_patients_whose_t1_is_a_copy_of_flair(lgg_folder):
+    notes = []
+    t1 = lgg_tumour_free_slices(lgg_folder, ["A", "B"], "t1", report=notes.append)
+    assert len(t1) == 3 and t1.modality == "t1" and "1 patients" in t1.description
+    assert len(notes) == 1 and "B" in notes[0] and "copy of FLAIR" in notes[0]
+    assert len(lgg_tumour_free_slices(lgg_folder, ["A", "B"], "flair", report=notes.append)) == 6  # FLAIR is real
+
+
+@pytest.mark.parametrize("patients, message", [(["A", "C", "A"], "more than once: A"), (["A", "C"], "for 1 patient.*: C")])
+def test_unknown_or_repeated_patients_are_refused_before_any_scan_is_read(lgg_folder, monkeypatch, patients, message):
+    monkeypatch.setattr(data, "read_scan", lambda path: pytest.fail(f"read {path} before checking the list"))
+    with pytest.raises(InputError, match=message):
+        lgg_tumour_free_slices(lgg_folder, patients, "flair")

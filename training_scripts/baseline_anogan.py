@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,8 +26,12 @@ from safetensors.torch import load_file, save_file
 from skimage.transform import resize
 from torch import nn
 
+from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
+from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.evaluation import read_heatmap_cache_unchecked, score_selection
+from napari_inpaint_seg.io import current_umask, write_atomically
 from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams
+from napari_inpaint_seg.training.arguments import positive_int
 from napari_inpaint_seg.training.data import load_slice_pack
 
 SIDE = 64
@@ -93,8 +98,19 @@ def train(args: argparse.Namespace) -> None:
         if iteration % 200 == 0:
             print(f"{iteration}: D {d_loss.item():.3f} G {g_loss.item():.3f} ({time.monotonic() - began:.0f} s)", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    save_file(generator.state_dict(), str(args.out / "generator.safetensors"), metadata={"iterations": str(args.iterations), "pack": str(args.pack)})
-    save_file(discriminator.state_dict(), str(args.out / "discriminator.safetensors"))
+    save_model(args.out / "generator.safetensors", generator, {"iterations": str(args.iterations), "pack": str(args.pack)})
+    save_model(args.out / "discriminator.safetensors", discriminator)
+
+
+def save_model(path: Path, model: nn.Module, metadata: dict[str, str] | None = None) -> None:
+    """Weights as safetensors, written whole or not at all, so an interrupted save leaves no unloadable file."""
+    tensors = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+
+    def write(tmp_path: str) -> None:
+        save_file(tensors, tmp_path, metadata=metadata)
+        os.chmod(tmp_path, 0o666 & ~current_umask())  # safetensors writes 0600; the baseline is meant to be shared
+
+    write_atomically(path, write)
 
 
 def residual_heatmaps(images: np.ndarray, generator: Generator, discriminator: Discriminator, steps: int, seed: int) -> np.ndarray:
@@ -139,23 +155,26 @@ def evaluate(args: argparse.Namespace) -> None:
         args.json.write_text(json.dumps(scores, indent=1))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="baseline_anogan.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     train_parser = commands.add_parser("train")
-    train_parser.add_argument("--pack", type=Path, required=True)
-    train_parser.add_argument("--iterations", type=int, default=3000)
-    train_parser.add_argument("--batch-size", type=int, default=64)
+    train_parser.add_argument("--pack", type=Path, required=True, help=".npz made by pack_slices.py")
+    train_parser.add_argument("--iterations", type=positive_int, default=3000, help="DCGAN iterations (default: %(default)s)")
+    train_parser.add_argument("--batch-size", type=positive_int, default=64, help="slices per iteration (default: %(default)s)")
     train_parser.add_argument("--seed", type=int, default=0)
-    train_parser.add_argument("--out", type=Path, required=True)
+    train_parser.add_argument("--out", type=Path, required=True, help="folder for generator.safetensors and discriminator.safetensors")
     evaluate_parser = commands.add_parser("evaluate")
     evaluate_parser.add_argument("--model", type=Path, required=True)
     evaluate_parser.add_argument("--cache", type=Path, required=True)
-    evaluate_parser.add_argument("--steps", type=int, default=500, help="latent mapping steps (AnoGAN's Gamma)")
+    evaluate_parser.add_argument("--steps", type=positive_int, default=500, help="latent mapping steps (AnoGAN's Gamma)")
     evaluate_parser.add_argument("--seed", type=int, default=0)
     evaluate_parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    {"train": train, "evaluate": evaluate}[args.command](args)
+    args = parser.parse_args(argv)
+    try:
+        {"train": train, "evaluate": evaluate}[args.command](args)
+    except InputError as exc:
+        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Gather healthy training slices (brain-extracted, normalised) from any mix of sources into one .npz pack.
 
-Example (the shipped models' data):
+Example (the shipped models' data; T1 uses the patients whose T1-pre is real):
     python training_scripts/pack_slices.py --lgg ../shared/data/lgg --patients splits/lgg_train.txt \
         --modality flair --out .cache/slices_flair.npz
+    python training_scripts/pack_slices.py --lgg ../shared/data/lgg --patients splits/lgg_train_t1.txt \
+        --modality t1 --out .cache/slices_t1.npz
 """
 
 from __future__ import annotations
@@ -10,35 +12,46 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_inpaint_seg.training.data import SliceSet, image_folder_slices, lgg_tumour_free_slices, nifti_folder_slices, save_slice_pack
+from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
+from napari_inpaint_seg.errors import InputError
+from napari_inpaint_seg.models.config import MODALITIES
+from napari_inpaint_seg.training.data import gather_slices, save_slice_pack
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lgg", type=Path, help="folder in the LGG layout (PATIENT_t1pre/flair/mask.nii.gz)")
-    parser.add_argument("--patients", type=Path, help="text file, one LGG patient id per line")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pack_slices.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lgg", type=Path, help="folder in the LGG layout (PATIENT_t1pre/flair/mask.nii.gz); needs --patients")
+    parser.add_argument("--patients", type=Path, help="text file, one LGG patient id per line (for T1: splits/lgg_train_t1.txt)")
     parser.add_argument("--images", type=Path, help="folder of skull-stripped healthy 2D slices (PNG/JPEG/TIFF)")
     parser.add_argument("--volumes", type=Path, help="folder of healthy NIfTI volumes (brain-extracted here)")
-    parser.add_argument("--modality", choices=["t1", "flair"], required=True)
-    parser.add_argument("--cache", type=Path, default=Path(".cache/brain"), help="where brain masks are cached")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    parser.add_argument("--modality", choices=MODALITIES, required=True, help="modality of the slices, recorded in the pack")
+    parser.add_argument("--cache", type=Path, default=Path(".cache/brain"), help="where brain masks are cached (default: %(default)s)")
+    parser.add_argument("--out", type=Path, required=True, help="the pack; .npz is appended when the name lacks it")
+    return parser
 
-    slices = SliceSet([], [])
-    if args.lgg:
-        if not args.patients:
-            parser.error("--lgg needs --patients")
-        patients = [line.strip() for line in args.patients.read_text().splitlines() if line.strip()]
-        slices.extend(lgg_tumour_free_slices(args.lgg, patients, args.modality, args.cache))
-    if args.images:
-        slices.extend(image_folder_slices(args.images))
-    if args.volumes:
-        slices.extend(nifti_folder_slices(args.volumes, args.cache))
+
+def pack_path(out: Path) -> Path:
+    """``out`` with the .npz suffix the pack will be read back by, decided before minutes of gathering."""
+    return out if out.suffix == ".npz" else out.with_name(out.name + ".npz")
+
+
+def run(args: argparse.Namespace) -> None:
+    out = pack_path(args.out)
+    slices = gather_slices(args.modality, lgg=args.lgg, patients=args.patients, images=args.images, volumes=args.volumes, cache_dir=args.cache)
     if not len(slices):
-        parser.error("no slices found; give --lgg/--patients, --images or --volumes")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_slice_pack(args.out, slices)
-    print(f"{len(slices)} slices -> {args.out} ({args.out.stat().st_size / 1e6:.1f} MB): {slices.description}")
+        raise InputError("no slices found; give --lgg with --patients, --images or --volumes")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_slice_pack(out, slices)
+    print(f"{len(slices)} slices -> {out} ({out.stat().st_size / 1e6:.1f} MB): {slices.description}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except InputError as exc:
+        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Single process:
 Several GPUs / nodes (DistributedDataParallel; each process draws its own batches):
     torchrun --nproc_per_node 4 training_scripts/train.py --pack ... --out runs/flair32
 Data may also come straight from sources: --lgg DIR --patients FILE, --images DIR, --volumes DIR.
-Re-running the same command resumes from runs/.../state.pt.
+Re-running the same command resumes from runs/.../state.pt (--iterations and --max-minutes may change).
 """
 
 from __future__ import annotations
@@ -18,59 +18,43 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from napari_inpaint_seg.training.data import SliceSet, image_folder_slices, lgg_tumour_free_slices, load_slice_pack, nifti_folder_slices
-from napari_inpaint_seg.training.loop import TrainConfig, train
+from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
+from napari_inpaint_seg.device import DEVICES, pick_device
+from napari_inpaint_seg.errors import InputError
+from napari_inpaint_seg.models.config import MODALITIES
+from napari_inpaint_seg.training.arguments import positive_float, positive_int
+from napari_inpaint_seg.training.data import gather_slices
+from napari_inpaint_seg.training.loop import TrainConfig, check_config, train
 
 
-def gather_slices(args: argparse.Namespace) -> SliceSet:
-    slices = SliceSet([], [])
-    if args.pack:
-        slices.extend(load_slice_pack(args.pack))
-    if args.lgg:
-        patients = [line.strip() for line in args.patients.read_text().splitlines() if line.strip()]
-        slices.extend(lgg_tumour_free_slices(args.lgg, patients, args.modality, args.cache))
-    if args.images:
-        slices.extend(image_folder_slices(args.images))
-    if args.volumes:
-        slices.extend(nifti_folder_slices(args.volumes, args.cache))
-    if not len(slices):
-        raise SystemExit("no training slices: give --pack, --lgg with --patients, --images or --volumes")
-    return slices
-
-
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pack", type=Path, help=".npz made by pack_slices.py")
-    parser.add_argument("--lgg", type=Path)
-    parser.add_argument("--patients", type=Path)
-    parser.add_argument("--images", type=Path)
-    parser.add_argument("--volumes", type=Path)
-    parser.add_argument("--cache", type=Path, default=Path(".cache/brain"))
-    parser.add_argument("--modality", choices=["t1", "flair"], required=True)
-    parser.add_argument("--gamma", type=int, default=defaults.gamma)
-    parser.add_argument("--iterations", type=int, default=defaults.iterations)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr-generator", type=float, default=defaults.lr_generator)
-    parser.add_argument("--lr-discriminator", type=float, default=defaults.lr_discriminator)
-    parser.add_argument("--base-channels", type=int, default=defaults.base_channels)
-    parser.add_argument("--depth", type=int, default=defaults.depth)
-    parser.add_argument("--downsample", type=int, default=defaults.downsample, help="UNet works at 1/downsample resolution")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every)
-    parser.add_argument("--max-minutes", type=float, help="stop at a checkpoint after this long (resume later)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    parser.add_argument("--lgg", type=Path, help="folder in the LGG layout (PATIENT_t1pre/flair/mask.nii.gz); needs --patients")
+    parser.add_argument("--patients", type=Path, help="text file, one LGG patient id per line (for T1: splits/lgg_train_t1.txt)")
+    parser.add_argument("--images", type=Path, help="folder of skull-stripped healthy 2D slices (PNG/JPEG/TIFF)")
+    parser.add_argument("--volumes", type=Path, help="folder of healthy NIfTI volumes (brain-extracted here)")
+    parser.add_argument("--cache", type=Path, default=Path(".cache/brain"), help="where brain masks are cached (default: %(default)s)")
+    parser.add_argument("--modality", choices=MODALITIES, required=True, help="modality of the slices; must match a pack that records one")
+    parser.add_argument("--gamma", type=positive_int, default=defaults.gamma, help="window (hole) side in pixels (default: %(default)s)")
+    parser.add_argument("--iterations", type=positive_int, default=defaults.iterations, help="total training iterations (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="crops per iteration and process (default: %(default)s)")
+    parser.add_argument("--lr-generator", type=positive_float, default=defaults.lr_generator, help="Adam learning rate of G (default: %(default)s)")
+    parser.add_argument("--lr-discriminator", type=positive_float, default=defaults.lr_discriminator, help="Adam learning rate of D (default: %(default)s)")
+    parser.add_argument("--base-channels", type=positive_int, default=defaults.base_channels, help="channels of the UNet's first level (default: %(default)s)")
+    parser.add_argument("--depth", type=positive_int, default=defaults.depth, help="UNet levels (default: %(default)s)")
+    parser.add_argument("--downsample", type=positive_int, default=defaults.downsample, help="UNet works at 1/downsample resolution (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the weights and the crops (default: %(default)s)")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every, help="iterations between checkpoints (default: %(default)s)")
+    parser.add_argument("--max-minutes", type=positive_float, help="stop at a checkpoint after this long (resume later)")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="auto: a GPU when there is one (default: %(default)s)")
+    parser.add_argument("--out", type=Path, required=True, help="run folder: state.pt, log.csv, generator.safetensors")
+    return parser
 
-    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
-    device = args.device
-    if distributed:
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-        if device.startswith("cuda"):
-            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-            torch.cuda.set_device(device)
-    cfg = TrainConfig(
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
         gamma=args.gamma,
         modality=args.modality,
         iterations=args.iterations,
@@ -83,9 +67,33 @@ def main() -> None:
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
     )
-    slices = gather_slices(args)
-    max_seconds = args.max_minutes * 60 if args.max_minutes else None
-    path = train(cfg, slices, args.out, device=device, max_seconds=max_seconds)
+
+
+def run(args: argparse.Namespace, distributed: bool) -> Path:
+    """Check everything cheap first (settings, device), then gather the slices and train."""
+    cfg = train_config(args)
+    check_config(cfg)
+    device = pick_device(args.device)
+    if distributed:
+        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+        if device == "cuda":
+            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+            torch.cuda.set_device(device)
+    slices = gather_slices(args.modality, pack=args.pack, lgg=args.lgg, patients=args.patients, images=args.images, volumes=args.volumes, cache_dir=args.cache)
+    if not len(slices):
+        raise InputError("no training slices: give --pack, --lgg with --patients, --images or --volumes")
+    max_seconds = args.max_minutes * 60 if args.max_minutes is not None else None
+    return train(cfg, slices, args.out, device=device, max_seconds=max_seconds)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    try:
+        path = run(args, distributed)
+    except InputError as exc:
+        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
     if not distributed or dist.get_rank() == 0:
         print(f"generator: {path}")
     if distributed:

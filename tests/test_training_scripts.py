@@ -1,0 +1,123 @@
+"""The training scripts as a user runs them: nonsense flags and bad inputs end in one line on stderr and exit
+status 2, never a traceback; packs record their modality and land where the user asked."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from napari_inpaint_seg.training.data import SliceSet, load_slice_pack, save_slice_pack
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "training_scripts"
+
+
+def script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"training_script_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def exit_status_and_error(main, argv: list[str], capsys) -> tuple[int, list[str]]:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    return stopped.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.fixture
+def pack(tmp_path, make_brain_slice) -> Path:
+    images, brains = zip(*[make_brain_slice(size=40, seed=seed, square=None)[:2] for seed in range(3)])
+    path = tmp_path / "pack.npz"
+    save_slice_pack(path, SliceSet(list(images), list(brains), "synthetic discs", "flair"))
+    return path
+
+
+def tiny_run(pack: Path, out: Path, modality: str = "flair") -> list[str]:
+    return ["--pack", str(pack), "--modality", modality, "--gamma", "8", "--batch-size", "2", "--base-channels", "4", "--depth", "2",
+            "--iterations", "1", "--device", "cpu", "--out", str(out)]  # fmt: skip
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--iterations", "0"), ("--iterations", "-5"), ("--batch-size", "0"), ("--checkpoint-every", "0"), ("--gamma", "0"),
+    ("--gamma", "-4"), ("--lr-generator", "-1"), ("--lr-discriminator", "nan"), ("--max-minutes", "0"),
+])  # fmt: skip
+def test_train_refuses_nonsense_numbers(tmp_path, pack, capsys, flag, value):
+    status, error = exit_status_and_error(script("train").main, [*tiny_run(pack, tmp_path / "run"), flag, value], capsys)
+    assert status == 2 and f"argument {flag}" in error[-1]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--gamma", "1030"], "gamma=1030"),
+    (["--modality", "t1"], "the training slices are flair"),
+    (["--pack", "missing.npz"], "missing.npz: no such slice pack"),
+    (["--lgg", "somewhere"], "needs its patient list (--patients)"),
+])  # fmt: skip
+def test_train_reports_bad_input_in_one_line(tmp_path, pack, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    status, error = exit_status_and_error(script("train").main, [*tiny_run(pack, tmp_path / "run"), *extra], capsys)
+    assert status == 2 and len(error) == 1 and error[0].startswith("train.py: error: ") and message in error[0]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_train_says_when_the_asked_device_is_missing(tmp_path, pack, capsys):
+    status, error = exit_status_and_error(script("train").main, [*tiny_run(pack, tmp_path / "run"), "--device", "cuda"], capsys)
+    assert status == 2 and len(error) == 1 and error[0].startswith("train.py: error: ") and "no CUDA GPU" in error[0]
+
+
+def test_train_runs_a_flair_pack_and_exports(tmp_path, pack, capsys):
+    script("train").main(tiny_run(pack, tmp_path / "run"))
+    assert capsys.readouterr().out.strip() == f"generator: {tmp_path / 'run' / 'generator.safetensors'}"
+
+
+def write_healthy_png(path: Path, seed: int) -> None:
+    """A skull-stripped 64x64 slice: a textured disc with enough brain pixels to be kept."""
+    rows, cols = np.mgrid[:64, :64]
+    disc = (rows - 32) ** 2 + (cols - 32) ** 2 < 28**2
+    Image.fromarray(np.where(disc, np.random.default_rng(seed).integers(80, 200, (64, 64)), 0).astype(np.uint8)).save(path)
+
+
+def test_pack_slices_appends_npz_and_records_the_modality(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    for seed in range(2):
+        write_healthy_png(tmp_path / "images" / f"s{seed}.png", seed)
+    script("pack_slices").main(["--images", str(tmp_path / "images"), "--modality", "t1", "--out", str(tmp_path / "x")])
+    assert f"2 slices -> {tmp_path / 'x.npz'}" in capsys.readouterr().out
+    assert not (tmp_path / "x").exists() and load_slice_pack(tmp_path / "x.npz").modality == "t1"
+
+
+@pytest.mark.parametrize("listed, message", [("A\nA\n", "more than once: A"), ("A\n", "no flair scan and mask for 1 patient(s): A")])
+def test_pack_slices_checks_the_patient_list_first(tmp_path, capsys, listed, message):
+    (tmp_path / "lgg").mkdir()
+    (tmp_path / "patients.txt").write_text(listed)
+    argv = ["--lgg", str(tmp_path / "lgg"), "--patients", str(tmp_path / "patients.txt"), "--modality", "flair", "--out", str(tmp_path / "p.npz")]
+    status, error = exit_status_and_error(script("pack_slices").main, argv, capsys)
+    assert status == 2 and len(error) == 1 and error[0].startswith("pack_slices.py: error: ") and message in error[0]
+
+
+def test_anogan_refuses_negative_iterations_and_bad_packs(tmp_path, capsys):
+    main = script("baseline_anogan").main
+    status, error = exit_status_and_error(main, ["train", "--pack", "p.npz", "--iterations", "-3", "--out", str(tmp_path)], capsys)
+    assert status == 2 and "argument --iterations" in error[-1]
+    (tmp_path / "text.npz").write_text("not a pack")
+    status, error = exit_status_and_error(main, ["train", "--pack", str(tmp_path / "text.npz"), "--out", str(tmp_path / "m")], capsys)
+    assert status == 2 and len(error) == 1 and error[0].startswith("baseline_anogan.py: error: ")
+
+
+def test_anogan_model_is_written_whole_or_not_at_all(tmp_path, pack, monkeypatch):
+    anogan = script("baseline_anogan")
+
+    def die_half_way(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(anogan, "save_file", die_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        anogan.main(["train", "--pack", str(pack), "--iterations", "1", "--batch-size", "2", "--out", str(tmp_path / "m")])
+    assert list((tmp_path / "m").iterdir()) == []
