@@ -110,6 +110,15 @@ def test_anogan_refuses_negative_iterations_and_bad_packs(tmp_path, capsys):
     assert status == 2 and len(error) == 1 and error[0].startswith("baseline_anogan.py: error: ")
 
 
+def test_anogan_evaluation_names_a_missing_or_damaged_model(tmp_path, capsys):
+    main = script("baseline_anogan").main
+    status, error = exit_status_and_error(main, ["evaluate", "--model", str(tmp_path), "--cache", "c.npz"], capsys)
+    assert status == 2 and len(error) == 1 and "generator.safetensors: no such file" in error[0]
+    (tmp_path / "generator.safetensors").write_bytes(b"x")
+    status, error = exit_status_and_error(main, ["evaluate", "--model", str(tmp_path), "--cache", "c.npz"], capsys)
+    assert status == 2 and len(error) == 1 and "not weights of this baseline" in error[0]
+
+
 def test_anogan_model_is_written_whole_or_not_at_all(tmp_path, pack, monkeypatch):
     anogan = script("baseline_anogan")
 

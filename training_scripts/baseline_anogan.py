@@ -134,10 +134,20 @@ def residual_heatmaps(images: np.ndarray, generator: Generator, discriminator: D
     return np.stack([resize(r, image.shape, order=1, preserve_range=True) for r, image in zip(residual, images)]).astype(np.float32)
 
 
+def load_model(path: Path, model: nn.Module) -> None:
+    """Weights saved by :func:`save_model` into ``model``; a missing, damaged or foreign file is an InputError."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (train the baseline first: baseline_anogan.py train --out {path.parent})")
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except Exception as exc:  # safetensors and torch raise several types for damaged or foreign files
+        raise InputError(f"{path}: not weights of this baseline ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from exc
+
+
 def evaluate(args: argparse.Namespace) -> None:
     generator, discriminator = Generator(), Discriminator()
-    generator.load_state_dict(load_file(str(args.model / "generator.safetensors")))
-    discriminator.load_state_dict(load_file(str(args.model / "discriminator.safetensors")))
+    load_model(args.model / "generator.safetensors", generator)
+    load_model(args.model / "discriminator.safetensors", discriminator)
     generator.eval()
     discriminator.eval()
     for module in (generator, discriminator):
