@@ -238,6 +238,7 @@ REFUSED: dict[str, tuple[Row, str]] = {
     "negative-min-contrast": (lambda t: Run(good_slice(t), extra=["--min-contrast", "-1"]), "--min-contrast must be at least 0"),
     "negative-grow-contrast": (lambda t: Run(good_slice(t), extra=["--grow-contrast", "-1"]), "--grow-contrast must be at least 0"),
     "negative-heat-sigma": (lambda t: Run(good_slice(t), extra=["--heat-sigma", "-2"]), "--heat-sigma must be at least 0"),
+    "step-above-the-window": (lambda t: Run(good_slice(t), extra=["--step", "9"]), "--step 9 is larger than the window --gamma 8"),
     "negative-refine-radius": (lambda t: Run(good_slice(t), extra=["--refine-radius", "-5"]), "--refine-radius must be at least 0"),
     "negative-volume-radius": (lambda t: Run(good_slice(t), extra=["--volume-radius", "-1"]), "--volume-radius must be at least 0"),
     "component-share-above-1": (lambda t: Run(good_slice(t), extra=["--min-component-share", "1.5"]), "--min-component-share must lie between 0 and 1"),

@@ -181,6 +181,25 @@ def test_bad_slices_are_refused(tiny_generator, tiny_config, run):
         next(run(tiny_generator, tiny_config, image, brain[:-1]))
     with pytest.raises(InputError, match="step"):
         next(run(tiny_generator, tiny_config, image, brain, step=0))
+    with pytest.raises(InputError, match="larger than the window"):  # pixels between windows would get no heat
+        next(run(tiny_generator, tiny_config, image, brain, step=tiny_config.gamma + 1))
+
+
+@pytest.mark.parametrize("step", [5, 6, 8])
+def test_every_brain_pixel_gets_heat_when_the_coarse_stride_exceeds_the_window(tiny_generator, tiny_config, make_brain_slice, step):
+    """With k > gamma / 2 the coarse pass (stride 2k) would leave strips no window covers: it is skipped."""
+    image, brain, _ = make_brain_slice(size=40)
+    heatmap = final(fast_heatmap(tiny_generator, tiny_config, image, brain, step=step, refine_fraction=0.3))
+    assert (heatmap[brain] > 0).all()
+
+
+@pytest.mark.parametrize("run", [reference_heatmap, fast_heatmap])
+def test_a_nearly_constant_slice_gives_finite_heat(tiny_generator, tiny_config, run):
+    """255 / span overflows float32 for spans near its smallest numbers; such a slice counts as constant."""
+    image, brain = random_slice()
+    for span in (1e-38, 1e-45):
+        heatmap = final(run(tiny_generator, tiny_config, (image * span).astype(np.float32), brain))
+        assert np.isfinite(heatmap).all()
 
 
 def test_empty_brain_gives_a_finished_zero_heatmap(tiny_generator, tiny_config):

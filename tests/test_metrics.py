@@ -40,3 +40,23 @@ def test_ssim_is_one_for_identical_images_and_lower_with_noise():
     assert ssim(reference, reference) == pytest.approx(1.0)
     slightly, badly = reference + 0.02 * rng.standard_normal((32, 32)), rng.random((32, 32))
     assert 1.0 > ssim(reference, slightly) > ssim(reference, badly)
+
+
+def test_ssim_of_holes_smaller_than_its_window():
+    """Windows of 4-6 pixels are valid models; scikit-image's 7-pixel SSIM window refused their holes."""
+    rng = np.random.default_rng(1)
+    for side in (4, 5, 6):
+        reference = rng.random((side, side))
+        assert ssim(reference, reference) == pytest.approx(1.0)
+        assert ssim(reference, rng.random((side, side))) < 0.9
+    assert np.isnan(ssim(np.zeros((2, 2)), np.zeros((2, 2))))
+
+
+def test_quality_summary_stays_valid_json():
+    import json
+
+    from napari_inpaint_seg.evaluation import quality_summary
+
+    summary = quality_summary([{"psnr": float("inf"), "ssim": float("nan")}, {"psnr": 20.0, "ssim": 0.5}])
+    assert summary["psnr_mean"] == 20.0 and summary["ssim_mean"] == 0.5
+    json.loads(json.dumps(summary), parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))

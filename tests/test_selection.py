@@ -167,6 +167,9 @@ def test_healthy_slices_are_spread_and_exclude_tumour():
     chosen = healthy_slice_indices(tumour, brain, 3)
     assert len(chosen) == 3 and not set(chosen) & {0, 4, 5, 9}
     assert chosen[0] == 1 and chosen[-1] == 8
+    brain[:16, :, 1] = False  # 3,072 pixels: enough for the false-positive rate, less than a 64-px window's area
+    assert healthy_slice_indices(tumour, brain, 3)[0] == 1
+    assert healthy_slice_indices(tumour, brain, 3, min_brain_pixels=64**2)[0] == 2  # the scoring would not count 1
 
 
 def test_heatmap_cache_round_trip_and_key_check(tmp_path):
@@ -179,6 +182,24 @@ def test_heatmap_cache_round_trip_and_key_check(tmp_path):
     assert loaded[0].patient == "a" and loaded[0].index == 3
     np.testing.assert_array_equal(loaded[0].heatmap, slices[0].heatmap)
     assert load_heatmap_cache(path, {"model": 2}) is None  # other settings: recompute, never reuse
+
+
+def test_a_cache_made_in_another_precision_is_localised_again(tmp_path, monkeypatch, tiny_config):
+    """bfloat16 heat (a GPU, an AVX-512 CPU) differs from float32 heat by up to about 1 on the 0-255 scale."""
+    from napari_inpaint_seg import evaluation
+
+    labels = block_labels()
+    runs, said = [], []
+    monkeypatch.setattr(evaluation, "localise_patients", lambda *args, **kwargs: runs.append(1) or ([evaluated("a", 3, block_heatmap({5: 50.0}), labels == 5)], []))
+
+    def localised(bfloat16: bool):
+        monkeypatch.setattr(evaluation, "bfloat16_is_fast", lambda device: bfloat16)
+        return evaluation.localised_slices(tmp_path, ["a"], "t1", [(None, tiny_config)], cache=tmp_path / "cache.npz", report=said.append)
+
+    localised(False), localised(False)
+    assert len(runs) == 1 and said[-1].startswith("heatmaps read from")
+    localised(True)
+    assert len(runs) == 2 and "precision: float32 -> bfloat16" in said[-1]
 
 
 def test_smoothing_inside_the_brain_keeps_a_constant_heat_constant_up_to_the_edge():

@@ -160,6 +160,8 @@ def check_method_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"{len(args.model)} --model file(s) for {len(args.gamma)} window(s) --gamma {','.join(map(str, args.gamma))}; give one per window")
     if args.step is not None and args.step < 1:
         raise InputError(f"--step must be at least 1, got {args.step}")
+    if args.step is not None and args.step > min(args.gamma):
+        raise InputError(f"--step {args.step} is larger than the window --gamma {min(args.gamma)}: pixels between windows would get no heat")
     if args.merge_ratio is not None and not 0 <= args.merge_ratio <= 1:
         raise InputError(f"--merge-ratio must lie between 0 and 1, got {args.merge_ratio}")
     for flag, value in (("--sigma", args.sigma), ("--min-size", args.min_size), ("--min-contrast", args.min_contrast), ("--grow-contrast", args.grow_contrast),

@@ -16,6 +16,7 @@ from .io import read_scan, write_atomically
 from .localizer import FAST_PATH_REVISION, final, fuse_heatmaps, step_for_window
 from .metrics import dice, psnr, ssim
 from .models.generator import inpaint
+from .models.window_inference import bfloat16_is_fast
 from .pipeline import Model, PreparedScan, brain_needed, localize_slice, prepare_scan, result_from_superpixels, volume_labels
 from .segmentation import PAPER_SELECTION, FelzenszwalbParams, Selection, superpixels
 from .training.data import lgg_patient_volume_paths, sample_hole_crops, SliceSet
@@ -92,9 +93,12 @@ def tumour_slice_indices(tumour: np.ndarray) -> np.ndarray:
     return np.flatnonzero(tumour.sum(axis=(0, 1)) >= MIN_TUMOUR_PIXELS)
 
 
-def healthy_slice_indices(tumour: np.ndarray, brain: np.ndarray, count: int) -> np.ndarray:
-    """``count`` tumour-free slices with plenty of brain, evenly spread (for the false-positive rate)."""
-    candidates = np.flatnonzero(~tumour.any(axis=(0, 1)) & (brain.sum(axis=(0, 1)) >= MIN_HEALTHY_BRAIN_PIXELS))
+def healthy_slice_indices(tumour: np.ndarray, brain: np.ndarray, count: int, min_brain_pixels: int = 0) -> np.ndarray:
+    """``count`` tumour-free slices with plenty of brain, evenly spread (for the false-positive rate): at least
+    :data:`MIN_HEALTHY_BRAIN_PIXELS`, and at least ``min_brain_pixels`` (the largest window's area), or the
+    scoring, which counts only slices the product would label, would drop some of them."""
+    enough = brain.sum(axis=(0, 1)) >= max(MIN_HEALTHY_BRAIN_PIXELS, min_brain_pixels)
+    candidates = np.flatnonzero(~tumour.any(axis=(0, 1)) & enough)
     if count <= 0 or not len(candidates):
         return candidates[:0]
     return candidates[np.unique(np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int))]
@@ -231,7 +235,7 @@ def localise_patients(
         if whole_volumes:
             indices = volume_slice_indices(tumour, prepared.brain, min_brain_pixels(models))
         else:
-            indices = [*tumour_slice_indices(tumour), *healthy_slice_indices(tumour, prepared.brain, healthy_per_patient)]
+            indices = [*tumour_slice_indices(tumour), *healthy_slice_indices(tumour, prepared.brain, healthy_per_patient, min_brain_pixels(models))]
         slices += slice_heatmaps(prepared, tumour, indices, patient, models, step=step, fast=fast, device=device, polarity=polarity)
         healthy = np.flatnonzero(~tumour.any(axis=(0, 1)) & (prepared.brain.sum(axis=(0, 1)) >= MIN_HEALTHY_BRAIN_PIXELS))
         quality_rows += inpainting_quality(prepared, healthy, models, rng, device)
@@ -261,6 +265,19 @@ def cache_key(path: str | Path) -> str:
     """The settings a heatmap cache was made with, as saved (JSON)."""
     with np.load(path, allow_pickle=False) as pack:
         return str(pack["key"])
+
+
+def heat_precision(fast: bool, device: str) -> str:
+    """The number format the heatmaps are computed in: the fast path uses bfloat16 where it is fast (a GPU, a CPU
+    with AVX-512 BF16), which moves the heat by up to about 1 on the 0-255 scale, so a cache records it."""
+    return "bfloat16" if fast and bfloat16_is_fast(device) else "float32"
+
+
+def differing_settings(path: str | Path, key: dict) -> list[str]:
+    """The settings in which the cache at ``path`` differs from ``key``, as 'name: cached -> now'."""
+    cached = json.loads(cache_key(path))
+    return [f"{name}: {cached.get(name)} -> {key.get(name)}" if name not in ("patients", "models") else name
+            for name in sorted({*cached, *key}) if cached.get(name) != key.get(name)]
 
 
 def load_heatmap_cache(path: str | Path, key: dict) -> tuple[list[EvaluatedSlice], list[dict]] | None:
@@ -302,11 +319,13 @@ def localised_slices(
         return fuse_slices([slices for slices, _ in runs]), [row for _, quality in runs for row in quality]
     key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "models": [asdict(config) for _, config in models],
            "step": step_for_window(models[0][1].gamma, step), "fast": FAST_PATH_REVISION if fast else False, "healthy_per_patient": healthy_per_patient, "seed": seed,
-           "polarity": polarity, "whole_volumes": whole_volumes}
+           "polarity": polarity, "whole_volumes": whole_volumes, "precision": heat_precision(fast, device)}
     cached = load_heatmap_cache(cache, key) if cache else None
     if cached is not None:
         report(f"heatmaps read from {cache}")
         return cached
+    if cache and Path(cache).is_file():
+        report(f"{cache} was made with other settings ({', '.join(differing_settings(cache, key))}); localising again")
     slices, quality_rows = localise_patients(data_dir, patients, modality, models, step=step, fast=fast, healthy_per_patient=healthy_per_patient,
                                              device=device, seed=seed, report=report, polarity=polarity, whole_volumes=whole_volumes)
     if cache:
@@ -366,10 +385,11 @@ def evaluate_lgg(
 
 
 def quality_summary(rows: list[dict]) -> dict:
-    """PSNR and SSIM mean ± sd over inpainted holes (None when there were no healthy slices)."""
+    """PSNR and SSIM mean ± sd over inpainted holes (None when there were no healthy slices). A hole inpainted
+    exactly has an infinite PSNR, one under 3 pixels no SSIM: they are left out, so the JSON stays valid."""
     summary: dict = {"n_holes": len(rows)}
     for metric in ("psnr", "ssim"):
-        values = [row[metric] for row in rows]
+        values = [row[metric] for row in rows if np.isfinite(row[metric])]
         summary[f"{metric}_mean"] = float(np.mean(values)) if values else None
         summary[f"{metric}_sd"] = float(np.std(values)) if values else None
     return summary

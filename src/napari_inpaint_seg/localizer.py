@@ -114,15 +114,22 @@ def check_slice(image: np.ndarray, brain: np.ndarray, gamma: int, step: int, pol
         raise InputError(f"slice {image.shape} is smaller than the window gamma={gamma}")
     if step < 1:
         raise InputError(f"step must be at least 1, got {step}")
+    if step > gamma:
+        raise InputError(f"step {step} is larger than the window gamma={gamma}: pixels between windows would get no heat; use a step of at most {gamma}")
     if polarity not in POLARITIES:
         raise InputError(f"polarity must be one of {POLARITIES}, got {polarity!r}")
     if not np.isfinite(image).all():
         raise InputError("slice contains NaN or Inf values")
 
 
+# Below this intensity span (images are in [0, 1]) a slice or reconstruction counts as constant: stretching it to
+# [0, 255] would only amplify rounding, and 255 / span overflows float32 for spans near its smallest numbers.
+MIN_SPAN = 1e-6
+
+
 def _to_255(values: np.ndarray | torch.Tensor, low, high):
     span = high - low
-    return (values - low) * (255.0 / span) if span > 0 else values * 0
+    return (values - low) * (255.0 / span) if span > MIN_SPAN else values * 0
 
 
 def window_error(slice_255: np.ndarray, reconstruction_255: np.ndarray, polarity: str = "both") -> np.ndarray:
@@ -235,7 +242,8 @@ class _WindowErrors:
         rows, cols = positions[:, 0], positions[:, 1]
         low = torch.minimum(prediction.amin(dim=(1, 2)), torch.from_numpy(self.low_outside[rows, cols]).to(prediction))[:, None, None]
         high = torch.maximum(prediction.amax(dim=(1, 2)), torch.from_numpy(self.high_outside[rows, cols]).to(prediction))[:, None, None]
-        rec_255 = ((prediction - low) * (255.0 / (high - low).clamp_min(1e-12))).cpu().numpy()
+        span = high - low
+        rec_255 = torch.where(span > MIN_SPAN, (prediction - low) * (255.0 / span.clamp_min(MIN_SPAN)), 0.0).cpu().numpy()
         windows = sliding_window_view(self.slice_255, (self.gamma, self.gamma))[positions[:, 0], positions[:, 1]]
         return window_error(windows, rec_255, self.polarity)[:count]
 
@@ -309,6 +317,7 @@ def fast_heatmap(
             yield HeatmapUpdate(_normalised(total, coverage, brain), done, planned)
 
     strides = [step] if refine_fraction >= 1 else [step * coarse_factor >> level for level in range(coarse_factor.bit_length())]
+    strides = [stride for stride in strides if stride <= gamma]  # a coarser pass would leave pixels no window covers
     for level, stride in enumerate(strides):
         on_grid = np.isin(fine[:, 0], window_starts(image.shape[0], gamma, stride)) & np.isin(fine[:, 1], window_starts(image.shape[1], gamma, stride))
         candidates = fine[on_grid & ~evaluated[fine[:, 0], fine[:, 1]]]

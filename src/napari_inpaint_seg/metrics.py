@@ -18,4 +18,9 @@ def psnr(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> fl
 
 
 def ssim(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> float:
-    return float(structural_similarity(reference, test, data_range=data_range))
+    """SSIM with scikit-image's 7-pixel window, narrowed for holes smaller than that (NaN below 3 pixels)."""
+    side = min(reference.shape)
+    window = min(7, side if side % 2 else side - 1)
+    if window < 3:
+        return float("nan")
+    return float(structural_similarity(reference, test, data_range=data_range, win_size=window))

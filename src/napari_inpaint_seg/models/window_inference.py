@@ -37,12 +37,13 @@ _FOLDED: weakref.WeakKeyDictionary[UNetGenerator, dict[torch.dtype, UNetGenerato
 
 def folded(generator: UNetGenerator, dtype: torch.dtype = torch.float32) -> UNetGenerator:
     """An inference copy of ``generator`` with every batch norm folded into the convolution before it, its
-    weights in ``dtype`` (cached per generator and dtype; rebuilt if the generator's weights are replaced).
+    weights in ``dtype`` (cached per generator and dtype; rebuilt when any weight or batch-norm statistic of the
+    generator is changed or replaced, since the folded weights are made from both).
 
     Weights of the inference dtype rather than autocast: autocast casts the weights again at every call and
     promotes whatever meets a float32 tensor (the masks) back to float32.
     """
-    version = sum(parameter._version for parameter in generator.parameters())
+    version = tuple((id(tensor), tensor._version) for tensor in generator.state_dict(keep_vars=True).values())
     cached = _FOLDED.setdefault(generator, {})
     if dtype in cached and cached[dtype].source_version == version:
         return cached[dtype]
