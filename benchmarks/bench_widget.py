@@ -75,6 +75,8 @@ class RunTimer:
         self.widget._run.native.click()
         while self.widget.running or self.first_draw is None:
             app.processEvents()
+            if not self.widget.running and self.first_update is None:  # refused or failed: it says why
+                sys.exit(f"the Run ended without a heatmap: {self.widget._status.value}")
             if time.perf_counter() - self.clicked > timeout:
                 sys.exit(f"no heatmap drawn within {timeout} s")
             time.sleep(0.001)
@@ -157,6 +159,8 @@ def measure(args: argparse.Namespace) -> dict:
         widget._skull_stripped.value = True
     widget._step.value = args.step
     index = args.slice if args.slice is not None else tumour_slice if tumour_slice is not None else layer.data.shape[0] // 2
+    if not 0 <= index < layer.data.shape[0]:
+        sys.exit(f"--slice {index} is outside the scan (its axial slices are 0 to {layer.data.shape[0] - 1})")
     viewer.dims.set_current_step(0, index)
     app = QApplication.instance()
     timer = RunTimer(widget, viewer, layer, index)

@@ -8,21 +8,33 @@
 #   python -m pip download --no-deps nibabel==5.4.2 -d .device_pack/wheels
 #
 # (the first keeps the CPU reference's heatmaps: about an hour on 2 cores), then run this there with .device_pack
-# carried: `bash benchmarks/device_check.sh`. JSON files land in $OUT (runs/device without it): the fast path per
-# slice against the kept CPU reference (seconds, r, same top segment, Dice), and the 88-slice scan at both windows
-# (seconds, peak GPU memory). No ratio on the GPU: the kept reference ran on the CPU.
+# carried: `bash benchmarks/device_check.sh` (`DEVICE=cpu bash benchmarks/device_check.sh` dry-runs it anywhere).
+# JSON files land in $OUT (runs/device without it): the fast path per slice against the kept CPU reference
+# (seconds, r, same top segment, Dice), and the 88-slice scan at both windows (seconds, peak GPU memory), each after
+# one untimed warm-up run. No ratio on the GPU: the kept reference ran on the CPU. Exit status 1 if a step failed.
 set -uo pipefail  # one measurement failing does not stop the others: device time is short
 OUT=${OUT:-runs/device}
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu dry-runs the whole check on any machine
+STEP_LIMIT=${STEP_LIMIT:-240}  # seconds per step: a hang in one leaves time for the others
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .device_pack/wheels/*.whl || exit 1
-export PYTHONPATH="/tmp/site:$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv"
-bench=(python3 benchmarks/bench_localizer.py --modality flair --device cuda)
-"${bench[@]}" --gamma 32 --step 4 --kept .device_pack/keep_36 > "$OUT/slices_gamma32.json" 2> "$OUT/slices_gamma32.log" ||
-    echo "slices, gamma 32: failed (see slices_gamma32.log)"
-for window in "32 4" "64 8"; do
-    read -r gamma step <<< "$window"
-    "${bench[@]}" --gamma "$gamma" --step "$step" --volume --volume-from .device_pack/volume_88.npz > "$OUT/volume_gamma$gamma.json" 2> "$OUT/volume_gamma$gamma.log" ||
-        echo "volume, gamma $gamma: failed (see volume_gamma$gamma.log)"
+for needed in .device_pack/keep_36 .device_pack/volume_88.npz; do
+    [ -e "$needed" ] || { echo "device_check: $needed is missing: prepare .device_pack as the header says and carry it" >&2; exit 2; }
 done
+export PYTHONPATH="/tmp/site:$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if ! python3 -c "import nibabel" 2>/dev/null; then  # the wheel is pure Python: unzipping it is installing it
+    mkdir -p /tmp/site && python3 -m zipfile -e .device_pack/wheels/nibabel-*.whl /tmp/site || { echo "device_check: cannot install nibabel" >&2; exit 2; }
+fi
+if [ "$DEVICE" = cuda ]; then nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv"; fi
+failed=0
+step() {  # step NAME ARGS...: one benchmark run, its JSON and log under $OUT; on failure the log's end is shown
+    local name=$1; shift
+    timeout "$STEP_LIMIT" python3 benchmarks/bench_localizer.py --modality flair --device "$DEVICE" --warm-up "$@" > "$OUT/$name.json" 2> "$OUT/$name.log" && return
+    echo "$name: failed or over ${STEP_LIMIT} s; the end of $name.log:" >&2
+    tail -n 20 "$OUT/$name.log" >&2
+    failed=1
+}
+step slices_gamma32 --gamma 32 --step 4 --kept .device_pack/keep_36
+step volume_gamma32 --gamma 32 --step 4 --volume --volume-from .device_pack/volume_88.npz
+step volume_gamma64 --gamma 64 --step 8 --volume --volume-from .device_pack/volume_88.npz
 cat "$OUT"/*.json
+exit $failed

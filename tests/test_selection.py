@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.evaluation import EvaluatedSlice, fuse_slices, healthy_slice_indices, load_heatmap_cache, save_heatmap_cache, score_selection
 from napari_inpaint_seg.pipeline import segment_image
 from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams, Segment, Selection, grow_from, rank_segments, scoring_heat
@@ -184,8 +185,26 @@ def test_heatmap_cache_round_trip_and_key_check(tmp_path):
     assert load_heatmap_cache(path, {"model": 2}) is None  # other settings: recompute, never reuse
 
 
-def test_a_cache_made_in_another_precision_is_localised_again(tmp_path, monkeypatch, tiny_config):
-    """bfloat16 heat (a GPU, an AVX-512 CPU) differs from float32 heat by up to about 1 on the 0-255 scale."""
+def test_scripts_read_only_caches_of_their_modality_and_kind(tmp_path):
+    from napari_inpaint_seg.evaluation import read_heatmap_cache_for
+
+    labels = block_labels()
+    path = tmp_path / "cache.npz"
+    save_heatmap_cache(path, [evaluated("a", 3, block_heatmap({5: 50.0}), labels == 5)], [], {"modality": "flair", "whole_volumes": False})
+    assert len(read_heatmap_cache_for(path, "flair")[0]) == 1
+    with pytest.raises(InputError, match="holds flair heatmaps, not t1"):
+        read_heatmap_cache_for(path, "t1")
+    with pytest.raises(InputError, match="without --whole-volumes"):
+        read_heatmap_cache_for(path, "flair", whole_volumes=True)
+    (tmp_path / "other.npz").write_bytes(b"not a cache")
+    for name, message in (("other.npz", "not a heatmap cache"), ("missing.npz", "no such heatmap cache")):
+        with pytest.raises(InputError, match=message):
+            read_heatmap_cache_for(tmp_path / name, "flair")
+
+
+def test_a_cache_made_in_another_precision_is_refused_not_replaced(tmp_path, monkeypatch, tiny_config):
+    """bfloat16 heat (a GPU, an AVX-512 CPU) differs from float32 heat by up to about 1 on the 0-255 scale; a
+    cache holds hours of localisation, so a run with other settings must not overwrite it."""
     from napari_inpaint_seg import evaluation
 
     labels = block_labels()
@@ -198,8 +217,10 @@ def test_a_cache_made_in_another_precision_is_localised_again(tmp_path, monkeypa
 
     localised(False), localised(False)
     assert len(runs) == 1 and said[-1].startswith("heatmaps read from")
-    localised(True)
-    assert len(runs) == 2 and "precision: float32 -> bfloat16" in said[-1]
+    saved = (tmp_path / "cache.npz").read_bytes()
+    with pytest.raises(InputError, match="precision: float32 -> bfloat16"):
+        localised(True)
+    assert len(runs) == 1 and (tmp_path / "cache.npz").read_bytes() == saved
 
 
 def test_smoothing_inside_the_brain_keeps_a_constant_heat_constant_up_to_the_edge():

@@ -39,7 +39,7 @@ def synthetic_patient() -> list[EvaluatedSlice]:
 def test_oracle_rows_bound_the_default_which_matches_the_evaluation(tmp_path, monkeypatch):
     slices = synthetic_patient()
     cache = tmp_path / "cache.npz"
-    save_heatmap_cache(cache, slices, [], {"models": [{"gamma": GAMMA}]})
+    save_heatmap_cache(cache, slices, [], {"models": [{"gamma": GAMMA}], "modality": "flair", "whole_volumes": True})
     out = tmp_path / "ceilings.json"
     monkeypatch.setattr(sys, "argv", ["selection_ceilings.py", "--cache", str(cache), "--modality", "flair", "--weights", "0.5", "--json", str(out)])
     runpy.run_path(str(SCRIPT), run_name="__main__")

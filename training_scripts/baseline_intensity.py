@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_inpaint_seg.evaluation import read_heatmap_cache_unchecked, score_selection
+from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
+from napari_inpaint_seg.errors import InputError
+from napari_inpaint_seg.evaluation import read_heatmap_cache_for, score_selection
 from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams
 
 
@@ -26,8 +28,10 @@ def main() -> None:
     parser.add_argument("--modality", choices=["t1", "flair"], required=True)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-
-    slices, _ = read_heatmap_cache_unchecked(args.cache)
+    try:
+        slices, _ = read_heatmap_cache_for(args.cache, args.modality)
+    except InputError as exc:
+        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
     abnormal = (lambda image: image) if args.modality == "flair" else (lambda image: 1.0 - image)
     rule = [replace(item, heatmap=np.where(item.brain, abnormal(item.image), 0.0).astype(np.float32)) for item in slices]
     scores = score_selection(rule, FelzenszwalbParams(), PAPER_SELECTION)
@@ -35,6 +39,7 @@ def main() -> None:
     scores.pop("dice_per_slice")
     print(json.dumps(scores))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(scores, indent=1))
 
 

@@ -45,8 +45,23 @@ SIGNED_ROWS = [
 
 
 def load(folder: Path, name: str) -> dict | None:
+    """An evaluation's JSON file, None when it is not there; a damaged one stops the table, naming it."""
     path = folder / name
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        sys.exit(f"{path}: not a readable evaluation JSON ({exc}); run its command again")
+
+
+def inpainting_quality(folder: Path, modality: str, split: str, gamma: str) -> dict | None:
+    """PSNR and SSIM of a window's model: from the paper-heat run, else from the whole-volume run (γ = 64)."""
+    for name in (f"{modality}_{split}_g{gamma}.json", f"{modality}_{split}_g{gamma}_volumes.json"):
+        quality = (load(folder, name) or {}).get("inpainting", {}).get(gamma)
+        if quality and quality.get("psnr_mean") is not None:
+            return quality
+    return None
 
 
 def rows_for(folder: Path, split: str) -> list[tuple[str, dict | None, dict | None, str]]:
@@ -95,8 +110,8 @@ def main() -> None:
         print("| model | PSNR T1 | SSIM T1 | PSNR FLAIR | SSIM FLAIR |")
         print("|---|---|---|---|---|")
         for gamma in ("32", "64"):
-            quality = [(load(folder, f"{m}_{split}_g{gamma}.json") or {}).get("inpainting", {}).get(gamma) for m in ("t1", "flair")]
-            cells = [f"{q['psnr_mean']:.2f} ± {q['psnr_sd']:.2f} | {q['ssim_mean']:.3f} ± {q['ssim_sd']:.3f}" if q and q.get("psnr_mean") is not None else "– | –" for q in quality]
+            quality = [inpainting_quality(folder, m, split, gamma) for m in ("t1", "flair")]
+            cells = [f"{q['psnr_mean']:.2f} ± {q['psnr_sd']:.2f} | {q['ssim_mean']:.3f} ± {q['ssim_sd']:.3f}" if q else "– | –" for q in quality]
             print(f"| γ = {gamma} | {cells[0]} | {cells[1]} |")
 
 

@@ -17,11 +17,13 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
+from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.evaluation import (
     fuse_slices,
     localised_slices,
     min_brain_pixels,
-    read_heatmap_cache_unchecked,
+    read_heatmap_cache_for,
     read_patient_list,
     score_selection,
 )
@@ -59,14 +61,19 @@ def main() -> None:
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
 
-    generator, config = load_model(args.model, args.modality, args.gamma)
-    patients = read_patient_list(args.patients)
-    slices, _ = localised_slices(args.data, patients, args.modality, [(generator, config)], step=args.step, cache=args.cache,
-                                 polarity=resolve_polarity(args.polarity, args.modality), whole_volumes=args.whole_volumes)
-    if args.fuse_with:
-        slices = fuse_slices([slices, *(read_heatmap_cache_unchecked(path)[0] for path in args.fuse_with)])
     grows = [None if value == "none" else float(value) for value in args.grows.split(",")]
     decisions = [(c, g) for c, g in itertools.product(floats(args.contrasts), grows) if g is None or g < c]
+    if not decisions:  # a grow contrast only applies below the no-tumour contrast
+        parser.error("no --contrasts/--grows pair to try: each grow contrast must lie below a contrast (or be 'none')")
+    try:
+        generator, config = load_model(args.model, args.modality, args.gamma)
+        patients = read_patient_list(args.patients)
+        slices, _ = localised_slices(args.data, patients, args.modality, [(generator, config)], step=args.step, cache=args.cache,
+                                     polarity=resolve_polarity(args.polarity, args.modality), whole_volumes=args.whole_volumes)
+        if args.fuse_with:
+            slices = fuse_slices([slices, *(read_heatmap_cache_for(path, args.modality, whole_volumes=args.whole_volumes)[0] for path in args.fuse_with)])
+    except InputError as exc:
+        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
     selections = [Selection(mode="paper", min_contrast=c, grow_contrast=g, heat_sigma=0.0, edge_margin=0) for c, g in decisions]
     lesion = LESION_SIGN[args.modality]
     selections += [

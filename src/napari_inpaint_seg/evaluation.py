@@ -287,6 +287,22 @@ def load_heatmap_cache(path: str | Path, key: dict) -> tuple[list[EvaluatedSlice
     return read_heatmap_cache_unchecked(path)
 
 
+def read_heatmap_cache_for(path: str | Path, modality: str, *, whole_volumes: bool = False) -> tuple[list[EvaluatedSlice], list[dict]]:
+    """The slices of a heatmap cache for the tuning and baseline scripts, refused unless it holds ``modality``'s
+    heatmaps (and whole volumes when the script scores volumes): another cache would be scored without a word."""
+    try:
+        key = json.loads(cache_key(path))
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such heatmap cache") from exc
+    except Exception as exc:  # not an npz, or one without our key
+        raise InputError(f"{path}: not a heatmap cache of inpaint-seg evaluate ({exc})") from exc
+    if key.get("modality") != modality:
+        raise InputError(f"{path}: holds {key.get('modality')} heatmaps, not {modality}")
+    if whole_volumes and not key.get("whole_volumes"):
+        raise InputError(f"{path}: was made without --whole-volumes; this needs every slice of each patient")
+    return read_heatmap_cache_unchecked(path)
+
+
 def read_heatmap_cache_unchecked(path: str | Path) -> tuple[list[EvaluatedSlice], list[dict]]:
     """Every slice of a heatmap cache, whatever made it (for baselines that only need images and truth)."""
     with np.load(path, allow_pickle=False) as pack:
@@ -303,7 +319,8 @@ def localised_slices(
     healthy_per_patient: int = HEALTHY_SLICES_PER_PATIENT, device: str = "cpu", seed: int = 0, cache: str | Path | None = None,
     report: Callable[[str], None] = print, polarity: str = "both", whole_volumes: bool = False,
 ) -> tuple[list[EvaluatedSlice], list[dict]]:
-    """:func:`localise_patients`, read from ``cache`` instead when it was made with the same settings.
+    """:func:`localise_patients`, read from ``cache`` instead when it was made with the same settings (a cache
+    made with other settings is refused, not replaced).
 
     With several models (windows) each is localised on its own and the heatmaps fused; the cache is then one
     file per window, ``NAME_gamma32.npz`` and so on beside ``cache``, shared with single-window runs that use
@@ -324,8 +341,9 @@ def localised_slices(
     if cached is not None:
         report(f"heatmaps read from {cache}")
         return cached
-    if cache and Path(cache).is_file():
-        report(f"{cache} was made with other settings ({', '.join(differing_settings(cache, key))}); localising again")
+    if cache and Path(cache).is_file():  # hours of localisation: never overwritten by a run with a typo in it
+        raise InputError(f"{cache}: made with other settings ({'; '.join(differing_settings(cache, key))}); give another cache name, "
+                         "or delete the file to localise again")
     slices, quality_rows = localise_patients(data_dir, patients, modality, models, step=step, fast=fast, healthy_per_patient=healthy_per_patient,
                                              device=device, seed=seed, report=report, polarity=polarity, whole_volumes=whole_volumes)
     if cache:
