@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from napari_inpaint_seg.cli import main
-from napari_inpaint_seg.evaluation import read_patient_list
+from napari_inpaint_seg.training.data import read_patient_list
 
 
 @pytest.fixture
@@ -39,7 +39,9 @@ def refused(capsys, status: int, message: str) -> None:
 def test_a_patient_without_files_is_refused_before_any_work(lgg, capsys):
     tmp_path, data, model = lgg
     (tmp_path / "typo.txt").write_text("P1\nP2\nP3_typo\n")
-    refused(capsys, evaluate(tmp_path, data, model, patients="typo.txt"), "P3_typo_t1pre.nii.gz: no such file (patient 'P3_typo'")
+    refused(capsys, evaluate(tmp_path, data, model, patients="typo.txt"), "typo.txt: P3_typo (P3_typo_t1pre.nii.gz is missing)")
+    (tmp_path / "twice.txt").write_text("P1\nP2\nP1\n")  # P1 would count twice in every mean
+    refused(capsys, evaluate(tmp_path, data, model, patients="twice.txt"), "listed more than once of")
     assert not (tmp_path / "out.json").exists()
 
 

@@ -24,12 +24,12 @@ from napari_inpaint_seg.evaluation import (
     localised_slices,
     min_brain_pixels,
     read_heatmap_cache_for,
-    read_patient_list,
     score_selection,
 )
 from napari_inpaint_seg.models.checkpoint import load_model
 from napari_inpaint_seg.pipeline import POLARITY_CHOICES, resolve_polarity
 from napari_inpaint_seg.segmentation import LESION_SIGN, FelzenszwalbParams, Selection, superpixels
+from napari_inpaint_seg.training.data import read_patient_list
 
 
 def floats(text: str) -> list[float]:

@@ -332,10 +332,11 @@ def run_evaluate(args: argparse.Namespace) -> None:
     check_method_arguments(args)
     resolve_models(args)
 
-    from .evaluation import check_heatmap_caches, check_patients, read_patient_list
+    from .evaluation import check_heatmap_caches
+    from .training.data import check_lgg_patients, read_patient_list
 
     patients = read_patient_list(args.patients)
-    check_patients(args.data, patients, args.modality, args.patients)
+    check_lgg_patients(args.data, patients, args.modality, args.patients)
     if args.heatmap_cache:
         check_heatmap_caches(args.heatmap_cache, args.gamma)
         probe_writable(args.heatmap_cache.parent)

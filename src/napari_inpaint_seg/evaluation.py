@@ -27,33 +27,6 @@ HOLES_PER_HEALTHY_SLICE = 4
 HEALTHY_SLICES_PER_PATIENT = 4
 
 
-def read_patient_list(path: str | Path) -> list[str]:
-    """Patient ids, one per line; blank lines and # comments skipped. utf-8-sig: a list saved by a spreadsheet
-    starts with an invisible byte-order mark that would otherwise become part of the first id."""
-    lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-
-
-def check_patients(data_dir: Path, patients: list[str], modality: str, listed_in: Path) -> None:
-    """Before any patient is localised: every listed patient has a scan and a mask of the same shape, so a typo
-    on the last line does not surface hours into a run."""
-    import nibabel as nib
-
-    if not patients:
-        raise InputError(f"{listed_in}: lists no patients")
-    for patient in patients:
-        paths = lgg_patient_volume_paths(Path(data_dir), patient, modality)
-        missing = [path for path in paths if not path.is_file()]
-        if missing:
-            raise InputError(f"{missing[0]}: no such file (patient {patient!r} of {listed_in})")
-        try:
-            shapes = [tuple(nib.load(str(path)).shape) for path in paths]
-        except Exception as exc:  # nibabel raises many types for damaged headers
-            raise InputError(f"patient {patient!r}: a scan or mask header cannot be read ({exc})") from exc
-        if shapes[0] != shapes[1]:
-            raise InputError(f"patient {patient!r}: scan {shapes[0]} and mask {shapes[1]} differ in shape")
-
-
 def check_heatmap_caches(cache: Path, gammas: list[int]) -> None:
     """Refuse a --heatmap-cache that could not be written or is something else, before the run and not after it."""
     if not cache.name.endswith(".npz"):

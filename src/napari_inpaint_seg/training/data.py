@@ -128,11 +128,14 @@ def _file_fingerprint(path: Path) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
-def read_patient_list(path: Path) -> list[str]:
-    """Patient ids of a split file, one per line (blank lines ignored)."""
+def read_patient_list(path: str | os.PathLike) -> list[str]:
+    """Patient ids, one per line; blank lines and # comments skipped. utf-8-sig: a list saved by a spreadsheet
+    starts with an invisible byte-order mark that would otherwise become part of the first id."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such patient list")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
 def lgg_patient_volume_paths(data_dir: Path, patient: str, modality: str) -> tuple[Path, Path]:
@@ -154,16 +157,32 @@ def lgg_t1_copies_of_flair(data_dir: Path) -> set[str]:
         raise InputError(f"{summary}: not the LGG summary (a list of per-patient records): {exc}") from exc
 
 
-def _check_lgg_patients(data_dir: Path, patients: list[str], modality: str) -> None:
-    """Refuse duplicate or unknown ids before any volume is read, rather than after minutes of work."""
+def check_lgg_patients(data_dir: str | os.PathLike, patients: list[str], modality: str, listed_in: str | os.PathLike | None = None) -> None:
+    """Before any volume is read (training packs and evaluations take minutes to hours, so a typo on the last
+    line must not surface at the end): a non-empty list without repeats (a repeat would count a patient twice),
+    and for every patient a scan and a mask of the same shape."""
+    import nibabel as nib
+
+    data_dir = Path(data_dir)
+    of_list = f" of {listed_in}" if listed_in else ""
     if not data_dir.is_dir():
         raise InputError(f"{data_dir}: no such LGG data folder")
+    if not patients:
+        raise InputError(f"{listed_in or 'the patient list'}: lists no patients")
     duplicates = sorted(patient for patient, count in Counter(patients).items() if count > 1)
     if duplicates:
-        raise InputError(f"patient ids listed more than once: {', '.join(duplicates)}")
+        raise InputError(f"patient ids listed more than once{of_list}: {', '.join(duplicates)}")
     unknown = [p for p in patients if not all(path.is_file() for path in lgg_patient_volume_paths(data_dir, p, modality))]
     if unknown:
-        raise InputError(f"{data_dir}: no {modality} scan and mask for {len(unknown)} patient(s): {', '.join(unknown)}")
+        missing = next(path for path in lgg_patient_volume_paths(data_dir, unknown[0], modality) if not path.is_file())
+        raise InputError(f"{data_dir}: no {modality} scan and mask for {len(unknown)} patient(s){of_list}: {', '.join(unknown)} ({missing.name} is missing)")
+    for patient in patients:
+        try:
+            shapes = [tuple(nib.load(str(path)).shape) for path in lgg_patient_volume_paths(data_dir, patient, modality)]
+        except Exception as exc:  # nibabel raises many types for damaged headers
+            raise InputError(f"patient {patient!r}: a scan or mask header cannot be read ({exc})") from exc
+        if shapes[0] != shapes[1]:
+            raise InputError(f"patient {patient!r}: scan {shapes[0]} and mask {shapes[1]} differ in shape")
 
 
 def lgg_tumour_free_slices(
@@ -175,7 +194,7 @@ def lgg_tumour_free_slices(
     T1 generator FLAIR contrast.
     """
     data_dir = Path(data_dir)
-    _check_lgg_patients(data_dir, patients, modality)
+    check_lgg_patients(data_dir, patients, modality)
     if modality == "t1":
         flair_copies = lgg_t1_copies_of_flair(data_dir)
         copies = [p for p in patients if p in flair_copies]
