@@ -179,22 +179,22 @@ def write_labels(
 
     An existing file is never replaced unless ``force`` is set, so a user's earlier labels are not lost by accident.
     """
-    return _write_volume(path, labels, np.uint8, like, force, what="labels")
+    return _write_volume(path, labels, np.uint8, like, force, what="labels", intent=LABEL_INTENT)
 
 
 def write_float_volume(path: str | os.PathLike, volume: np.ndarray, like: Scan | None = None, *, force: bool = False) -> Path:
     """Write a float32 map (e.g. a heatmap) aligned with ``like``; same safety rules as :func:`write_labels`."""
-    return _write_volume(path, volume, np.float32, like, force, what="maps")
+    return _write_volume(path, volume, np.float32, like, force, what="maps", intent="none")
 
 
-def _write_volume(path: str | os.PathLike, array: np.ndarray, dtype: type, like: Scan | None, force: bool, what: str) -> Path:
+def _write_volume(path: str | os.PathLike, array: np.ndarray, dtype: type, like: Scan | None, force: bool, what: str, intent: str) -> Path:
     path = check_writable(path, force, what=what)
     check_fits(array.shape, like, what)
     img = nib.Nifti1Image(np.asarray(array, dtype=dtype), _affine(like), _header(like))
     img.set_data_dtype(dtype)
     img.header["scl_slope"], img.header["scl_inter"] = 1.0, 0.0
     img.header["cal_min"], img.header["cal_max"] = 0.0, 0.0  # the scan's display window means nothing here
-    img.header.set_intent(LABEL_INTENT if what == "labels" else "none")
+    img.header.set_intent(intent)  # not the source scan's
     write_atomically(path, img.to_filename)
     return path
 
