@@ -107,7 +107,7 @@ def open_scan(viewer, scan: str):
     if scan:
         (layer,) = viewer.open(scan, plugin=PLUGIN)
     else:
-        (layer,) = viewer.open_sample(PLUGIN, "mni152_synthetic_lesion")
+        layer = viewer.open_sample(PLUGIN, "mni152_synthetic_lesion")[0]  # the scan; the second layer is its truth
     return layer
 
 

@@ -40,5 +40,6 @@ def test_synthetic_lesion_is_inside_the_brain_and_darker():
     assert scan.data[mask].mean() < 0.7 * healthy.data[mask].mean()
     np.testing.assert_array_equal(scan.data[~mask & (_sample_data.synthetic_lesion(scan.data.shape) == 0)],
                                   healthy.data[~mask & (_sample_data.synthetic_lesion(scan.data.shape) == 0)])
-    (data, kwargs, _), = _sample_data.mni152_synthetic_lesion()
-    assert "synthetic lesion" in kwargs["name"]
+    (data, kwargs, _), (truth, truth_kwargs, layer_type) = _sample_data.mni152_synthetic_lesion()
+    assert "synthetic lesion" in kwargs["name"] and layer_type == "labels" and not truth_kwargs["visible"]
+    assert truth.shape == data.shape and truth.sum() == mask.sum() and data[truth > 0].mean() < data[(truth == 0) & (data > 0)].mean()

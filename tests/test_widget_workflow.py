@@ -596,3 +596,17 @@ def test_closing_the_widget_during_a_run_stops_it_and_draws_nothing(session, qtb
     localize._on_closed()  # what the widget's (or the viewer's) closing does
     qtbot.waitUntil(lambda: localize._job is None, timeout=WORKER_TIMEOUT_MS)
     assert heatmap_for(session.viewer, session.image) is None
+
+
+def test_the_samples_truth_is_shown_for_comparison_and_never_written_into(make_napari_viewer):
+    """The synthetic-lesion sample comes with its lesion as a hidden labels layer; Accept must not pick it."""
+    from napari_inpaint_seg._widget_segment import NEW_LABELS, SegmentWidget
+
+    viewer = make_napari_viewer()
+    image, truth = viewer.open_sample(PLUGIN, "mni152_synthetic_lesion")
+    assert truth.data.shape == image.data.shape and truth.data.any() and not truth.visible
+    segment = SegmentWidget(viewer)
+    segment.select_image(image)
+    assert truth not in [value for _, value in segment._labels_choices()] and segment._labels.value == NEW_LABELS
+    labels = segment.labels_layer(create=True)
+    assert labels is not truth and not labels.data.any()

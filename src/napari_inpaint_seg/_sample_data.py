@@ -11,7 +11,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 
-from .display import MODALITY, SKULL_STRIPPED, image_layer_data
+from .display import AXIAL_AXIS, MODALITY, ROLE, SKULL_STRIPPED, TRUTH_ROLE, image_layer_data, to_display
 from .io import Scan
 
 DISPLAY_AXES = ("P", "L", "S")  # rows run anterior -> posterior, columns right -> left, slices inferior -> superior
@@ -61,5 +61,12 @@ def mni152() -> list[tuple]:
 
 
 def mni152_synthetic_lesion() -> list[tuple]:
-    scan, _ = mni152_synthetic_lesion_scan()
-    return [image_layer_data(scan, name="MNI152 T1 + synthetic lesion", **{SKULL_STRIPPED: True, MODALITY: "t1"})]
+    """The lesioned template and, hidden, its lesion as a labels layer to compare an answer with; the layer is
+    marked as a reference, so the Segment widget never offers it as the layer to accept candidates into."""
+    scan, mask = mni152_synthetic_lesion_scan()
+    image = image_layer_data(scan, name="MNI152 T1 + synthetic lesion", **{SKULL_STRIPPED: True, MODALITY: "t1"})
+    truth = (to_display(mask, image[1]["metadata"][AXIAL_AXIS]).astype(np.uint8),
+             {"name": "synthetic lesion (truth)", "scale": image[1]["scale"], "metadata": {**image[1]["metadata"], ROLE: TRUTH_ROLE},
+              "visible": False, "opacity": 0.5},
+             "labels")
+    return [image, truth]

@@ -30,6 +30,7 @@ SOURCE_PATH = "source_path"
 SKULL_STRIPPED = "skull_stripped"
 MODALITY = "modality"
 ROLE = "inpaint_seg_role"  # marks layers the widgets draw (heatmap, superpixels, candidate)
+TRUTH_ROLE = "truth"  # a reference labels layer (the sample's lesion): shown for comparison, never written into
 
 DEFAULT_AXIAL_AXIS = 2
 SUPERIOR_INFERIOR = 2  # nibabel.io_orientation's output axis index for S/I
