@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, read_patient_list
+from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS
 from napari_inpaint_seg.io import read_scan
 from napari_inpaint_seg.localizer import fast_heatmap, final, reference_heatmap
 from napari_inpaint_seg.metrics import dice
@@ -35,7 +35,7 @@ from napari_inpaint_seg.models.checkpoint import load_model
 from napari_inpaint_seg.models.window_inference import bfloat16_is_fast
 from napari_inpaint_seg.pipeline import PreparedScan, prepare_scan, resolve_polarity, run_to_end, segment_image, segment_volume
 from napari_inpaint_seg.segmentation import PAPER_SCALE, PAPER_SELECTION, FelzenszwalbParams, Selection, default_selection
-from napari_inpaint_seg.training.data import lgg_patient_volume_paths
+from napari_inpaint_seg.training.data import lgg_patient_volume_paths, read_patient_list
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "lgg"
