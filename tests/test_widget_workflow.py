@@ -193,18 +193,20 @@ def run_and_cancel_at_first_update(qtbot, localize) -> None:
 
 
 def test_refined_share_reaches_the_fast_localiser(session, qtbot):
-    """At 1 every window runs, as in the reference; at 0 only the coarse first pass. Off with the fast localiser."""
+    """At 1 every window runs, as in the reference; at 0.1 mostly the coarse first pass; 0 is the window's
+    default share (0.6 for this 8-px window). Off with the fast localiser."""
     from napari_inpaint_seg._widget_common import heatmap_for
 
     viewer, image, localize = session.viewer, session.image, session.localize
     heat = {}
-    for name, fast, share in (("reference", False, 0.3), ("every", True, 1.0), ("coarse", True, 0.0)):
+    for name, fast, share in (("reference", False, 0.3), ("every", True, 1.0), ("coarse", True, 0.1), ("auto", True, 0.0), ("0.6", True, 0.6)):
         localize._fast.value, localize._refine.value = fast, share
         run_and_wait(qtbot, localize)
         heat[name] = heatmap_for(viewer, image).data[2].copy()
         assert localize._refine.enabled == fast
     difference = {name: np.abs(heat[name] - heat["reference"]).max() for name in ("every", "coarse")}
     assert difference["every"] < 0.1 * difference["coarse"]  # the same windows, in bfloat16 where the CPU has it
+    np.testing.assert_array_equal(heat["auto"], heat["0.6"])
 
 
 def test_cancel_restores_the_previous_heatmap(session, qtbot):

@@ -31,7 +31,7 @@ from ._widget_common import (
 from .device import DEVICES, pick_device
 from .display import MODALITY
 from .errors import InputError
-from .localizer import DEFAULT_REFINE_FRACTION, HeatmapUpdate
+from .localizer import HeatmapUpdate
 from .pipeline import POLARITY_CHOICES, PreparedScan, check_geometry, enough_brain, localize_slice, resolve_polarity
 
 CURRENT_SLICE = "current slice"
@@ -160,9 +160,10 @@ class LocalizeWidget(Container):
         self._device = ComboBox(label="device", choices=DEVICES, value="auto")
         self._slices = RadioButtons(label="slices", choices=(CURRENT_SLICE, ALL_SLICES), value=CURRENT_SLICE, orientation="horizontal")
         self._fast = CheckBox(text="fast localiser (off: the paper's reference, slower)", value=True)
-        self._refine = FloatSpinBox(label="refined share", value=DEFAULT_REFINE_FRACTION, min=0.0, max=1.0, step=0.1,
+        self._refine = FloatSpinBox(label="refined share (0 = auto)", value=0.0, min=0.0, max=1.0, step=0.1,
                                     tooltip="fast localiser: share of the windows refined at step k after a first pass at 2k; more is slower and "
-                                            "closer to the reference (0.7 gave its answers on the benchmark slices, 1 gives its heatmap)")
+                                            "closer to the reference. 0 = auto: 0.6 for windows up to 32 px (the reference's answers on the "
+                                            "benchmark slices), 0.3 above; 1 gives the reference's heatmap")
         self._skull_stripped = CheckBox(text="scan is already skull-stripped (background 0)", value=False,
                                         tooltip="use each slice's non-zero area as the brain instead of running brain extraction")
         self._run = PushButton(text="Run")
@@ -275,7 +276,7 @@ class LocalizeWidget(Container):
         self._status.value = "loading model and preparing the scan…"
         self._job = make_job(
             localize_job, image.data, dict(image.metadata), tuple(image.scale), self._cache.get(image, skull_stripped), skull_stripped,
-            device, model_paths, indices, self._step.value or None, self._fast.value, self._refine.value, resolve_polarity(self._polarity.value, config.modality),
+            device, model_paths, indices, self._step.value or None, self._fast.value, self._refine.value or None, resolve_polarity(self._polarity.value, config.modality),
             yielded=self._on_yielded, returned=self._on_returned, errored=self._on_errored, aborted=self._on_aborted, finished=self._on_finished,
         )
         self._job.start()

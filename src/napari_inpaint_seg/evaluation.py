@@ -13,7 +13,7 @@ import torch
 
 from .errors import InputError
 from .io import read_scan, write_atomically
-from .localizer import FAST_PATH_REVISION, final, fuse_heatmaps, step_for_window
+from .localizer import FAST_PATH_REVISION, final, fuse_heatmaps, refine_fraction_for_window, step_for_window
 from .metrics import dice, psnr, ssim
 from .models.generator import inpaint
 from .models.window_inference import bfloat16_is_fast
@@ -309,7 +309,8 @@ def localised_slices(
         return fuse_slices([slices for slices, _ in runs]), [row for _, quality in runs for row in quality]
     key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "models": [asdict(config) for _, config in models],
            "step": step_for_window(models[0][1].gamma, step), "fast": FAST_PATH_REVISION if fast else False, "healthy_per_patient": healthy_per_patient, "seed": seed,
-           "polarity": polarity, "whole_volumes": whole_volumes, "precision": heat_precision(fast, device)}
+           "polarity": polarity, "whole_volumes": whole_volumes, "precision": heat_precision(fast, device),
+           "refine_fraction": refine_fraction_for_window(models[0][1].gamma) if fast else None}
     cached = load_heatmap_cache(cache, key) if cache else None
     if cached is not None:
         report(f"heatmaps read from {cache}")

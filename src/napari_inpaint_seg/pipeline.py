@@ -21,7 +21,7 @@ from .brain import extract_brain_volume, foreground_mask_2d
 from .errors import InputError
 from .intensity import check_finite, normalize_in_brain
 from .io import Scan
-from .localizer import DEFAULT_REFINE_FRACTION, POLARITIES, HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap, step_for_window
+from .localizer import POLARITIES, HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap, step_for_window
 from .models.config import ModelConfig
 from .segmentation import (
     LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency,
@@ -237,7 +237,7 @@ def check_geometry(prepared: PreparedScan, configs: list[ModelConfig]) -> None:
 
 def localize_slice(
     prepared: PreparedScan, index: int, models: list[Model], *, step: int | None = None, fast: bool = True, device: str = "cpu", polarity: str = "both",
-    refine_fraction: float = DEFAULT_REFINE_FRACTION,
+    refine_fraction: float | None = None,
 ) -> Iterator[HeatmapUpdate]:
     """Live heatmap updates for slice ``index`` (the last one is complete); ``step`` None: each window's
     default stride (:func:`~.localizer.step_for_window`); ``polarity``: which error sign counts (resolved,
@@ -332,7 +332,7 @@ def segment_volume(
     selection: Selection = Selection(),
     device: str = "cpu",
     polarity: str = "both",
-    refine_fraction: float = DEFAULT_REFINE_FRACTION,
+    refine_fraction: float | None = None,
 ) -> Iterator[VolumeProgress]:
     """Segment the given axial slices (all when None): 0/1 labels and the heatmap, both of the scan's shape.
 
