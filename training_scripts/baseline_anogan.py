@@ -27,7 +27,7 @@ from skimage.transform import resize
 from torch import nn
 
 from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
-from napari_inpaint_seg.errors import InputError
+from napari_inpaint_seg.errors import InputError, first_line
 from napari_inpaint_seg.evaluation import read_heatmap_cache_unchecked, score_selection
 from napari_inpaint_seg.io import current_umask, write_atomically
 from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams
@@ -141,7 +141,7 @@ def load_model(path: Path, model: nn.Module) -> None:
     try:
         model.load_state_dict(load_file(str(path)))
     except Exception as exc:  # safetensors and torch raise several types for damaged or foreign files
-        raise InputError(f"{path}: not weights of this baseline ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from exc
+        raise InputError(f"{path}: not weights of this baseline ({first_line(exc)})") from exc
 
 
 def evaluate(args: argparse.Namespace) -> None:

@@ -599,10 +599,12 @@ class SegmentWidget(Container):
         """The metadata and scale to save ``labels`` with: its own, or, for a labels layer the user made with napari
         (no scan geometry of its own) that fits the chosen image, that image's, so the file lines up with the scan
         it was drawn on instead of being written in display order with a made-up affine."""
-        image = self._image.value
-        if AFFINE not in labels.metadata and image is not None and image in self._viewer.layers and AFFINE in image.metadata and labels.data.shape == image.data.shape:
-            return image.metadata, tuple(image.scale)
-        return labels.metadata, tuple(labels.scale)
+        from ._writer import open_scan_geometry
+
+        own, image = (labels.metadata, tuple(labels.scale)), self._image.value
+        if AFFINE in labels.metadata or image is None or image not in self._viewer.layers:
+            return own
+        return open_scan_geometry(labels.data.shape, None, [image]) or own  # the user chose the image: any scale
 
     def export(self, path: str | Path | None = None) -> Path | None:
         """Save the labels layer as NIfTI aligned with its source scan; asks before replacing a file."""

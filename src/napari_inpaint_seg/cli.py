@@ -323,18 +323,13 @@ def run_segment(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    if not args.patients.is_file():
-        raise InputError(f"{args.patients}: no such patient list")
-    if not args.data.is_dir():
-        raise InputError(f"{args.data}: no such data folder")
-    check_output(args.json, args.force, nifti=False, reads=(args.patients, *((args.heatmap_cache,) if args.heatmap_cache else ())))
-    check_method_arguments(args)
-    resolve_models(args)
-
     from .evaluation import check_heatmap_caches
     from .training.data import check_lgg_patients, read_patient_list
 
     patients = read_patient_list(args.patients)
+    check_output(args.json, args.force, nifti=False, reads=(args.patients, *((args.heatmap_cache,) if args.heatmap_cache else ())))
+    check_method_arguments(args)
+    resolve_models(args)
     check_lgg_patients(args.data, patients, args.modality, args.patients)
     if args.heatmap_cache:
         check_heatmap_caches(args.heatmap_cache, args.gamma)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .io import read_scan, write_atomically
+from .io import read_scan, write_npz_atomically
 from .localizer import FAST_PATH_REVISION, final, fuse_heatmaps, refine_fraction_for_window, step_for_window
 from .metrics import dice, psnr, ssim
 from .models.generator import inpaint
@@ -231,7 +231,7 @@ def save_heatmap_cache(path: str | Path, slices: list[EvaluatedSlice], quality_r
         patient=np.array([item.patient for item in slices]), index=np.array([item.index for item in slices]), seconds=np.array([item.seconds for item in slices]),
         quality=np.array(json.dumps(quality_rows)), key=np.array(json.dumps(key, sort_keys=True)),
     )
-    write_atomically(Path(path), lambda tmp: np.savez_compressed(tmp, **arrays))  # tmp ends in .npz
+    write_npz_atomically(path, arrays)
 
 
 def cache_key(path: str | Path) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -77,7 +77,7 @@ def _read_nifti(path: Path) -> Scan:
     try:
         img = nib.load(str(path))
     except Exception as exc:  # nibabel raises many types for damaged files
-        raise InputError(f"{path}: not a readable NIfTI file ({_reason(exc)})") from exc
+        raise InputError(f"{path}: not a readable NIfTI file ({first_line(exc)})") from exc
     shape = tuple(int(s) for s in img.shape)
     while len(shape) > 3 and shape[-1] == 1:  # (H, W, Z, 1): a 3D volume stored as a one-frame series
         shape = shape[:-1]
@@ -95,7 +95,7 @@ def _read_nifti(path: Path) -> Scan:
     except MemoryError as exc:
         raise InputError(f"{path}: not enough memory to read a volume of shape {shape}") from exc
     except Exception as exc:  # EOFError, zlib.error, OSError, ValueError (short buffer), ... for damaged data
-        raise InputError(f"{path}: the file is truncated or corrupt ({_reason(exc)})") from exc
+        raise InputError(f"{path}: the file is truncated or corrupt ({first_line(exc)})") from exc
     header = img.header.copy() if isinstance(img.header, nib.Nifti1Header) else None
     return Scan(data=data, affine=np.asarray(img.affine, dtype=np.float64), header=header, path=path)
 
@@ -125,12 +125,6 @@ def _available_memory() -> int | None:
         return None
 
 
-def _reason(exc: BaseException) -> str:
-    """First line of an exception's message (library messages can span lines), or its type."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _read_image(path: Path) -> Scan:
     from PIL import Image
     from skimage import io as skio
@@ -144,13 +138,13 @@ def _read_image(path: Path) -> Scan:
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{path}: image is too large ({_reason(exc)})") from exc
+        raise InputError(f"{path}: image is too large ({first_line(exc)})") from exc
     except Exception:  # Pillow cannot open every TIFF that scikit-image (tifffile) reads; decode and see
         pass
     try:
         image = np.asarray(skio.imread(str(path)))
     except Exception as exc:
-        raise InputError(f"{path}: not a readable image ({_reason(exc)})") from exc
+        raise InputError(f"{path}: not a readable image ({first_line(exc)})") from exc
     if image.ndim == 3 and image.shape[-1] in (3, 4):
         from skimage.color import rgb2gray
 
@@ -263,6 +257,17 @@ def write_atomically(path: Path, write: Callable[[str], object]) -> None:
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+def write_npz_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez_compressed`` through :func:`write_atomically`, into a file handle so that numpy writes exactly
+    the temporary name (given a name without ``.npz``, it would append one)."""
+
+    def write(tmp_path: str) -> None:
+        with open(tmp_path, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    write_atomically(Path(path), write)
 
 
 def current_umask() -> int:

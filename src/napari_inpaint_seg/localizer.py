@@ -51,6 +51,12 @@ def step_for_window(gamma: int, step: int | None = None) -> int:
 # heatmap itself.
 SMALL_WINDOW_REFINE_FRACTION = 0.6
 DEFAULT_REFINE_FRACTION = 0.3
+FIRST_BATCH = 32
+# Windows per batch of the fast path, as pixels of (2 gamma)^2 squares: 256 windows at gamma 32, 64 at gamma 64.
+# A budget rather than a window count keeps memory flat whatever the window (what each window recomputes grows
+# with the square of gamma).
+BATCH_PIXELS = 256 * 64 * 64
+POLARITIES = ("both", "bright", "dark")
 
 
 def refine_fraction_for_window(gamma: int, refine_fraction: float | None = None) -> float:
@@ -60,12 +66,7 @@ def refine_fraction_for_window(gamma: int, refine_fraction: float | None = None)
         return refine_fraction
     return SMALL_WINDOW_REFINE_FRACTION if gamma <= 32 else DEFAULT_REFINE_FRACTION
 
-FIRST_BATCH = 32
-# Windows per batch of the fast path, as pixels of (2 gamma)^2 squares: 256 windows at gamma 32, 64 at gamma 64.
-# A budget rather than a window count keeps memory flat whatever the window (what each window recomputes grows
-# with the square of gamma).
-BATCH_PIXELS = 256 * 64 * 64
-POLARITIES = ("both", "bright", "dark")
+
 # Raise when a change makes the fast path's heatmaps differ: evaluation caches record it and are then remade.
 # 2: crops three windows wide, refinement by each window's mean coarse heat.
 # 3: whole-slice predictions (not crops), bfloat16 where fast, exactly the refine_fraction share among tied windows,
@@ -254,8 +255,9 @@ class _WindowErrors:
         rows, cols = positions[:, 0], positions[:, 1]
         low = torch.minimum(prediction.amin(dim=(1, 2)), torch.from_numpy(self.low_outside[rows, cols]).to(prediction))[:, None, None]
         high = torch.maximum(prediction.amax(dim=(1, 2)), torch.from_numpy(self.high_outside[rows, cols]).to(prediction))[:, None, None]
-        span = high - low
-        rec_255 = torch.where(span > MIN_SPAN, (prediction - low) * (255.0 / span.clamp_min(MIN_SPAN)), 0.0).cpu().numpy()
+        span = high - low  # (N, 1, 1): the scale is chosen per window, the maps are touched once
+        scale = torch.where(span > MIN_SPAN, 255.0 / span.clamp_min(MIN_SPAN), 0.0)
+        rec_255 = ((prediction - low) * scale).cpu().numpy()
         windows = sliding_window_view(self.slice_255, (self.gamma, self.gamma))[positions[:, 0], positions[:, 1]]
         return window_error(windows, rec_255, self.polarity)[:count]
 
@@ -295,9 +297,10 @@ def fast_heatmap(
     ``refine_fraction`` of the not yet evaluated windows on that grid that are hottest on the heatmap so far
     (:func:`refinement_positions`). Where it matters (the hot region, from which the top segment comes) the
     heatmap is the stride-``step`` one; elsewhere it averages fewer windows. ``coarse_factor`` is a power of
-    two; 1 (or ``refine_fraction=1``) evaluates every brain window at stride ``step``. ``batch_size`` None: as
-    many windows as :data:`BATCH_PIXELS` allow. ``refine_fraction`` None: :func:`refine_fraction_for_window`. ``bfloat16``: run the generator in bfloat16 (None: where that
-    is fast, :func:`~.models.window_inference.bfloat16_is_fast`); False keeps float32, as the reference.
+    two; 1 (or ``refine_fraction=1``) evaluates every brain window at stride ``step``; None: the window's share,
+    :func:`refine_fraction_for_window`. ``batch_size`` None: as many windows as :data:`BATCH_PIXELS` allow.
+    ``bfloat16``: run the generator in bfloat16 (None: where that is fast,
+    :func:`~.models.window_inference.bfloat16_is_fast`); False keeps float32, as the reference.
     """
     gamma = config.gamma
     refine_fraction = refine_fraction_for_window(gamma, refine_fraction)

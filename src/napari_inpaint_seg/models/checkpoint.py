@@ -12,7 +12,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..io import current_umask
 from .config import CONFIG_KEY, ModelConfig, checkpoint_config, resolve_model, shipped_model_path, shipped_models  # noqa: F401 (re-exported)
 from .generator import UNetGenerator
@@ -46,7 +46,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise InputError(f"{path}: the checkpoint's weights cannot be read ({_first_line(exc)})") from exc
+        raise InputError(f"{path}: the checkpoint's weights cannot be read ({first_line(exc)})") from exc
     broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
     if broken:
         raise InputError(f"{path}: weights contain NaN or Inf ({broken[0]}{' and others' if len(broken) > 1 else ''}); the training diverged")
@@ -58,7 +58,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     try:
         generator.load_state_dict(state)
     except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not match the architecture in its configuration ({_first_line(exc)})") from exc
+        raise InputError(f"{path}: weights do not match the architecture in its configuration ({first_line(exc)})") from exc
     return generator.to(device).eval(), config
 
 
@@ -71,11 +71,6 @@ def _state_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Te
         return ""
     example = (missing or unexpected or reshaped)[0]
     return f"{len(missing)} missing, {len(unexpected)} unexpected and {len(reshaped)} differently shaped tensors, e.g. {example}"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def load_model(model: str | os.PathLike | None, modality: str, gamma: int, device: str | torch.device = "cpu") -> tuple[UNetGenerator, ModelConfig]:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..intensity import INTENSITY_CONVENTION
 
 MODALITIES = ("t1", "flair")
@@ -134,14 +134,14 @@ def checkpoint_config(path: str | os.PathLike) -> ModelConfig:
     except OSError as exc:
         raise InputError(f"{path}: not a readable safetensors checkpoint ({exc.strerror or exc})") from exc
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable safetensors checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+        raise InputError(f"{path}: not a readable safetensors checkpoint ({first_line(exc)})") from exc
     metadata = header.get("__metadata__") or {}
     if not isinstance(metadata, dict) or CONFIG_KEY not in metadata:
         raise InputError(f"{path}: checkpoint carries no napari-inpaint-seg configuration (not a model of this tool)")
     try:
         config = ModelConfig.from_json(metadata[CONFIG_KEY])
     except (ValueError, TypeError) as exc:
-        raise InputError(f"{path}: the checkpoint's configuration is malformed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+        raise InputError(f"{path}: the checkpoint's configuration is malformed ({first_line(exc)})") from exc
     problems = config.problems()
     if problems:
         raise InputError(f"{path}: unusable checkpoint configuration: {'; '.join(problems)}")

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..brain import extract_brain_volume, foreground_mask_2d
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..intensity import normalize_in_brain
-from ..io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, has_suffix, read_scan, write_atomically
+from ..io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, has_suffix, read_scan, write_npz_atomically
 
 # A slice needs this much brain to hold a hole with context around it.
 MIN_BRAIN_PIXELS = 2000
@@ -94,7 +94,7 @@ def cached_brain_mask(scan_path: Path, cache_dir: Path | None) -> np.ndarray:
     brain = extract_brain_volume(scan.data, scan.affine)
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        _save_npz_atomically(cache_file, {"brain": brain})
+        write_npz_atomically(cache_file, {"brain": brain})
     return brain
 
 
@@ -107,17 +107,6 @@ def _read_cached_mask(cache_file: Path) -> np.ndarray | None:
             return cached["brain"]
     except NPZ_READ_ERRORS:
         return None
-
-
-def _save_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez_compressed`` through :func:`write_atomically`, into a file handle so that numpy writes exactly
-    the temporary name (given a name without ``.npz``, it would append one)."""
-
-    def write(tmp_path: str) -> None:
-        with open(tmp_path, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-
-    write_atomically(path, write)
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -291,7 +280,7 @@ def save_slice_pack(path: str | os.PathLike, slices: SliceSet) -> None:
         arrays[f"image_{i}"] = _as_uint8(image)
         arrays[f"brain_{i}"] = np.packbits(brain)
         arrays[f"shape_{i}"] = np.array(brain.shape)
-    _save_npz_atomically(Path(path), arrays)
+    write_npz_atomically(Path(path), arrays)
 
 
 def load_slice_pack(path: str | os.PathLike) -> SliceSet:
@@ -313,8 +302,7 @@ def load_slice_pack(path: str | os.PathLike) -> SliceSet:
 
 
 def _not_a_pack(path: Path, exc: Exception) -> InputError:
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return InputError(f"{path}: not a slice pack made by pack_slices.py ({reason})")
+    return InputError(f"{path}: not a slice pack made by pack_slices.py ({first_line(exc)})")
 
 
 def _slices_of_pack(pack: np.lib.npyio.NpzFile) -> SliceSet:

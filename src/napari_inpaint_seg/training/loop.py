@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..io import write_atomically
 from ..models.checkpoint import build_generator, save_generator
 from ..models.config import ModelConfig, default_context
@@ -214,8 +214,7 @@ def _read_state(path: Path, device: str) -> dict:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except STATE_READ_ERRORS as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a readable training state ({reason}); delete it to start over") from exc
+        raise InputError(f"{path}: not a readable training state ({first_line(exc)}); delete it to start over") from exc
     missing = [key for key in STATE_KEYS if not isinstance(state, dict) or key not in state]
     if missing:
         raise InputError(f"{path}: not a training state of this tool (no {', '.join(missing)}); delete it to start over")
@@ -244,7 +243,7 @@ def _restore_models(state: dict, path: Path, generator, discriminator, opt_g, op
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
     except (RuntimeError, ValueError, KeyError) as exc:
-        raise InputError(f"{path}: does not fit this model ({str(exc).strip().splitlines()[0]}); resume with its settings or use another --out") from exc
+        raise InputError(f"{path}: does not fit this model ({first_line(exc)}); resume with its settings or use another --out") from exc
 
 
 def _resumed_rng(state: dict, seed: int, rank: int, world: int, start: int) -> np.random.Generator:
