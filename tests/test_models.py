@@ -155,3 +155,14 @@ def test_configuration_without_downsample_is_the_full_resolution_unet():
     old = {k: v for k, v in asdict(ModelConfig(gamma=8, depth=2, context=16)).items() if k != "downsample"}
     assert ModelConfig.from_json(json.dumps(old)).downsample == 1
     assert ModelConfig.from_json(ModelConfig(downsample=2).to_json()).downsample == 2
+
+
+def test_the_caveat_goes_with_the_shipped_t1_models_only(tiny_model_path):
+    from napari_inpaint_seg.models.config import SHIPPED_MODEL_CAVEATS, shipped_model_caveat, shipped_model_path, shipped_models
+
+    if not {("t1", 64), ("flair", 64)} <= set(shipped_models()):
+        pytest.skip("the shipped models are not installed here")
+    assert shipped_model_caveat([shipped_model_path("t1", 64)], "t1") == SHIPPED_MODEL_CAVEATS["t1"]
+    assert shipped_model_caveat([str(shipped_model_path("t1", 32)), tiny_model_path], "t1") == SHIPPED_MODEL_CAVEATS["t1"]
+    assert shipped_model_caveat([shipped_model_path("flair", 64)], "flair") is None
+    assert shipped_model_caveat([tiny_model_path], "t1") is None  # a user's own T1-pre model may do better

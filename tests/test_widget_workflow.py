@@ -612,3 +612,17 @@ def test_the_samples_truth_is_shown_for_comparison_and_never_written_into(make_n
     assert truth not in [value for _, value in segment._labels_choices()] and segment._labels.value == NEW_LABELS
     labels = segment.labels_layer(create=True)
     assert labels is not truth and not labels.data.any()
+
+
+def test_a_shipped_models_caveat_stays_in_the_status_line(session, qtbot, tiny_model, monkeypatch):
+    """The tiny model stands in for a shipped model whose modality has a caveat (the shipped T1-pre models')."""
+    from napari_inpaint_seg.models import config
+
+    run_and_wait(qtbot, session.localize)
+    assert "note" not in session.localize._status.value  # a user's own model
+    monkeypatch.setattr(config, "shipped_models", lambda: [("flair", 8)])
+    monkeypatch.setattr(config, "shipped_model_path", lambda modality, gamma: tiny_model)
+    monkeypatch.setitem(config.SHIPPED_MODEL_CAVEATS, "flair", "check these labels")
+    run_and_wait(qtbot, session.localize)
+    assert session.localize._status.value.startswith("done: heatmap of 1 slice(s)")
+    assert session.localize._status.value.endswith("; note: check these labels")

@@ -235,7 +235,7 @@ class LocalizeWidget(Container):
         """Start localisation with the current settings (no-op while a run is going on)."""
         if self.running:
             return
-        from .models.config import checkpoint_config
+        from .models.config import checkpoint_config, shipped_model_caveat
 
         image = self._image.value
         try:
@@ -267,6 +267,7 @@ class LocalizeWidget(Container):
             # Restoring on cancel needs the slices this run may touch, as they were.
             "backup": {i: np.array(existing.data[i] if image.ndim == 3 else existing.data) for i in indices} if existing is not None else {},
             "indices": indices,
+            "caveat": shipped_model_caveat(model_paths, config.modality),
         }
         from napari.utils import progress
 
@@ -368,7 +369,8 @@ class LocalizeWidget(Container):
             if len(state["indices"]) > 1:  # the updates set each slice's contrast, so the last (often empty) slice's was left
                 layer.contrast_limits = heatmap_contrast(np.asarray(layer.data))
             layer.data = layer.data  # one data event at the end, so the Segment widget re-ranks its candidates
-            self._status.value = f"done: heatmap of {len(state['indices'])} slice(s) in '{layer.name}'"
+            caveat = f"; note: {state['caveat']}" if state["caveat"] else ""
+            self._status.value = f"done: heatmap of {len(state['indices'])} slice(s) in '{layer.name}'{caveat}"
 
     def _on_errored(self, exc: Exception) -> None:
         if not self._closed:

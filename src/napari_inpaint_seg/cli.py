@@ -290,7 +290,11 @@ def run_segment(args: argparse.Namespace) -> None:
         raise InputError(f"--refine-fraction must lie between 0 and 1, got {args.refine_fraction}")
     if args.refine_fraction is not None and args.reference:
         raise InputError("--refine-fraction applies to the fast localiser; --reference runs every window anyway")
-    resolve_models(args)  # reads the checkpoints' headers only
+    from .models.config import shipped_model_caveat
+
+    caveat = shipped_model_caveat((path for path, _ in resolve_models(args)), args.modality)  # reads the checkpoints' headers only
+    if caveat:
+        print(f"inpaint-seg: note: {caveat}", file=sys.stderr)
     scan = read_scan(args.scan)
     working, axis = axial_last(scan)
     if axis not in (None, DEFAULT_AXIAL_AXIS):
@@ -383,13 +387,16 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_models(_: argparse.Namespace) -> None:
-    from .models.config import checkpoint_config, shipped_model_path, shipped_models
+    from .models.config import SHIPPED_MODEL_CAVEATS, checkpoint_config, shipped_model_path, shipped_models
 
     if not shipped_models():
         print("no default models are shipped with this installation; pass --model CHECKPOINT.safetensors")
     for modality, gamma in shipped_models():
         config = checkpoint_config(shipped_model_path(modality, gamma))
         print(f"{modality} gamma={gamma}: {config.iterations} iterations, context {config.context}, data: {config.data}")
+    for modality in dict.fromkeys(modality for modality, _ in shipped_models()):
+        if modality in SHIPPED_MODEL_CAVEATS:
+            print(f"note, {modality}: {SHIPPED_MODEL_CAVEATS[modality]}")
 
 
 def main(argv: list[str] | None = None) -> int:

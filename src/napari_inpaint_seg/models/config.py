@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -88,6 +89,22 @@ def default_context(gamma: int, depth: int = 3, downsample: int = 2) -> int:
 
 # The window of the shipped model that scored best on the validation patients (docs/results.md).
 DEFAULT_GAMMA = 64
+
+
+# Said wherever a user runs a shipped model of that modality (CLI, widget), since a label looks equally sure either
+# way: on the held-out LGG patients the shipped T1-pre models' heat rarely finds the lesion (docs/results.md).
+SHIPPED_MODEL_CAVEATS = {
+    "t1": "on T1-pre the shipped models' heat rarely finds a low-grade glioma (docs/results.md: the labels miss it on most "
+    "held-out slices); check the labels, and segment the FLAIR scan where there is one",
+}
+
+
+def shipped_model_caveat(paths: Iterable[str | os.PathLike], modality: str) -> str | None:
+    """The caveat for ``modality`` if any of ``paths`` is a shipped model (a user's own model may do better)."""
+    shipped = {shipped_model_path(m, gamma).resolve() for m, gamma in shipped_models()}
+    if any(Path(path).resolve() in shipped for path in paths):
+        return SHIPPED_MODEL_CAVEATS.get(modality)
+    return None
 
 
 def shipped_model_path(modality: str, gamma: int) -> Path:
