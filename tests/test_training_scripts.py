@@ -130,3 +130,26 @@ def test_anogan_model_is_written_whole_or_not_at_all(tmp_path, pack, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         anogan.main(["train", "--pack", str(pack), "--iterations", "1", "--batch-size", "2", "--out", str(tmp_path / "m")])
     assert list((tmp_path / "m").iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["baseline_intensity", "baseline_anogan"])
+def test_baselines_rank_the_papers_superpixels_whatever_the_default_scale(name, tmp_path, monkeypatch, capsys):
+    """The paper's comparison: its scale (75), not the merge mode's default (50), which once leaked into them."""
+    from napari_inpaint_seg.evaluation import EvaluatedSlice
+    from napari_inpaint_seg.segmentation import PAPER_SCALE
+
+    baseline, used = script(name), []
+    image = np.zeros((16, 16), np.float32)
+    cached = ([EvaluatedSlice("a", 0, image, image > -1, image > 0, image, 0.1)], [])
+    monkeypatch.setattr(baseline, "read_heatmap_cache_for" if name == "baseline_intensity" else "read_heatmap_cache_unchecked", lambda *a, **k: cached)
+    monkeypatch.setattr(baseline, "score_selection", lambda slices, params, selection: used.append(params) or {"dice_per_slice": []})
+    if name == "baseline_anogan":
+        for part in ("generator", "discriminator"):
+            (tmp_path / f"{part}.safetensors").write_bytes(b"")
+        monkeypatch.setattr(baseline, "load_model", lambda *a, **k: None)
+        monkeypatch.setattr(baseline, "residual_heatmaps", lambda images, *a: np.zeros_like(images))
+        baseline.main(["evaluate", "--model", str(tmp_path), "--cache", "c.npz", "--steps", "1"])
+    else:
+        monkeypatch.setattr("sys.argv", ["baseline_intensity.py", "--cache", "c.npz", "--modality", "flair"])
+        baseline.main()
+    assert [params.scale for params in used] == [PAPER_SCALE]

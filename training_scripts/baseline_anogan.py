@@ -30,7 +30,7 @@ from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
 from napari_inpaint_seg.errors import InputError, first_line
 from napari_inpaint_seg.evaluation import read_heatmap_cache_unchecked, score_selection
 from napari_inpaint_seg.io import current_umask, write_atomically
-from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams
+from napari_inpaint_seg.segmentation import PAPER_SELECTION, PAPER_SUPERPIXELS
 from napari_inpaint_seg.training.arguments import positive_int
 from napari_inpaint_seg.training.data import load_slice_pack
 
@@ -157,7 +157,7 @@ def evaluate(args: argparse.Namespace) -> None:
     heatmaps = residual_heatmaps(np.stack([item.image for item in slices]), generator, discriminator, args.steps, args.seed)
     seconds = (time.perf_counter() - began) / len(slices)
     scored = [replace(item, heatmap=np.where(item.brain, heat, 0.0).astype(np.float32)) for item, heat in zip(slices, heatmaps)]
-    scores = score_selection(scored, FelzenszwalbParams(), PAPER_SELECTION)
+    scores = score_selection(scored, PAPER_SUPERPIXELS, PAPER_SELECTION)
     scores.pop("dice_per_slice")
     scores.update(selection=f"AnoGAN ({args.steps} latent steps), top segment", seconds_per_slice=seconds)
     print(json.dumps(scores))

@@ -19,7 +19,7 @@ import numpy as np
 from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
 from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.evaluation import read_heatmap_cache_for, score_selection
-from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams
+from napari_inpaint_seg.segmentation import PAPER_SELECTION, PAPER_SUPERPIXELS
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
         parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
     abnormal = (lambda image: image) if args.modality == "flair" else (lambda image: 1.0 - image)
     rule = [replace(item, heatmap=np.where(item.brain, abnormal(item.image), 0.0).astype(np.float32)) for item in slices]
-    scores = score_selection(rule, FelzenszwalbParams(), PAPER_SELECTION)
+    scores = score_selection(rule, PAPER_SUPERPIXELS, PAPER_SELECTION)
     scores["selection"] = "brightest superpixel" if args.modality == "flair" else "darkest superpixel"
     scores.pop("dice_per_slice")
     print(json.dumps(scores))

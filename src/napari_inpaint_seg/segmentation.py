@@ -40,6 +40,11 @@ class FelzenszwalbParams:
     min_size: int = DEFAULT_MIN_SIZE
 
 
+# The paper's superpixel step, for paper mode's comparisons (the baselines rank its superpixels as the paper did),
+# so that they do not follow a later change of the default scale.
+PAPER_SUPERPIXELS = FelzenszwalbParams(scale=PAPER_SCALE)
+
+
 @dataclass(frozen=True)
 class Selection:
     """How the answer is chosen from ranked segments.
