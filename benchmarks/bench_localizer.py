@@ -34,7 +34,7 @@ from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.models.checkpoint import load_model
 from napari_inpaint_seg.models.window_inference import bfloat16_is_fast
 from napari_inpaint_seg.pipeline import PreparedScan, prepare_scan, resolve_polarity, run_to_end, segment_image, segment_volume
-from napari_inpaint_seg.segmentation import PAPER_SCALE, PAPER_SELECTION, FelzenszwalbParams, Selection, default_selection
+from napari_inpaint_seg.segmentation import PAPER_SELECTION, PAPER_SUPERPIXELS, FelzenszwalbParams, Selection, default_selection
 from napari_inpaint_seg.training.data import lgg_patient_volume_paths, read_patient_list
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 # What each mode ranks segments with, as the CLI does it: (error sign, Felzenszwalb parameters, selection).
 def mode_settings(mode: str, modality: str) -> tuple[str, FelzenszwalbParams, Selection]:
     if mode == "paper":
-        return "both", FelzenszwalbParams(scale=PAPER_SCALE), PAPER_SELECTION
+        return "both", PAPER_SUPERPIXELS, PAPER_SELECTION
     return resolve_polarity("auto", modality), FelzenszwalbParams(), default_selection(modality)
 
 
