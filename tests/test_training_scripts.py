@@ -133,7 +133,7 @@ def test_anogan_model_is_written_whole_or_not_at_all(tmp_path, pack, monkeypatch
 
 
 @pytest.mark.parametrize("name", ["baseline_intensity", "baseline_anogan"])
-def test_baselines_rank_the_papers_superpixels_whatever_the_default_scale(name, tmp_path, monkeypatch, capsys):
+def test_baselines_rank_the_papers_superpixels_whatever_the_default_scale(name, tmp_path, monkeypatch):
     """The paper's comparison: its scale (75), not the merge mode's default (50), which once leaked into them."""
     from napari_inpaint_seg.evaluation import EvaluatedSlice
     from napari_inpaint_seg.segmentation import PAPER_SCALE
