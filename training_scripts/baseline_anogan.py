@@ -26,12 +26,11 @@ from safetensors.torch import load_file, save_file
 from skimage.transform import resize
 from torch import nn
 
-from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
 from napari_inpaint_seg.errors import InputError, first_line
 from napari_inpaint_seg.evaluation import read_heatmap_cache_unchecked, score_selection
 from napari_inpaint_seg.io import current_umask, write_atomically
 from napari_inpaint_seg.segmentation import PAPER_SELECTION, PAPER_SUPERPIXELS
-from napari_inpaint_seg.training.arguments import positive_int
+from napari_inpaint_seg.training.arguments import input_errors_exit, positive_int
 from napari_inpaint_seg.training.data import load_slice_pack
 
 SIDE = 64
@@ -181,10 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     evaluate_parser.add_argument("--seed", type=int, default=0)
     evaluate_parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    try:
+    with input_errors_exit(parser):
         {"train": train, "evaluate": evaluate}[args.command](args)
-    except InputError as exc:
-        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
 
 
 if __name__ == "__main__":

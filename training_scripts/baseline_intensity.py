@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
-from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.evaluation import read_heatmap_cache_for, score_selection
 from napari_inpaint_seg.segmentation import PAPER_SELECTION, PAPER_SUPERPIXELS
+from napari_inpaint_seg.training.arguments import input_errors_exit
 
 
 def main() -> None:
@@ -28,10 +27,8 @@ def main() -> None:
     parser.add_argument("--modality", choices=["t1", "flair"], required=True)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    try:
+    with input_errors_exit(parser):
         slices, _ = read_heatmap_cache_for(args.cache, args.modality)
-    except InputError as exc:
-        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
     abnormal = (lambda image: image) if args.modality == "flair" else (lambda image: 1.0 - image)
     rule = [replace(item, heatmap=np.where(item.brain, abnormal(item.image), 0.0).astype(np.float32)) for item in slices]
     scores = score_selection(rule, PAPER_SUPERPIXELS, PAPER_SELECTION)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
 from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.models.config import MODALITIES
+from napari_inpaint_seg.training.arguments import input_errors_exit
 from napari_inpaint_seg.training.data import gather_slices, save_slice_pack
 
 
@@ -48,10 +48,8 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+    with input_errors_exit(parser):
         run(args)
-    except InputError as exc:
-        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
 
 
 if __name__ == "__main__":

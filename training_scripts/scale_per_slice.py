@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
-from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, read_heatmap_cache_for
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.pipeline import SliceResult, result_from_superpixels
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, default_selection, superpixels
+from napari_inpaint_seg.training.arguments import input_errors_exit
 
 
 def edge_contrast(result: SliceResult, ring: int) -> float:
@@ -44,10 +43,8 @@ def main() -> None:
     parser.add_argument("--ring", type=int, default=6)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    try:
+    with input_errors_exit(parser):
         cached = read_heatmap_cache_for(args.cache, args.modality)[0]
-    except InputError as exc:
-        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
     slices: list[EvaluatedSlice] = [item for item in cached if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
     selection = replace(default_selection(args.modality), min_contrast=0.0, grow_contrast=None)  # every slice answers
     scales = [float(value) for value in args.scales.split(",")]

@@ -26,12 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
-from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, patient_volumes, read_heatmap_cache_for, score_labels
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.pipeline import brain_needed, consistent_labels, result_from_superpixels
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, default_selection, superpixels
+from napari_inpaint_seg.training.arguments import input_errors_exit
 from napari_inpaint_seg.volume import THRESHOLD_WEIGHT, keep_main_lesions, refine_volume
 
 Labels = dict[int, np.ndarray]  # one patient's labels, keyed by slice index
@@ -56,10 +55,8 @@ def main() -> None:
     parser.add_argument("--weights", default="0.4,0.5,0.6,0.7,0.8", help="volume-step threshold weights to try")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    try:
+    with input_errors_exit(parser):
         slices = read_heatmap_cache_for(args.cache, args.modality, whole_volumes=True)[0]
-    except InputError as exc:
-        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
     min_brain = brain_needed(cache_gamma(args.cache))
     selection = default_selection(args.modality)
     weights = sorted({*(float(value) for value in args.weights.split(",")), THRESHOLD_WEIGHT})

@@ -18,11 +18,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
 from napari_inpaint_seg.device import DEVICES, pick_device
 from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.models.config import MODALITIES
-from napari_inpaint_seg.training.arguments import positive_float, positive_int
+from napari_inpaint_seg.training.arguments import input_errors_exit, positive_float, positive_int
 from napari_inpaint_seg.training.data import gather_slices
 from napari_inpaint_seg.training.loop import TrainConfig, check_config, train
 
@@ -90,10 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
-    try:
+    with input_errors_exit(parser):
         path = run(args, distributed)
-    except InputError as exc:
-        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
     if not distributed or dist.get_rank() == 0:
         print(f"generator: {path}")
     if distributed:

@@ -17,8 +17,6 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from napari_inpaint_seg.cli import EXIT_INPUT_ERROR
-from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.evaluation import (
     fuse_slices,
     localised_slices,
@@ -29,6 +27,7 @@ from napari_inpaint_seg.evaluation import (
 from napari_inpaint_seg.models.checkpoint import load_model
 from napari_inpaint_seg.pipeline import POLARITY_CHOICES, resolve_polarity
 from napari_inpaint_seg.segmentation import LESION_SIGN, FelzenszwalbParams, Selection, superpixels
+from napari_inpaint_seg.training.arguments import input_errors_exit
 from napari_inpaint_seg.training.data import read_patient_list
 
 
@@ -65,15 +64,13 @@ def main() -> None:
     decisions = [(c, g) for c, g in itertools.product(floats(args.contrasts), grows) if g is None or g < c]
     if not decisions:  # a grow contrast only applies below the no-tumour contrast
         parser.error("no --contrasts/--grows pair to try: each grow contrast must lie below a contrast (or be 'none')")
-    try:
+    with input_errors_exit(parser):
         generator, config = load_model(args.model, args.modality, args.gamma)
         patients = read_patient_list(args.patients)
         slices, _ = localised_slices(args.data, patients, args.modality, [(generator, config)], step=args.step, cache=args.cache,
                                      polarity=resolve_polarity(args.polarity, args.modality), whole_volumes=args.whole_volumes)
         if args.fuse_with:
             slices = fuse_slices([slices, *(read_heatmap_cache_for(path, args.modality, whole_volumes=args.whole_volumes)[0] for path in args.fuse_with)])
-    except InputError as exc:
-        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
     selections = [Selection(mode="paper", min_contrast=c, grow_contrast=g, heat_sigma=0.0, edge_margin=0) for c, g in decisions]
     lesion = LESION_SIGN[args.modality]
     selections += [

@@ -1,10 +1,16 @@
-"""argparse types the training scripts share: a nonsense number is refused with argparse's usage line, before any
-data is read (0 iterations once claimed a generator that was never written)."""
+"""What the training and evaluation scripts share on their command line: argparse types that refuse a nonsense
+number with argparse's usage line, before any data is read (0 iterations once claimed a generator that was never
+written), and one way to report bad input.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..errors import InputError
 
 
 def positive_int(text: str) -> int:
@@ -19,3 +25,15 @@ def positive_float(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
     return value
+
+
+@contextmanager
+def input_errors_exit(parser: argparse.ArgumentParser) -> Iterator[None]:
+    """Bad input (an :class:`InputError`) inside ends the script as the CLI does: one line, ``PROG: error: ...``,
+    exit status 2; never a traceback."""
+    from ..cli import EXIT_INPUT_ERROR
+
+    try:
+        yield
+    except InputError as exc:
+        parser.exit(EXIT_INPUT_ERROR, f"{parser.prog}: error: {exc}\n")
