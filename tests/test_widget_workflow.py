@@ -359,6 +359,82 @@ def test_segment_prepares_a_scan_it_has_not_seen(session, qtbot):
     assert session.segment.result.index == 2
 
 
+def test_the_chosen_scan_is_prepared_before_the_first_run(session, qtbot):
+    """Brain extraction starts in the background once the scan is chosen, with the widget's skull-stripped choice."""
+    from napari_inpaint_seg._widget_common import PREPARED
+
+    assert PREPARED.get(session.image) is None
+    qtbot.waitUntil(lambda: PREPARED.get(session.image, skull_stripped=True) is not None, timeout=WORKER_TIMEOUT_MS)
+    assert not session.localize.running and PREPARED.get(session.image, skull_stripped=False) is None
+
+
+@pytest.fixture
+def slow_preparation(monkeypatch):
+    """prepare_layer_data taking a second, counting its calls and whether the last one has finished."""
+    import time
+
+    from napari_inpaint_seg import _widget_common
+
+    real = _widget_common.prepare_layer_data
+    calls = SimpleNamespace(started=0, finished=0)
+
+    def slow(*args):
+        calls.started += 1
+        time.sleep(1.0)
+        try:
+            return real(*args)
+        finally:
+            calls.finished += 1
+
+    monkeypatch.setattr(_widget_common, "prepare_layer_data", slow)
+    return calls
+
+
+def test_a_run_during_the_background_preparation_waits_for_it(session, qtbot, slow_preparation):
+    from napari_inpaint_seg._widget_common import PREPARED, heatmap_for
+
+    session.localize._prepare_ahead()
+    run_and_wait(qtbot, session.localize)
+    assert slow_preparation.started == 1, "the Run did not prepare the scan a second time"
+    assert heatmap_for(session.viewer, session.image).data[2].any()
+    assert PREPARED.get(session.image, skull_stripped=True) is not None
+
+
+def test_cancel_while_the_scan_is_prepared_stops_the_run_and_keeps_the_preparation(session, qtbot, slow_preparation):
+    from napari_inpaint_seg._widget_common import PREPARED, heatmap_for
+
+    localize = session.localize
+    localize.run()
+    assert localize._status.value.startswith("preparing the scan")
+    localize.cancel()
+    qtbot.waitUntil(lambda: not localize.running, timeout=WORKER_TIMEOUT_MS)
+    assert slow_preparation.finished == 0, "Cancel waited for the brain extraction"
+    assert "cancelled" in localize._status.value and heatmap_for(session.viewer, session.image) is None
+    qtbot.waitUntil(lambda: PREPARED.get(session.image, skull_stripped=True) is not None, timeout=WORKER_TIMEOUT_MS)
+    assert slow_preparation.started == 1
+
+
+def test_a_failed_preparation_is_reported_and_tried_again(session, monkeypatch):
+    from napari_inpaint_seg import _widget_common
+    from napari_inpaint_seg._widget_common import PREPARED, SYNC_ENV
+    from napari_inpaint_seg.errors import InputError
+
+    monkeypatch.setenv(SYNC_ENV, "1")
+    real, results = _widget_common.prepare_layer_data, []
+
+    def failing_once(*args):
+        monkeypatch.setattr(_widget_common, "prepare_layer_data", real)
+        raise InputError("no brain was found in this image")
+
+    monkeypatch.setattr(_widget_common, "prepare_layer_data", failing_once)
+    future = PREPARED.preparation(session.image, True, "cpu", when_done=results.append)
+    with pytest.raises(InputError, match="no brain"):
+        future.result()
+    assert results[0].message == "no brain was found in this image" and PREPARED.get(session.image) is None
+    assert PREPARED.preparation(session.image, True, "cpu").result().brain.any()
+    assert PREPARED.get(session.image, skull_stripped=True) is not None
+
+
 def test_mode_switch_between_merge_and_paper(session, qtbot):
     """Merge mode (the default) answers the top segment grown over hot neighbours; paper mode the top one alone."""
     segment = session.segment

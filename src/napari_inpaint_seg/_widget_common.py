@@ -13,7 +13,9 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from concurrent import futures
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -146,13 +148,18 @@ def show_problem(message: str) -> None:
 
 
 class PreparedCache:
-    """One :class:`PreparedScan` per image layer, kept while the layer (and its data array) lives.
+    """One :class:`PreparedScan` per image layer, kept while the layer (and its data array) lives, and the
+    preparations under way, so that no scan is brain-extracted twice at once.
 
-    Brain extraction takes seconds; both widgets reuse the result for every slice and every run.
+    Brain extraction takes seconds; both widgets reuse the result for every slice and every run. The Localize
+    widget starts it in the background as soon as a scan is chosen, and a Run clicked meanwhile waits for that
+    preparation instead of starting its own. Call it from the main thread only; worker threads wait on the
+    futures it hands out.
     """
 
     def __init__(self) -> None:
         self._entries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._underway: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> _Preparation
 
     def get(self, layer, skull_stripped: bool | None = None) -> PreparedScan | None:
         """The cached result for this layer's current data (of the given kind, or any kind when None)."""
@@ -167,8 +174,71 @@ class PreparedCache:
         """Remember ``prepared`` for ``layer`` as long as the layer holds ``data`` (default: its current data)."""
         self._entries[layer] = (layer.data if data is None else data, skull_stripped, prepared)
 
+    def preparation(self, layer, skull_stripped: bool, device: str, when_done: Callable[[PreparedScan | Failed], None] | None = None) -> Future:
+        """A future of ``layer`` prepared: already done when cached, else the preparation under way for the same
+        data and kind, else a new one in a worker. Its exception, if any, is the preparation's (an InputError
+        says what is wrong with the scan). ``when_done`` is called in the main thread with the result, or a
+        :class:`Failed` with the message; a failed preparation is not kept, so the next request tries again."""
+        cached = self.get(layer, skull_stripped)
+        if cached is not None:
+            future = Future()
+            future.set_result(cached)
+            if when_done is not None:
+                when_done(cached)
+            return future
+        underway = self._underway.get(layer)
+        start = underway is None or underway.data is not layer.data or underway.skull_stripped != skull_stripped
+        if start:  # a preparation of other data or kind goes on unreferenced; its result is kept only if nothing else is
+            underway = self._underway[layer] = _Preparation(layer.data, skull_stripped)
+        if when_done is not None:
+            underway.when_done.append(when_done)
+        if start:
+            make_job(_prepare_job, underway, dict(layer.metadata), tuple(layer.scale), device, returned=lambda _: self._finish(layer, underway)).start()
+        return underway.future
+
+    def _finish(self, layer, underway: _Preparation) -> None:
+        current = self._underway.get(layer) is underway  # else a preparation of other data or kind was asked for since
+        if current:
+            del self._underway[layer]
+        try:
+            prepared = underway.future.result()
+        except Exception as exc:  # the job kept it in the future
+            result = Failed(str(exc))
+        else:
+            result = prepared
+            if layer.data is underway.data and (current or self.get(layer) is None):
+                self.put(layer, underway.skull_stripped, prepared, data=underway.data)
+        for callback in underway.when_done:
+            callback(result)
+
     def clear(self) -> None:
         self._entries.clear()
+        self._underway.clear()
+
+
+@dataclass
+class _Preparation:
+    """A preparation under way: of which data and kind, its future, who wants to know when it is done."""
+
+    data: np.ndarray
+    skull_stripped: bool
+    future: Future = field(default_factory=Future)
+    when_done: list[Callable] = field(default_factory=list)
+
+
+def _prepare_job(underway: _Preparation, metadata: dict, scale, device: str):
+    """Worker body: prepare the scan into ``underway.future``, whatever happens (a Run may be waiting on it)."""
+    yield from ()  # every job is a generator
+    try:
+        underway.future.set_result(prepare_layer_data(underway.data, metadata, scale, underway.skull_stripped, device))
+    except Exception as exc:
+        underway.future.set_exception(exc)
+
+
+def wait_for(future: Future, poll_seconds: float = 0.05) -> Iterator[None]:
+    """In a job: yield now and then (so that Cancel can stop the job) until ``future`` is done."""
+    while not futures.wait([future], timeout=poll_seconds).done:
+        yield None
 
 
 PREPARED = PreparedCache()

@@ -7,6 +7,7 @@ the run: its previous values are restored, or the layer is removed if this run c
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,29 +24,22 @@ from ._widget_common import (
     make_job,
     overlay_geometry,
     overlay_metadata,
-    prepare_layer_data,
     scan_layers,
     show_problem,
+    run_synchronously,
+    wait_for,
     warn_unless_axial_view,
 )
 from .device import DEVICES, pick_device
 from .display import MODALITY
 from .errors import InputError
 from .localizer import HeatmapUpdate
-from .pipeline import POLARITY_CHOICES, PreparedScan, check_geometry, enough_brain, localize_slice, resolve_polarity
+from .pipeline import POLARITY_CHOICES, check_geometry, enough_brain, localize_slice, resolve_polarity
 
 CURRENT_SLICE = "current slice"
 ALL_SLICES = "all slices"
 CHECKPOINT_FILE = "checkpoint file…"
-
-
-@dataclass
-class Prepared:
-    """Yielded once when the job had to run brain extraction; the widget caches it for the layer."""
-
-    prepared: PreparedScan
-    skull_stripped: bool
-    data: np.ndarray
+PREPARE_AHEAD_MS = 500  # after the scan (or the skull-stripped box) is chosen: choices made in passing are not prepared
 
 
 @dataclass
@@ -98,17 +92,17 @@ def loaded_generator(path: Path, device: str) -> tuple:
     return _LOADED[key]
 
 
-def localize_job(data, metadata, scale, prepared, skull_stripped, device, model_paths, indices, step, fast, refine_fraction, polarity):
-    """Worker body: load the model, prepare the scan if needed, then yield heatmap updates slice by slice.
+def localize_job(preparation: Future, device, model_paths, indices, step, fast, refine_fraction, polarity):
+    """Worker body: load the model, wait for the scan's preparation (:meth:`PreparedCache.preparation`, often done
+    already), then yield heatmap updates slice by slice.
 
     Returns a :class:`Failed` for problems the user can fix instead of raising, so they become one clear message.
     """
     try:
         models = [loaded_generator(path, device) for path in model_paths]
         largest = max(config.gamma for _, config in models)
-        if prepared is None:
-            prepared = prepare_layer_data(data, metadata, scale, skull_stripped, device)
-            yield Prepared(prepared, skull_stripped, data)
+        yield from wait_for(preparation)
+        prepared = preparation.result()
         check_geometry(prepared, [config for _, config in models])
         single = len(indices) == 1
         for position, index in enumerate(indices):
@@ -173,14 +167,24 @@ class LocalizeWidget(Container):
         self.extend([self._image, self._model, self._checkpoint, self._step, self._polarity, self._device, self._slices, self._fast,
                      self._refine, self._skull_stripped, Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False), self._status])
 
+        from qtpy.QtCore import QTimer
+
+        self._ahead = QTimer(self.native)  # dies with the widget
+        self._ahead.setSingleShot(True)
+        self._ahead.setInterval(PREPARE_AHEAD_MS)
+        self._ahead.timeout.connect(self._prepare_ahead)
+
         self._model.changed.connect(self._on_model_changed)
         self._image.changed.connect(self._on_image_changed)
+        self._image.changed.connect(self._schedule_preparation)
+        self._skull_stripped.changed.connect(self._schedule_preparation)
         self._run.clicked.connect(self.run)
         self._fast.changed.connect(lambda fast: setattr(self._refine, "enabled", fast))
         self._cancel.clicked.connect(self.cancel)
         self.native.destroyed.connect(self._on_closed)
         self._on_model_changed()
         self._on_image_changed()
+        self._schedule_preparation()
 
     # ------------------------------------------------------------ choices and defaults
 
@@ -200,6 +204,24 @@ class LocalizeWidget(Container):
         modality = image.metadata.get(MODALITY)
         if modality:
             self.select_model(modality=modality)
+
+    def _schedule_preparation(self, *_) -> None:
+        """Prepare the chosen scan :data:`PREPARE_AHEAD_MS` after the choice settles (not in synchronous mode,
+        where it would hold up the viewer)."""
+        if not self._closed and not run_synchronously():
+            self._ahead.start()
+
+    def _prepare_ahead(self) -> None:
+        """Brain extraction takes seconds (6-7 s on a 2-core CPU): start it in the background before the first Run
+        asks for it, so that Run shows a heatmap at once; a Run clicked meanwhile waits for it."""
+        image = self._image.value
+        if self._closed or image is None:
+            return
+        try:
+            device = pick_device(self._device.value)
+        except InputError:
+            return  # Run says why
+        self._cache.preparation(image, self._skull_stripped.value, device)
 
     def select_image(self, layer) -> None:
         """Work on ``layer`` (it must be in the viewer)."""
@@ -274,10 +296,10 @@ class LocalizeWidget(Container):
         self._progress = progress(total=100 * len(indices), desc="inpainting heatmap")
         self._progress_done = 0
         self._set_running(True)
-        self._status.value = "loading model and preparing the scan…"
+        preparation = self._cache.preparation(image, skull_stripped, device)
+        self._status.value = "running…" if preparation.done() else "preparing the scan (brain extraction, once per scan)…"
         self._job = make_job(
-            localize_job, image.data, dict(image.metadata), tuple(image.scale), self._cache.get(image, skull_stripped), skull_stripped,
-            device, model_paths, indices, self._step.value or None, self._fast.value, self._refine.value or None, resolve_polarity(self._polarity.value, config.modality),
+            localize_job, preparation, device, model_paths, indices, self._step.value or None, self._fast.value, self._refine.value or None, resolve_polarity(self._polarity.value, config.modality),
             yielded=self._on_yielded, returned=self._on_returned, errored=self._on_errored, aborted=self._on_aborted, finished=self._on_finished,
         )
         self._job.start()
@@ -294,10 +316,7 @@ class LocalizeWidget(Container):
 
     def _on_yielded(self, value) -> None:
         state = self._run_state
-        if state is None:
-            return
-        if isinstance(value, Prepared):
-            self._cache.put(state["image"], value.skull_stripped, value.prepared, data=value.data)
+        if state is None or value is None:  # None: still waiting for the scan's preparation
             return
         layer = self._heatmap_layer(state)
         image_2d = state["image"].ndim == 2

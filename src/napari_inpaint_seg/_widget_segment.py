@@ -38,7 +38,6 @@ from ._widget_common import (
     make_job,
     overlay_geometry,
     overlay_metadata,
-    prepare_layer_data,
     role,
     scan_layers,
     show_problem,
@@ -96,15 +95,6 @@ def default_export_path(labels_layer) -> Path:
     return Path.home() / f"{labels_layer.name}.nii.gz"
 
 
-def prepare_job(data, metadata, scale, skull_stripped, device):
-    """A job without progress to report: it returns (prepared, data, skull_stripped) or :class:`Failed`."""
-    yield from ()  # every job is a generator
-    try:
-        return prepare_layer_data(data, metadata, scale, skull_stripped, device), data, skull_stripped
-    except InputError as exc:
-        return Failed(str(exc))
-
-
 def label_all_job(prepared, heatmaps: dict[int, np.ndarray], params: FelzenszwalbParams, selection: Selection):
     """Yields how many slices are done; returns the labels ``inpaint-seg segment`` would write, by slice index."""
     answers = {}
@@ -127,7 +117,7 @@ class SegmentWidget(Container):
         self._result: SliceResult | None = None
         self._rank = 0
         self._drawn: dict[str, int | None] = {}
-        self._preparing = None
+        self._preparing = False  # a preparation asked for by this widget is under way
         self._labelling = None
         self._watched_heatmap = None
         self._shown_image = None
@@ -380,29 +370,24 @@ class SegmentWidget(Container):
             self._status.value = f"slice {index}: no heatmap yet; run Localize on this slice"
 
     def _prepare(self, image) -> None:
-        """Brain mask and intensities for an image that Localize has not prepared yet (a worker: it can take seconds)."""
-        if self._preparing is not None:
+        """Brain mask and intensities for an image that Localize has not prepared yet (a worker: it can take seconds;
+        the one Localize may have under way for it is waited for, not repeated)."""
+        if self._preparing:
             return
         from .device import pick_device
 
         self._status.value = "preparing the scan (brain extraction)…"
-        skull_stripped = is_skull_stripped(image)
 
         def done(value):
+            self._preparing = False
             if isinstance(value, Failed):
                 show_problem(value.message)
                 self._status.value = value.message
-                return
-            prepared, data, stripped = value
-            self._cache.put(image, stripped, prepared, data=data)
-            self.refresh()
+            elif not self._closed:
+                self.refresh()
 
-        def finished():
-            self._preparing = None
-
-        self._preparing = make_job(prepare_job, image.data, dict(image.metadata), tuple(image.scale), skull_stripped, pick_device("auto"),
-                                   returned=done, finished=finished)
-        self._preparing.start()
+        self._preparing = True  # before asking: a cached scan calls done at once
+        self._cache.preparation(image, is_skull_stripped(image), pick_device("auto"), when_done=done)
 
     def _draw(self, image, wanted_role: str, index: int, plane: np.ndarray | None, **style):
         """Write ``plane`` into slice ``index`` of the overlay layer (created on first use), clearing the last slice drawn."""
