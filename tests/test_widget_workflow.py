@@ -370,16 +370,17 @@ def test_the_chosen_scan_is_prepared_before_the_first_run(session, qtbot):
 
 @pytest.fixture
 def slow_preparation(monkeypatch):
-    """prepare_layer_data taking a second, counting its calls and whether the last one has finished."""
+    """prepare_layer_data taking a second, counting its calls, those finished, and the most under way at once."""
     import time
 
     from napari_inpaint_seg import _widget_common
 
     real = _widget_common.prepare_layer_data
-    calls = SimpleNamespace(started=0, finished=0)
+    calls = SimpleNamespace(started=0, finished=0, most_at_once=0)
 
     def slow(*args):
         calls.started += 1
+        calls.most_at_once = max(calls.most_at_once, calls.started - calls.finished)
         time.sleep(1.0)
         try:
             return real(*args)
@@ -398,6 +399,19 @@ def test_a_run_during_the_background_preparation_waits_for_it(session, qtbot, sl
     assert slow_preparation.started == 1, "the Run did not prepare the scan a second time"
     assert heatmap_for(session.viewer, session.image).data[2].any()
     assert PREPARED.get(session.image, skull_stripped=True) is not None
+
+
+def test_scans_chosen_one_after_the_other_are_prepared_one_at_a_time(session, qtbot, slow_preparation):
+    """Each brain extraction peaks at about 1.2 GB: the background preparations do not run side by side."""
+    from napari_inpaint_seg._widget_common import PREPARED
+
+    (second,) = session.viewer.open(str(session.viewer.layers[0].source.path), plugin=PLUGIN)
+    session.localize._prepare_ahead()  # the first scan
+    session.localize.select_image(second)
+    session.localize._skull_stripped.value = True  # as the fixture set it for the first
+    qtbot.waitUntil(lambda: PREPARED.get(second, skull_stripped=True) is not None, timeout=WORKER_TIMEOUT_MS)
+    assert PREPARED.get(session.image, skull_stripped=True) is not None
+    assert slow_preparation.started == 2 and slow_preparation.most_at_once == 1
 
 
 def test_cancel_while_the_scan_is_prepared_stops_the_run_and_keeps_the_preparation(session, qtbot, slow_preparation):

@@ -211,6 +211,10 @@ class PreparedCache:
         for callback in underway.when_done:
             callback(result)
 
+    def busy(self) -> bool:
+        """Whether a preparation is under way."""
+        return len(self._underway) > 0
+
     def clear(self) -> None:
         self._entries.clear()
         self._underway.clear()
