@@ -497,6 +497,32 @@ def test_segment_controls_take_the_tuned_settings_of_the_image_modality(session)
             tuned.min_contrast, tuned.grow_contrast, tuned.volume_radius, tuned.min_component_share)
 
 
+def test_an_unmarked_scan_is_segmented_with_the_settings_of_the_model_that_localised_it(session, qtbot):
+    """A scan opened with File > Open has no modality; its heatmap's model has one, and Label all slices then
+    does what ``inpaint-seg segment --modality`` does (before: generic settings and no no-tumour decision)."""
+    from napari_inpaint_seg._widget_common import MODEL_MODALITY, heatmap_for
+    from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS
+
+    segment, localize = session.segment, session.localize
+    assert "modality" not in session.image.metadata and segment._modality() is None
+    localize._slices.value = "all slices"
+    run_and_wait(qtbot, localize)  # the tiny model is a FLAIR model
+    qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+    tuned = DEFAULT_SELECTIONS["flair"]
+    assert segment._modality() == "flair"
+    assert (segment.selection.merge_ratio, segment.selection.heat_sigma, segment.selection.edge_margin) == (tuned.merge_ratio, tuned.heat_sigma, tuned.edge_margin)
+    assert (segment.volume_selection.min_contrast, segment.volume_selection.min_component_share) == (tuned.min_contrast, tuned.min_component_share)
+    segment.label_all()
+    qtbot.waitUntil(lambda: not segment.labelling, timeout=WORKER_TIMEOUT_MS)
+    assert segment._status.value.endswith("(settings tuned for flair)")
+
+    del heatmap_for(session.viewer, session.image).metadata[MODEL_MODALITY]  # e.g. a heatmap layer read from a file
+    assert segment._modality() is None
+    segment.label_all()
+    qtbot.waitUntil(lambda: not segment.labelling, timeout=WORKER_TIMEOUT_MS)
+    assert segment._status.value.endswith("(modality unknown: generic settings, no no-tumour decision)")
+
+
 def test_label_all_slices_decides_across_slices_in_one_undoable_step(session, qtbot):
     from napari_inpaint_seg._widget_common import heatmap_for
 

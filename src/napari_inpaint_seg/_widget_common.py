@@ -29,6 +29,7 @@ CANDIDATE_ROLE = "candidate"
 HEATMAP_OF = "heatmap_of"  # overlay metadata: the name of the image it was computed on (for people reading it)
 OVERLAY_OF = "inpaint_seg_overlay_of"  # overlay metadata: the key of that image (:func:`image_key`)
 LABELS_OF = "inpaint_seg_labels_of"  # metadata of a labels layer the Segment widget made: the key of its image
+MODEL_MODALITY = "inpaint_seg_model_modality"  # heatmap metadata: the modality of the model that made it
 
 
 def run_synchronously() -> bool:

@@ -16,6 +16,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinB
 
 from ._widget_common import (
     HEATMAP_ROLE,
+    MODEL_MODALITY,
     PREPARED,
     Failed,
     current_slice,
@@ -293,6 +294,7 @@ class LocalizeWidget(Container):
             "backup": {i: np.array(existing.data[i] if image.ndim == 3 else existing.data) for i in indices} if existing is not None else {},
             "indices": indices,
             "caveat": shipped_model_caveat(model_paths, config.modality),
+            "modality": config.modality,
         }
         from napari.utils import progress
 
@@ -345,7 +347,7 @@ class LocalizeWidget(Container):
             active = self._viewer.layers.selection.active
             state["layer"] = self._viewer.add_image(
                 np.zeros(image.data.shape, np.float32), name=f"{image.name} heatmap", colormap="inferno", opacity=0.5, blending="additive",
-                metadata=overlay_metadata(image, HEATMAP_ROLE), contrast_limits=(0.0, 1.0), **overlay_geometry(image),
+                metadata={**overlay_metadata(image, HEATMAP_ROLE), MODEL_MODALITY: state["modality"]}, contrast_limits=(0.0, 1.0), **overlay_geometry(image),
             )
             state["created"] = True
             if active is not None:
@@ -390,6 +392,7 @@ class LocalizeWidget(Container):
         if layer is not None:
             if len(state["indices"]) > 1:  # the updates set each slice's contrast, so the last (often empty) slice's was left
                 layer.contrast_limits = heatmap_contrast(np.asarray(layer.data))
+            layer.metadata[MODEL_MODALITY] = state["modality"]  # Segment's settings when the scan is not marked
             layer.data = layer.data  # one data event at the end, so the Segment widget re-ranks its candidates
             caveat = f"; note: {state['caveat']}" if state["caveat"] else ""
             self._status.value = f"done: heatmap of {len(state['indices'])} slice(s) in '{layer.name}'{caveat}"

@@ -27,6 +27,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 from ._widget_common import (
     CANDIDATE_ROLE,
     LABELS_OF,
+    MODEL_MODALITY,
     PREPARED,
     SUPERPIXELS_ROLE,
     Failed,
@@ -121,6 +122,7 @@ class SegmentWidget(Container):
         self._labelling = None
         self._watched_heatmap = None
         self._shown_image = None
+        self._settings_modality: str | None = None  # the modality whose tuned settings the controls were given
         self._closed = False
         self._refreshing = False
 
@@ -242,6 +244,7 @@ class SegmentWidget(Container):
         if shown == self._shown_image:  # the same layer as it was (renamed, choices refreshed): keep the user's settings
             return
         self._shown_image = shown
+        self._settings_modality = shown[1]
         self._use_modality_defaults()
         self._follow_labels(image)
         self._result = None
@@ -269,8 +272,20 @@ class SegmentWidget(Container):
             self._refine_radius.value = tuned.refine_radius
 
     def _modality(self) -> str | None:
+        """The image's modality; for a scan not marked with one (opened with File > Open), that of the model whose
+        heatmap it has, so that its settings are the ones ``inpaint-seg segment --modality`` uses."""
         image = self._image.value
-        return image.metadata.get(MODALITY) if image is not None else None
+        if image is None:
+            return None
+        heatmap = heatmap_for(self._viewer, image)
+        return image.metadata.get(MODALITY) or (heatmap.metadata.get(MODEL_MODALITY) if heatmap is not None else None)
+
+    def _follow_modality(self) -> None:
+        """The settings tuned for the modality, when it becomes known or changes (a heatmap of another model)."""
+        modality = self._modality()
+        if modality != self._settings_modality:
+            self._settings_modality = modality
+            self._use_modality_defaults()
 
     def _on_slice_changed(self, *_):
         if self._image.value is not None:
@@ -347,6 +362,7 @@ class SegmentWidget(Container):
         if heatmap_layer is None:  # nothing to rank yet: no superpixels either (and no brain extraction)
             self._status.value = "run Localize first: candidates are ranked by the heatmap"
             return
+        self._follow_modality()
         prepared = self._cache.get(image)
         if prepared is None:
             self._prepare(image)
@@ -552,7 +568,8 @@ class SegmentWidget(Container):
         labels = self._labels_fitting(image)
         if labels is None:
             return
-        value = int(self._label_value.value)
+        self._follow_modality()  # the heatmap may have just told it (its re-ranking is debounced)
+        value, note = int(self._label_value.value), self._settings_note()
 
         def progress(done: int) -> None:
             self._status.value = f"labelling: {done}/{len(heatmaps)} slices"
@@ -561,24 +578,31 @@ class SegmentWidget(Container):
             self._labelling = None
 
         self._labelling = make_job(label_all_job, prepared, heatmaps, self.params, self.volume_selection, yielded=progress,
-                                   returned=lambda result: self._write_slices(labels, result, value, image.data.shape),
+                                   returned=lambda result: self._write_slices(labels, result, value, image.data.shape, note),
                                    errored=lambda exc: show_problem(f"labelling failed: {exc}"), finished=finished)
         self._labelling.start()
 
-    def _write_slices(self, labels, masks: dict[int, np.ndarray], value: int, shape: tuple) -> None:
+    def _settings_note(self) -> str:
+        """What Label all slices decided with, for its status line."""
+        if self.selection.mode == "paper":
+            return "paper mode: the top segment of every slice"
+        modality = self._modality()
+        return f"settings tuned for {modality}" if modality in DEFAULT_SELECTIONS else "modality unknown: generic settings, no no-tumour decision"
+
+    def _write_slices(self, labels, masks: dict[int, np.ndarray], value: int, shape: tuple, note: str) -> None:
         """Write the labelled slices into ``labels`` in one undoable step, if the layer is still there and fits."""
         if labels not in self._viewer.layers or labels.data.shape != shape:
             show_problem(f"labels layer '{labels.name}' was removed or changed while labelling; nothing was written")
             return
         found = [(index, *np.nonzero(mask)) for index, mask in masks.items() if mask.any()]
         if not found:
-            self._status.value = f"nothing stood out on the {len(masks)} slices with a heatmap: no label written"
+            self._status.value = f"nothing stood out on the {len(masks)} slices with a heatmap: no label written ({note})"
             return
         slices = np.concatenate([np.full(rows.shape, index) for index, rows, _ in found])
         rows = np.concatenate([rows for _, rows, _ in found])
         cols = np.concatenate([cols for _, _, cols in found])
         self._write(labels, (slices, rows, cols), value)
-        self._status.value = f"{len(found)} of {len(masks)} slices with a heatmap labelled ({rows.size} px) as label {value} in '{labels.name}'"
+        self._status.value = f"{len(found)} of {len(masks)} slices with a heatmap labelled ({rows.size} px) as label {value} in '{labels.name}' ({note})"
 
     def _geometry_for_export(self, labels) -> tuple[dict, tuple]:
         """The metadata and scale to save ``labels`` with: its own, or, for a labels layer the user made with napari
