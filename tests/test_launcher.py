@@ -25,15 +25,27 @@ def test_broken_scan_and_missing_model_are_errors(tmp_path, capsys, toy_scan_pat
     assert "not a readable safetensors checkpoint" in capsys.readouterr().err
 
 
-def test_a_scan_needs_its_modality_and_a_model_its_own(toy_scan_path, tiny_model, capsys):
+def test_a_scan_needs_its_modality_and_a_model_its_own(toy_scan_path, tiny_model, capsys, tmp_path):
     """Without --modality the FLAIR model would run on a T1 scan, confidently wrong, without a warning."""
-    assert launcher.main([str(toy_scan_path)]) == 2
+    unnamed = tmp_path / "scan.nii.gz"  # a name that does not state the sequence
+    unnamed.write_bytes(toy_scan_path.read_bytes())
+    assert launcher.main([str(unnamed)]) == 2
     assert "--modality" in capsys.readouterr().err
     args = launcher.build_parser().parse_args([str(toy_scan_path), "--model", str(tiny_model)])
     launcher.read_arguments(args)
     assert args.modality == "flair"  # the checkpoint says what it was trained on
     assert launcher.main([str(toy_scan_path), "--model", str(tiny_model), "--modality", "t1"]) == 2
     assert "trained on flair, not t1" in capsys.readouterr().err
+
+
+def test_a_file_name_that_states_the_modality_needs_no_flag(tmp_path, toy_scan_path):
+    bids = tmp_path / "sub-01_T1w.nii.gz"
+    bids.write_bytes(toy_scan_path.read_bytes())
+    args = launcher.build_parser().parse_args([str(bids)])
+    _, kwargs, _ = launcher.read_arguments(args)
+    assert args.modality == "t1" and kwargs["metadata"]["modality"] == "t1"
+    args = launcher.build_parser().parse_args([str(bids), "--modality", "flair"])  # what the user says wins
+    assert launcher.read_arguments(args)[1]["metadata"]["modality"] == "flair"
 
 
 @pytest.mark.gui

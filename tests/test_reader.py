@@ -44,6 +44,25 @@ def test_volume_is_shown_with_axial_slices_on_the_slider(toy_scan_path):
     assert isinstance(metadata["nifti_header"], nib.Nifti1Header)
     assert metadata["axial_axis"] == 2 and metadata["source_path"] == str(toy_scan_path)
     assert kwargs["name"] == "toy_flair"
+    assert metadata["modality"] == "flair"  # as the name states
+
+
+@pytest.mark.parametrize(("name", "modality"), [
+    ("sub-01_FLAIR.nii.gz", "flair"), ("sub-01_ses-1_T1w.nii", "t1"), ("TCGA_CS_4941_19960909_t1pre.nii.gz", "t1"),
+    ("TCGA_CS_4941_19960909_flair.nii.gz", "flair"), ("sub-01_ce-gadolinium_T1w.nii.gz", None), ("sub-01_T2w.nii.gz", None),
+    ("scan.nii.gz", None), ("flair_scan.nii.gz", None), ("sub-01_flair.png", "flair"),
+])
+def test_the_modality_is_the_one_the_file_name_states(tmp_path, name, modality):
+    """BIDS suffixes and the LGG layout; a contrast-enhanced T1w is not T1-pre; nothing else is guessed."""
+    path = tmp_path / name
+    if name.endswith(".png"):
+        import imageio.v3 as iio
+
+        iio.imwrite(path, np.full((20, 24), 100, np.uint8))
+    else:
+        nib.save(nib.Nifti1Image(toy_volume(), TOY_AFFINE), str(path))
+    (_, kwargs, _), = read_layers(str(path))
+    assert kwargs["metadata"].get("modality") == modality
 
 
 def test_axial_first_file_keeps_its_order(tmp_path):

@@ -504,7 +504,9 @@ def test_an_unmarked_scan_is_segmented_with_the_settings_of_the_model_that_local
     from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS
 
     segment, localize = session.segment, session.localize
-    assert "modality" not in session.image.metadata and segment._modality() is None
+    del session.image.metadata["modality"]  # the toy file's name states it: here it says nothing
+    segment._on_image_changed()
+    assert segment._modality() is None
     localize._slices.value = "all slices"
     run_and_wait(qtbot, localize)  # the tiny model is a FLAIR model
     qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)

@@ -110,9 +110,28 @@ def layer_metadata(scan: Scan, **extra) -> dict:
     return metadata
 
 
+# The last part of a file name that says the sequence: BIDS suffixes, and the LGG layout of ../shared/data
+# (PATIENT_t1pre, PATIENT_flair). Nothing else is guessed; a contrast-enhanced T1w (BIDS "ce-" entity) is not T1-pre.
+MODALITY_SUFFIXES = {"FLAIR": "flair", "T1w": "t1", "flair": "flair", "t1pre": "t1"}
+
+
+def modality_from_name(path: str | os.PathLike | None) -> str | None:
+    """The modality a file's name states (``sub-01_FLAIR.nii.gz``, ``sub-01_T1w.nii.gz``, ``X_t1pre.nii.gz``), or None."""
+    stem = _stem(path)
+    if not stem:
+        return None
+    parts = stem.split("_")
+    if any(part.startswith("ce-") for part in parts[:-1]):
+        return None
+    return MODALITY_SUFFIXES.get(parts[-1])
+
+
 def image_layer_data(scan: Scan, name: str | None = None, **extra_metadata) -> tuple[np.ndarray, dict, str]:
-    """A napari layer data tuple ``(data, kwargs, "image")`` for a scan, in display order."""
-    metadata = layer_metadata(scan, **extra_metadata)
+    """A napari layer data tuple ``(data, kwargs, "image")`` for a scan, in display order; its modality is the one
+    given, else the one its file name states (:func:`modality_from_name`), so that the widgets pick the model and
+    the settings of that sequence."""
+    named = modality_from_name(scan.path)
+    metadata = layer_metadata(scan, **({MODALITY: named} if named else {}) | extra_metadata)
     axis = metadata[AXIAL_AXIS]
     data = to_display(scan.data, axis)
     low, high = _contrast(data)

@@ -2,8 +2,9 @@
 
 Without a scan, the MNI152 T1 template bundled with nilearn is opened (healthy, skull-stripped).
 Problems with the arguments (a missing file, a checkpoint that cannot be used, a scan without its modality) are
-reported before napari starts. A scan needs ``--modality`` (or a ``--model``, which knows its own): the shipped
-models are one per modality, and a FLAIR model on a T1 scan gives a confident, wrong heatmap.
+reported before napari starts. A scan needs ``--modality`` (or a ``--model``, which knows its own, or a file name
+that states it: :func:`~.display.modality_from_name`): the shipped models are one per modality, and a FLAIR model
+on a T1 scan gives a confident, wrong heatmap.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def read_arguments(args: argparse.Namespace) -> tuple | None:
     if args.scan is None:
         return None
     data, kwargs, layer_type = image_layer_data(read_scan(args.scan))
+    args.modality = args.modality or kwargs["metadata"].get(MODALITY)  # given, else what the file name states
     if args.modality is None:
         raise InputError(f"{args.scan}: say which sequence it is with --modality ({' or '.join(MODALITIES)}); it selects the model")
     kwargs["metadata"][MODALITY] = args.modality
