@@ -357,3 +357,15 @@ def test_refusals_before_the_model_do_not_load_torch(workspace):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "trained for gamma=16" in result.stderr
+
+
+def test_the_modality_may_come_from_the_file_name_and_only_from_a_name_that_states_it(workspace, capsys):
+    """``--modality`` may be left out for a BIDS-named scan (``_T1w``); a name that states nothing is refused."""
+    tmp_path, model = workspace
+    out = tmp_path / "labels.nii.gz"
+    unnamed = good_slice(tmp_path)
+    assert main(["segment", str(unnamed), "--gamma", "8", "--device", "cpu", "--model", str(model), "--out", str(out)]) == 2
+    assert "say which sequence it is with --modality" in capsys.readouterr().err and not out.exists()
+    bids = unnamed.rename(tmp_path / "sub-01_T1w.nii.gz")
+    assert main(["segment", str(bids), "--gamma", "8", "--device", "cpu", "--model", str(model), "--out", str(out), "--min-contrast", "0"]) == 0
+    assert "modality t1, as the file name states" in capsys.readouterr().err and out.exists()

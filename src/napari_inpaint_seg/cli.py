@@ -43,8 +43,9 @@ def parse_slices(text: str) -> list[int]:
     return slices
 
 
-def add_method_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--modality", choices=MODALITIES, required=True, help="t1 (T1-pre) or flair")
+def add_method_arguments(parser: argparse.ArgumentParser, *, modality_from_scan: bool = False) -> None:
+    parser.add_argument("--modality", choices=MODALITIES, required=not modality_from_scan,
+                        help="t1 (T1-pre) or flair" + (" (default: what the scan's file name states, e.g. BIDS _FLAIR or _T1w)" if modality_from_scan else ""))
     parser.add_argument("--gamma", type=parse_gammas, default=[DEFAULT_GAMMA],
                         help=f"window side in pixels (default {DEFAULT_GAMMA}, the best shipped model); several, e.g. 32,64, fuse the heatmaps of one model per window")
     parser.add_argument("--step", type=int, help="window stride k (default: 4, the paper's; gamma/8 for windows above 32)")
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     segment = commands.add_parser("segment", help="segment axial slices of a scan and write a labels volume")
     segment.add_argument("scan", type=Path, help="NIfTI scan (.nii, .nii.gz) or 2D image")
-    add_method_arguments(segment)
+    add_method_arguments(segment, modality_from_scan=True)
     segment.add_argument("--skull-stripped", action="store_true",
                          help="the scan is already skull-stripped (background 0, or NaN): skip brain extraction")
     segment.add_argument("--slices", type=parse_slices,
@@ -281,6 +282,13 @@ def run_segment(args: argparse.Namespace) -> None:
     from .display import DEFAULT_AXIAL_AXIS, axial_last
     from .io import read_scan, write_float_volume, write_labels
 
+    if args.modality is None:
+        from .display import modality_from_name
+
+        args.modality = modality_from_name(args.scan)
+        if args.modality is None:
+            raise InputError(f"{args.scan}: say which sequence it is with --modality ({' or '.join(MODALITIES)}); its file name does not")
+        print(f"inpaint-seg: modality {args.modality}, as the file name states", file=sys.stderr)
     if args.heatmap_out is not None and args.out.resolve() == args.heatmap_out.resolve():
         raise InputError(f"{args.out}: --out and --heatmap-out name the same file")
     for output in (args.out, args.heatmap_out):
