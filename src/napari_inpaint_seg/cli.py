@@ -283,11 +283,9 @@ def run_segment(args: argparse.Namespace) -> None:
     from .io import read_scan, write_float_volume, write_labels
 
     if args.modality is None:
-        from .display import modality_from_name
+        from .display import scan_modality
 
-        args.modality = modality_from_name(args.scan)
-        if args.modality is None:
-            raise InputError(f"{args.scan}: say which sequence it is with --modality ({' or '.join(MODALITIES)}); its file name does not")
+        args.modality = scan_modality(args.scan, None)
         print(f"inpaint-seg: modality {args.modality}, as the file name states", file=sys.stderr)
     if args.heatmap_out is not None and args.out.resolve() == args.heatmap_out.resolve():
         raise InputError(f"{args.out}: --out and --heatmap-out name the same file")

@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import IMAGE_SUFFIXES, LABEL_INTENT, NIFTI_SUFFIXES, Scan
+from .models.config import MODALITIES
 
 AFFINE = "affine"
 HEADER = "nifti_header"
@@ -124,6 +125,15 @@ def modality_from_name(path: str | os.PathLike | None) -> str | None:
     if any(part.startswith("ce-") for part in parts[:-1]):
         return None
     return MODALITY_SUFFIXES.get(parts[-1])
+
+
+def scan_modality(path: str | os.PathLike | None, given: str | None) -> str:
+    """``given`` (``--modality``, or a checkpoint's), else what the scan's file name states. The shipped models are
+    one per modality, and a FLAIR model on a T1 scan gives a confident, wrong heatmap: neither saying it is refused."""
+    modality = given or modality_from_name(path)
+    if modality is None:
+        raise InputError(f"{path}: say which sequence it is with --modality ({' or '.join(MODALITIES)}); its file name does not state it")
+    return modality
 
 
 def image_layer_data(scan: Scan, name: str | None = None, **extra_metadata) -> tuple[np.ndarray, dict, str]:

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read_arguments(args: argparse.Namespace) -> tuple | None:
     """Check the arguments and read the scan before napari starts; the scan's layer data tuple (None: the sample)."""
-    from .display import MODALITY, SKULL_STRIPPED, image_layer_data
+    from .display import MODALITY, SKULL_STRIPPED, image_layer_data, scan_modality
     from .io import read_scan
     from .models.config import checkpoint_config
 
@@ -40,10 +40,8 @@ def read_arguments(args: argparse.Namespace) -> tuple | None:
         args.modality = trained_on
     if args.scan is None:
         return None
-    data, kwargs, layer_type = image_layer_data(read_scan(args.scan))
-    args.modality = args.modality or kwargs["metadata"].get(MODALITY)  # given, else what the file name states
-    if args.modality is None:
-        raise InputError(f"{args.scan}: say which sequence it is with --modality ({' or '.join(MODALITIES)}); it selects the model")
+    data, kwargs, layer_type = image_layer_data(read_scan(args.scan))  # a file that cannot be read is the first problem
+    args.modality = scan_modality(args.scan, args.modality)
     kwargs["metadata"][MODALITY] = args.modality
     if args.skull_stripped:
         kwargs["metadata"][SKULL_STRIPPED] = True
