@@ -306,3 +306,17 @@ def test_segmenting_with_a_shipped_t1_model_says_how_little_to_trust_it(tmp_path
     assert "inpaint-seg: note: on T1-pre the shipped models' heat rarely finds" in capsys.readouterr().err
     assert segment(tmp_path / "slice.png", "--model", tiny_model_path, "--out", tmp_path / "own.nii.gz") == 0
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_brain_smaller_than_the_shipped_models_saw_is_noted(tmp_path, tiny_model_path, make_brain_slice, capsys):
+    """The shipped models learnt brains 126-178 pixels across; a smaller one is said to need resampling, a
+    large enough one is not, and a user's own model (whose training brains are unknown) says nothing."""
+    for size in (96, 200):  # discs about 71 and 149 pixels across
+        image, _, _ = make_brain_slice(size=size)
+        Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / f"slice{size}.png")
+        assert main(["segment", str(tmp_path / f"slice{size}.png"), "--modality", "flair", "--gamma", "32", "--device", "cpu",
+                     "--out", str(tmp_path / f"shipped{size}.nii.gz")]) == 0
+        noted = "inpaint-seg: note: the brain is small for the shipped models: its largest axial section is 71 pixels across"
+        assert (noted in capsys.readouterr().err) == (size == 96)
+    assert segment(tmp_path / "slice96.png", "--model", tiny_model_path, "--out", tmp_path / "own.nii.gz") == 0
+    assert "note:" not in capsys.readouterr().err

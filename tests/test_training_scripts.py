@@ -153,3 +153,30 @@ def test_baselines_rank_the_papers_superpixels_whatever_the_default_scale(name, 
         monkeypatch.setattr("sys.argv", ["baseline_intensity.py", "--cache", "c.npz", "--modality", "flair"])
         baseline.main()
     assert [params.scale for params in used] == [PAPER_SCALE]
+
+
+def test_brain_sizes_reports_the_training_brains_largest_sections(tmp_path, make_head_volume, capsys):
+    import json
+
+    import nibabel as nib
+
+    from napari_inpaint_seg.brain_size import largest_section_px
+
+    (tmp_path / "lgg").mkdir()
+    for seed, patient in enumerate(["P1", "P2"]):
+        nib.save(nib.Nifti1Image(make_head_volume(seed=seed), np.eye(4)), str(tmp_path / "lgg" / f"{patient}_flair.nii.gz"))
+    (tmp_path / "patients.txt").write_text("P1\nP2\n")
+    script("brain_sizes").main(["--lgg", str(tmp_path / "lgg"), "--patients", str(tmp_path / "patients.txt"), "--modality", "flair",
+                                "--cache", str(tmp_path / "cache")])
+    report = json.loads(capsys.readouterr().out)
+    sizes = sorted(largest_section_px(np.load(path)["brain"]) for path in (tmp_path / "cache").glob("*_brain.npz"))
+    assert len(sizes) == 2 and min(sizes) > 0
+    assert report == {"modality": "flair", "patients": 2, "smallest_px": round(sizes[0], 1), "median_px": round(float(np.median(sizes)), 1),
+                      "largest_px": round(sizes[1], 1)}
+
+
+def test_resampled_labels_come_back_to_the_scans_grid():
+    labels = np.zeros((6, 6, 2), bool)
+    labels[1:3, 2:5, 1] = True
+    upsampled = np.repeat(np.repeat(labels, 2, axis=0), 2, axis=1)
+    assert np.array_equal(script("resampled_scans").nearest_back(upsampled, labels.shape), labels)

@@ -734,6 +734,7 @@ def test_the_samples_truth_is_shown_for_comparison_and_never_written_into(make_n
 
 def test_a_shipped_models_caveat_stays_in_the_status_line(session, qtbot, tiny_model, monkeypatch):
     """The tiny model stands in for a shipped model whose modality has a caveat (the shipped T1-pre models')."""
+    from napari_inpaint_seg import brain_size
     from napari_inpaint_seg.models import config
 
     run_and_wait(qtbot, session.localize)
@@ -741,6 +742,18 @@ def test_a_shipped_models_caveat_stays_in_the_status_line(session, qtbot, tiny_m
     monkeypatch.setattr(config, "shipped_models", lambda: [("flair", 8)])
     monkeypatch.setattr(config, "shipped_model_path", lambda modality, gamma: tiny_model)
     monkeypatch.setitem(config.SHIPPED_MODEL_CAVEATS, "flair", "check these labels")
+    monkeypatch.setattr(brain_size, "TRAINING_SECTION_PX", (1.0, 1000.0))  # the toy brain as large as the training ones
     run_and_wait(qtbot, session.localize)
     assert session.localize._status.value.startswith("done: heatmap of 1 slice(s)")
     assert session.localize._status.value.endswith("; note: check these labels")
+
+
+def test_a_brain_smaller_than_the_shipped_models_saw_is_noted_in_the_status_line(session, qtbot, tiny_model, monkeypatch):
+    """The toy scan's brain (a few dozen pixels across) is far smaller than the shipped models' training brains."""
+    from napari_inpaint_seg.models import config
+
+    monkeypatch.setattr(config, "shipped_models", lambda: [("flair", 8)])
+    monkeypatch.setattr(config, "shipped_model_path", lambda modality, gamma: tiny_model)
+    run_and_wait(qtbot, session.localize)
+    status = session.localize._status.value
+    assert status.startswith("done: heatmap of 1 slice(s)") and "; note: the brain is small for the shipped models" in status

@@ -31,6 +31,7 @@ from ._widget_common import (
     wait_for,
     warn_unless_axial_view,
 )
+from .brain_size import small_brain_note
 from .device import DEVICES, pick_device
 from .display import MODALITY
 from .errors import InputError
@@ -261,7 +262,7 @@ class LocalizeWidget(Container):
         """Start localisation with the current settings (no-op while a run is going on)."""
         if self.running:
             return
-        from .models.config import checkpoint_config, shipped_model_caveat
+        from .models.config import checkpoint_config, shipped_model_caveat, uses_shipped_model
 
         image = self._image.value
         try:
@@ -294,6 +295,7 @@ class LocalizeWidget(Container):
             "backup": {i: np.array(existing.data[i] if image.ndim == 3 else existing.data) for i in indices} if existing is not None else {},
             "indices": indices,
             "caveat": shipped_model_caveat(model_paths, config.modality),
+            "shipped": uses_shipped_model(model_paths),
             "modality": config.modality,
         }
         from napari.utils import progress
@@ -301,7 +303,7 @@ class LocalizeWidget(Container):
         self._progress = progress(total=100 * len(indices), desc="inpainting heatmap")
         self._progress_done = 0
         self._set_running(True)
-        preparation = self._cache.preparation(image, skull_stripped, device)
+        preparation = self._run_state["preparation"] = self._cache.preparation(image, skull_stripped, device)
         self._status.value = "running…" if preparation.done() else "preparing the scan (brain extraction, once per scan)…"
         self._job = make_job(
             localize_job, preparation, device, model_paths, indices, self._step.value or None, self._fast.value, self._refine.value or None, resolve_polarity(self._polarity.value, config.modality),
@@ -394,8 +396,9 @@ class LocalizeWidget(Container):
                 layer.contrast_limits = heatmap_contrast(np.asarray(layer.data))
             layer.metadata[MODEL_MODALITY] = state["modality"]  # Segment's settings when the scan is not marked
             layer.data = layer.data  # one data event at the end, so the Segment widget re-ranks its candidates
-            caveat = f"; note: {state['caveat']}" if state["caveat"] else ""
-            self._status.value = f"done: heatmap of {len(state['indices'])} slice(s) in '{layer.name}'{caveat}"
+            size_note = small_brain_note(state["preparation"].result().brain) if state["shipped"] else None
+            notes = "".join(f"; note: {note}" for note in (state["caveat"], size_note) if note)
+            self._status.value = f"done: heatmap of {len(state['indices'])} slice(s) in '{layer.name}'{notes}"
 
     def _on_errored(self, exc: Exception) -> None:
         if not self._closed:

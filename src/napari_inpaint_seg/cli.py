@@ -296,9 +296,10 @@ def run_segment(args: argparse.Namespace) -> None:
         raise InputError(f"--refine-fraction must lie between 0 and 1, got {args.refine_fraction}")
     if args.refine_fraction is not None and args.reference:
         raise InputError("--refine-fraction applies to the fast localiser; --reference runs every window anyway")
-    from .models.config import shipped_model_caveat
+    from .models.config import shipped_model_caveat, uses_shipped_model
 
-    caveat = shipped_model_caveat((path for path, _ in resolve_models(args)), args.modality)  # reads the checkpoints' headers only
+    model_paths = [path for path, _ in resolve_models(args)]  # reads the checkpoints' headers only
+    caveat = shipped_model_caveat(model_paths, args.modality)
     if caveat:
         print(f"inpaint-seg: note: {caveat}", file=sys.stderr)
     scan = read_scan(args.scan)
@@ -312,12 +313,16 @@ def run_segment(args: argparse.Namespace) -> None:
 
     from tqdm import tqdm
 
+    from .brain_size import small_brain_note
     from .pipeline import prepare_scan, run_to_end, segment_volume
 
     device = pick_device(args.device)
     models = load_models(args, device)
     prepared = prepare_scan(working, skull_stripped=args.skull_stripped, device=device)
     warn_about_small_brains(prepared.brain, args.slices, max(args.gamma))
+    size_note = small_brain_note(prepared.brain) if uses_shipped_model(model_paths) else None
+    if size_note:
+        print(f"inpaint-seg: note: {size_note}", file=sys.stderr)
     progress = segment_volume(prepared, models, args.slices, step=args.step, params=felzenszwalb_params(args), selection=selection(args),
                               fast=not args.reference, device=device, polarity=heat_polarity(args), refine_fraction=args.refine_fraction)
     last = run_to_end(tqdm(progress, total=len(args.slices) if args.slices else prepared.n_slices, desc="segment", unit="slice"))

@@ -99,12 +99,15 @@ SHIPPED_MODEL_CAVEATS = {
 }
 
 
+def uses_shipped_model(paths: Iterable[str | os.PathLike]) -> bool:
+    """Whether any of ``paths`` is a shipped model: what is known of their training data holds for them only."""
+    shipped = {shipped_model_path(m, gamma).resolve() for m, gamma in shipped_models()}
+    return any(Path(path).resolve() in shipped for path in paths)
+
+
 def shipped_model_caveat(paths: Iterable[str | os.PathLike], modality: str) -> str | None:
     """The caveat for ``modality`` if any of ``paths`` is a shipped model (a user's own model may do better)."""
-    shipped = {shipped_model_path(m, gamma).resolve() for m, gamma in shipped_models()}
-    if any(Path(path).resolve() in shipped for path in paths):
-        return SHIPPED_MODEL_CAVEATS.get(modality)
-    return None
+    return SHIPPED_MODEL_CAVEATS.get(modality) if uses_shipped_model(paths) else None
 
 
 def shipped_model_path(modality: str, gamma: int) -> Path:

@@ -1,0 +1,40 @@
+"""Whether a scan's brain is as large, in pixels, as the brains the shipped models learnt from.
+
+The LGG slices the shipped models were trained on were resized to 256x256 and carry no voxel size, so the models
+know a brain by its size in pixels alone; the window (gamma), the heat's smoothing, the rim left out of the scores
+and the refinement radii are pixels too. A brain much smaller than any training brain (a low-resolution scan, a
+small 2D image) gets windows that cover much of it, and the labels suffer: validation scans resampled in-plane to
+half their size lost about 0.19 of slice Dice, and 0.07 at 0.7 of it (docs/robustness.md). Resampled to 1.5 or 2
+times their size they lost less (0.037 and 0.026), and a large brain leaves the windows room, so only small ones are
+reported. Nothing is resampled here: how to resample a scan is the user's call, this says when to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Smallest and largest largest-axial-section size (square root of its area, in pixels) over the shipped models'
+# training patients, FLAIR and T1-pre together (training_scripts/brain_sizes.py: FLAIR 126.5-177.5, median 141.8;
+# T1-pre 127.3-178.2, median 142.0).
+TRAINING_SECTION_PX = (126.5, 178.2)
+TRAINING_MEDIAN_SECTION_PX = 142.0
+
+
+def largest_section_px(brain: np.ndarray) -> float:
+    """Square root of the area of the largest axial brain section, in pixels: a size in-plane that does not depend
+    on how many slices the scan has or how the head is turned within a slice. ``brain`` is (H, W) or (H, W, Z)."""
+    brain = np.asarray(brain, dtype=bool)
+    areas = brain.reshape(-1, brain.shape[2]).sum(axis=0) if brain.ndim == 3 else [brain.sum()]
+    return float(np.sqrt(np.max(areas)))
+
+
+def small_brain_note(brain: np.ndarray) -> str | None:
+    """A note when the brain is smaller in-plane than every training brain of the shipped models; None otherwise."""
+    size = largest_section_px(brain)
+    smallest, largest = TRAINING_SECTION_PX
+    if size <= 0 or size >= smallest:
+        return None
+    factor = TRAINING_MEDIAN_SECTION_PX / size
+    return (f"the brain is small for the shipped models: its largest axial section is {size:.0f} pixels across (square root of "
+            f"its area), theirs were {smallest:.0f}-{largest:.0f}; if the whole brain is in the scan, resample its slices in-plane "
+            f"by about x{factor:.1f} before segmenting (a slab of the brain's top or bottom is small anyway)")
