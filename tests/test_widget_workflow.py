@@ -525,6 +525,22 @@ def test_an_unmarked_scan_is_segmented_with_the_settings_of_the_model_that_local
     assert segment._status.value.endswith("(modality unknown: generic settings, no no-tumour decision)")
 
 
+def test_label_all_keeps_its_summary_when_a_re_ranking_was_due(session, qtbot):
+    """A heatmap that has just changed schedules a re-ranking of the current slice; Label all slices clicked before
+    it runs does it first, so its summary is not overwritten by the slice's candidate a moment later."""
+    from napari_inpaint_seg._widget_segment import DEBOUNCE_MS
+
+    segment = session.segment
+    session.localize._slices.value = "all slices"
+    run_and_wait(qtbot, session.localize)
+    qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+    segment.schedule_refresh()  # as the heatmap's data event at the end of a run does
+    segment.label_all()
+    qtbot.waitUntil(lambda: not segment.labelling, timeout=WORKER_TIMEOUT_MS)
+    qtbot.wait(2 * DEBOUNCE_MS)
+    assert "slices with a heatmap" in segment._status.value
+
+
 def test_label_all_slices_decides_across_slices_in_one_undoable_step(session, qtbot):
     from napari_inpaint_seg._widget_common import heatmap_for
 

@@ -568,7 +568,9 @@ class SegmentWidget(Container):
         labels = self._labels_fitting(image)
         if labels is None:
             return
-        self._follow_modality()  # the heatmap may have just told it (its re-ranking is debounced)
+        if self._timer.isActive():  # a re-ranking is due (a heatmap just changed): now, or it would overwrite this run's status
+            self.refresh()
+        self._follow_modality()  # a heatmap that lost its model's modality sends no event
         value, note = int(self._label_value.value), self._settings_note()
 
         def progress(done: int) -> None:
