@@ -320,3 +320,20 @@ def test_a_brain_smaller_than_the_shipped_models_saw_is_noted(tmp_path, tiny_mod
         assert (noted in capsys.readouterr().err) == (size == 96)
     assert segment(tmp_path / "slice96.png", "--model", tiny_model_path, "--out", tmp_path / "own.nii.gz") == 0
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_small_brain_is_segmented_on_a_finer_grid_when_asked_and_written_on_the_scans(tmp_path, make_brain_slice, capsys):
+    from napari_inpaint_seg.brain_size import TRAINING_MEDIAN_SECTION_PX, largest_section_px
+
+    image, brain, _ = make_brain_slice(size=96)  # a disc about 71 pixels across: the note advises about x2
+    factor = TRAINING_MEDIAN_SECTION_PX / largest_section_px(brain)
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / "slice.png")
+    assert main(["segment", str(tmp_path / "slice.png"), "--modality", "flair", "--gamma", "32", "--device", "cpu", "--in-plane-zoom", "auto",
+                 "--out", str(tmp_path / "labels.nii.gz"), "--heatmap-out", str(tmp_path / "heat.nii.gz")]) == 0
+    err = capsys.readouterr().err
+    assert f"resampled in-plane by x{factor:.2f} ({round(96 * factor)}x{round(96 * factor)})" in err and "note: the brain is small" not in err
+    labels, heat = (np.asarray(nib.load(str(tmp_path / name)).dataobj) for name in ("labels.nii.gz", "heat.nii.gz"))
+    assert labels.shape == heat.shape == image.shape
+    assert set(np.unique(labels)) <= {0, 1} and not labels[~brain].any() and heat[brain].max() > 0
+    assert main(["segment", str(tmp_path / "slice.png"), "--modality", "flair", "--in-plane-zoom", "5", "--out", str(tmp_path / "x.nii.gz")]) == 2
+    assert "--in-plane-zoom must lie between 0.25 and 4" in capsys.readouterr().err

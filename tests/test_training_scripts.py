@@ -175,8 +175,24 @@ def test_brain_sizes_reports_the_training_brains_largest_sections(tmp_path, make
                       "largest_px": round(sizes[1], 1)}
 
 
-def test_resampled_labels_come_back_to_the_scans_grid():
-    labels = np.zeros((6, 6, 2), bool)
-    labels[1:3, 2:5, 1] = True
-    upsampled = np.repeat(np.repeat(labels, 2, axis=0), 2, axis=1)
-    assert np.array_equal(script("resampled_scans").nearest_back(upsampled, labels.shape), labels)
+def test_resampled_scans_segment_the_resampled_scan_and_score_on_the_scans_grid(monkeypatch):
+    """The CLI sees the scan resampled by the chain's factors; "auto" as the last link is left to the CLI."""
+    import subprocess
+
+    import nibabel as nib
+
+    seen = []
+
+    def fake_cli(command, **_):
+        source, out = command[command.index("segment") + 1], command[command.index("--out") + 1]
+        data = np.asarray(nib.load(source).dataobj)
+        seen.append((data.shape, command[command.index("--out") + 2:]))
+        nib.save(nib.Nifti1Image((data > 0).astype(np.uint8), np.eye(4)), out)
+
+    monkeypatch.setattr(subprocess, "run", fake_cli)
+    scan = np.zeros((20, 20, 3), np.float32)
+    scan[4:12, 6:14] = 1.0
+    labels = script("resampled_scans").segment_resampled(nib.Nifti1Image(scan, np.eye(4)), "flair", ["0.5", "2"])
+    assert seen[-1] == ((20, 20, 3), []) and labels.shape == scan.shape
+    script("resampled_scans").segment_resampled(nib.Nifti1Image(scan, np.eye(4)), "flair", ["0.5", "auto"])
+    assert seen[-1] == ((10, 10, 3), ["--in-plane-zoom", "auto"])

@@ -7,7 +7,8 @@ scored against the mask. The numbers behind :mod:`napari_inpaint_seg.brain_size`
         --factors 0.5,0.7,1,1.5,2 --json runs/resampled/flair_val4.json
 
 A factor may be a chain, ``0.5*2``: resampled by 0.5 (a small brain), then by 2 (what the tool's note advises for
-it). Use validation patients: this measures the tool, it chooses nothing. Resampling from the 256x256 slices
+it); ``0.5*auto`` leaves the second step to the CLI's ``--in-plane-zoom auto``. Use validation patients: this
+measures the tool, it chooses nothing. Resampling from the 256x256 slices
 adds no detail, so a factor above 1 imitates a larger brain, not a sharper scan.
 """
 
@@ -25,30 +26,27 @@ import numpy as np
 from scipy import ndimage
 
 from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS
+from napari_inpaint_seg.in_plane import labels_to_grid
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.models.config import MODALITIES
 from napari_inpaint_seg.training.data import lgg_patient_volume_paths
 
 
-def nearest_back(labels: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Labels of a resampled grid read at the original grid's pixel centres."""
-    rows = np.minimum(((np.arange(shape[0]) + 0.5) * labels.shape[0] / shape[0]).astype(int), labels.shape[0] - 1)
-    cols = np.minimum(((np.arange(shape[1]) + 0.5) * labels.shape[1] / shape[1]).astype(int), labels.shape[1] - 1)
-    return labels[np.ix_(rows, cols, np.arange(shape[2]))]
-
-
-def segment_resampled(scan: nib.Nifti1Image, modality: str, factors: list[float]) -> np.ndarray:
-    """The CLI's labels of ``scan`` resampled in-plane by each of ``factors`` in turn (linear), on the scan's own grid."""
+def segment_resampled(scan: nib.Nifti1Image, modality: str, chain: list[str]) -> np.ndarray:
+    """The CLI's labels of ``scan`` resampled in-plane by each factor of ``chain`` in turn (linear), on the scan's own
+    grid; a last link "auto" leaves the rest to the CLI (``--in-plane-zoom auto``)."""
     data = resampled = np.asarray(scan.dataobj, dtype=np.float32)
-    for step in factors:
+    cli_zoom = ["--in-plane-zoom", "auto"] if chain[-1] == "auto" else []
+    for step in map(float, chain[:-1] if cli_zoom else chain):
         resampled = ndimage.zoom(resampled, (step, step, 1), order=1) if step != 1 else resampled
     factor = resampled.shape[0] / data.shape[0]
     with tempfile.TemporaryDirectory() as folder:
         source, out = Path(folder) / f"scan_{modality}.nii.gz", Path(folder) / "labels.nii.gz"
         nib.save(nib.Nifti1Image(resampled, np.diag([1 / factor, 1 / factor, 1, 1])), source)
-        subprocess.run([sys.executable, "-m", "napari_inpaint_seg.cli", "segment", str(source), "--out", str(out)], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "napari_inpaint_seg.cli", "segment", str(source), "--out", str(out), *cli_zoom],
+                       check=True, capture_output=True)
         labels = np.asarray(nib.load(out).dataobj) > 0
-    return nearest_back(labels, data.shape)
+    return labels_to_grid(labels, data.shape)
 
 
 def main() -> None:
@@ -56,7 +54,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder in the LGG layout")
     parser.add_argument("--patients", required=True, help="comma-separated patient ids")
     parser.add_argument("--modality", choices=MODALITIES, required=True)
-    parser.add_argument("--factors", default="0.5,0.7,1,1.5,2", help="in-plane resampling factors, or chains such as 0.5*2 (default: %(default)s)")
+    parser.add_argument("--factors", default="0.5,0.7,1,1.5,2", help="in-plane resampling factors, or chains such as 0.5*2 or 0.5*auto (default: %(default)s)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     factors = args.factors.split(",")
@@ -65,7 +63,7 @@ def main() -> None:
         scan_path, mask_path = lgg_patient_volume_paths(args.data, patient, args.modality)
         scan, mask = nib.load(scan_path), np.asarray(nib.load(mask_path).dataobj) > 0
         for factor in factors:
-            labels = segment_resampled(scan, args.modality, [float(step) for step in factor.split("*")])
+            labels = segment_resampled(scan, args.modality, factor.split("*"))
             tumour_slices = [z for z in range(mask.shape[2]) if mask[:, :, z].sum() >= MIN_TUMOUR_PIXELS]
             rows.append({"patient": patient, "factor": factor, "dice_mean": float(np.mean([dice(labels[:, :, z], mask[:, :, z]) for z in tumour_slices])),
                          "volume_dice": float(dice(labels, mask))})

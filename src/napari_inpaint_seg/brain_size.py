@@ -6,7 +6,7 @@ and the refinement radii are pixels too. A brain much smaller than any training 
 small 2D image) gets windows that cover much of it, and the labels suffer: validation scans resampled in-plane to
 half their size lost about 0.19 of slice Dice, and 0.07 at 0.7 of it (docs/robustness.md). Resampled to 1.5 or 2
 times their size they lost less (0.037 and 0.026), and a large brain leaves the windows room, so only small ones are
-reported. Nothing is resampled here: how to resample a scan is the user's call, this says when to.
+reported. Nothing is resampled unless the user asks (the CLI's ``--in-plane-zoom``, :mod:`.in_plane`): this says when to.
 """
 
 from __future__ import annotations
@@ -28,13 +28,21 @@ def largest_section_px(brain: np.ndarray) -> float:
     return float(np.sqrt(np.max(areas)))
 
 
+def advised_zoom(brain: np.ndarray) -> float | None:
+    """The in-plane factor that brings a brain smaller than every training brain of the shipped models to their
+    median size; None when it is as large as theirs (or there is no brain)."""
+    size = largest_section_px(brain)
+    if size <= 0 or size >= TRAINING_SECTION_PX[0]:
+        return None
+    return TRAINING_MEDIAN_SECTION_PX / size
+
+
 def small_brain_note(brain: np.ndarray) -> str | None:
     """A note when the brain is smaller in-plane than every training brain of the shipped models; None otherwise."""
-    size = largest_section_px(brain)
-    smallest, largest = TRAINING_SECTION_PX
-    if size <= 0 or size >= smallest:
+    factor = advised_zoom(brain)
+    if factor is None:
         return None
-    factor = TRAINING_MEDIAN_SECTION_PX / size
-    return (f"the brain is small for the shipped models: its largest axial section is {size:.0f} pixels across (square root of "
-            f"its area), theirs were {smallest:.0f}-{largest:.0f}; if the whole brain is in the scan, resample its slices in-plane "
-            f"by about x{factor:.1f} before segmenting (a slab of the brain's top or bottom is small anyway)")
+    smallest, largest = TRAINING_SECTION_PX
+    return (f"the brain is small for the shipped models: its largest axial section is {largest_section_px(brain):.0f} pixels across "
+            f"(square root of its area), theirs were {smallest:.0f}-{largest:.0f}; if the whole brain is in the scan, resample its "
+            f"slices in-plane by about x{factor:.1f} before segmenting (a slab of the brain's top or bottom is small anyway)")

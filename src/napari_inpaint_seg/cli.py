@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="fast localiser: share of the remaining windows refined at stride k after a first pass at 2k (default 0.6 for "
                               "windows up to 32 px, which gave the reference's answers on the agreement benchmark, 0.3 above; 1: every window, "
                               "the reference's heatmap)")
+    segment.add_argument("--in-plane-zoom", metavar="auto|FACTOR",
+                         help="segment on a grid resampled in-plane by FACTOR (0.25-4), labels and heatmap written back on the scan's grid; "
+                              "'auto': only a brain smaller than the shipped models' training brains, brought to their median size (default: the scan's grid)")
 
     evaluate = commands.add_parser("evaluate", help="reproduce the paper's Table 1 on LGG-layout data")
     evaluate.add_argument("--data", type=Path, required=True, help="folder with PATIENT_{t1pre,flair,mask}.nii.gz")
@@ -296,6 +299,9 @@ def run_segment(args: argparse.Namespace) -> None:
         raise InputError(f"--refine-fraction must lie between 0 and 1, got {args.refine_fraction}")
     if args.refine_fraction is not None and args.reference:
         raise InputError("--refine-fraction applies to the fast localiser; --reference runs every window anyway")
+    from .in_plane import parse_zoom
+
+    zoom_choice = parse_zoom(args.in_plane_zoom) if args.in_plane_zoom is not None else None
     from .models.config import shipped_model_caveat, uses_shipped_model
 
     model_paths = [path for path, _ in resolve_models(args)]  # reads the checkpoints' headers only
@@ -314,19 +320,28 @@ def run_segment(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from .brain_size import small_brain_note
+    from .in_plane import chosen_zoom, heatmap_to_grid, labels_to_grid, zoom_prepared
     from .pipeline import prepare_scan, run_to_end, segment_volume
 
     device = pick_device(args.device)
     models = load_models(args, device)
     prepared = prepare_scan(working, skull_stripped=args.skull_stripped, device=device)
-    warn_about_small_brains(prepared.brain, args.slices, max(args.gamma))
-    size_note = small_brain_note(prepared.brain) if uses_shipped_model(model_paths) else None
+    grid = prepared.image.shape
+    zoom = chosen_zoom(zoom_choice, prepared.brain)
+    size_note = small_brain_note(prepared.brain) if uses_shipped_model(model_paths) and zoom is None else None
     if size_note:
-        print(f"inpaint-seg: note: {size_note}", file=sys.stderr)
+        print(f"inpaint-seg: note: {size_note} (--in-plane-zoom auto does it)", file=sys.stderr)
+    if zoom is not None:
+        prepared = zoom_prepared(prepared, zoom)
+        print(f"inpaint-seg: segmenting on a grid resampled in-plane by x{zoom:.2f} ({prepared.image.shape[0]}x{prepared.image.shape[1]}); "
+              "labels and heatmap are written on the scan's grid", file=sys.stderr)
+    warn_about_small_brains(prepared.brain, args.slices, max(args.gamma))
     progress = segment_volume(prepared, models, args.slices, step=args.step, params=felzenszwalb_params(args), selection=selection(args),
                               fast=not args.reference, device=device, polarity=heat_polarity(args), refine_fraction=args.refine_fraction)
     last = run_to_end(tqdm(progress, total=len(args.slices) if args.slices else prepared.n_slices, desc="segment", unit="slice"))
     labels, heatmap = last.labels, last.heatmap
+    if zoom is not None:
+        labels, heatmap = labels_to_grid(labels, grid), heatmap_to_grid(heatmap, grid)
     if scan.data.ndim == 2:
         labels, heatmap = labels[:, :, 0], heatmap[:, :, 0]
     elif axis != DEFAULT_AXIAL_AXIS:  # back to the file's axis order
