@@ -773,4 +773,4 @@ def test_a_brain_smaller_than_the_shipped_models_saw_is_noted_in_the_status_line
     run_and_wait(qtbot, session.localize)
     status = session.localize._status.value
     assert status.startswith("done: heatmap of 1 slice(s)") and "; note: the brain is small for the shipped models" in status
-    assert status.endswith("(inpaint-seg segment --in-plane-zoom auto does it)")
+    assert status.endswith("inpaint-seg segment --in-plane-zoom auto does it)")

@@ -397,8 +397,6 @@ class LocalizeWidget(Container):
             layer.metadata[MODEL_MODALITY] = state["modality"]  # Segment's settings when the scan is not marked
             layer.data = layer.data  # one data event at the end, so the Segment widget re-ranks its candidates
             size_note = small_brain_note(state["preparation"].result().brain) if state["shipped"] else None
-            if size_note:  # the widget's layers stay on the scan's grid; the CLI resamples and writes back on it
-                size_note += " (inpaint-seg segment --in-plane-zoom auto does it)"
             notes = "".join(f"; note: {note}" for note in (state["caveat"], size_note) if note)
             self._status.value = f"done: heatmap of {len(state['indices'])} slice(s) in '{layer.name}'{notes}"
 

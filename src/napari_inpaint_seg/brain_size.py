@@ -31,18 +31,22 @@ def largest_section_px(brain: np.ndarray) -> float:
 def advised_zoom(brain: np.ndarray) -> float | None:
     """The in-plane factor that brings a brain smaller than every training brain of the shipped models to their
     median size; None when it is as large as theirs (or there is no brain)."""
-    size = largest_section_px(brain)
-    if size <= 0 or size >= TRAINING_SECTION_PX[0]:
-        return None
-    return TRAINING_MEDIAN_SECTION_PX / size
+    return _zoom_for(largest_section_px(brain))
+
+
+def _zoom_for(size: float) -> float | None:
+    return TRAINING_MEDIAN_SECTION_PX / size if 0 < size < TRAINING_SECTION_PX[0] else None
 
 
 def small_brain_note(brain: np.ndarray) -> str | None:
-    """A note when the brain is smaller in-plane than every training brain of the shipped models; None otherwise."""
-    factor = advised_zoom(brain)
+    """A note when the brain is smaller in-plane than every training brain of the shipped models; None otherwise.
+    It names the CLI option that resamples, since the widget's layers stay on the scan's grid."""
+    size = largest_section_px(brain)
+    factor = _zoom_for(size)
     if factor is None:
         return None
     smallest, largest = TRAINING_SECTION_PX
-    return (f"the brain is small for the shipped models: its largest axial section is {largest_section_px(brain):.0f} pixels across "
-            f"(square root of its area), theirs were {smallest:.0f}-{largest:.0f}; if the whole brain is in the scan, resample its "
-            f"slices in-plane by about x{factor:.1f} before segmenting (a slab of the brain's top or bottom is small anyway)")
+    return (f"the brain is small for the shipped models: its largest axial section is {size:.0f} pixels across (square root of "
+            f"its area), theirs were {smallest:.0f}-{largest:.0f}; if the whole brain is in the scan, resample its slices in-plane "
+            f"by about x{factor:.1f} before segmenting (a slab of the brain's top or bottom is small anyway; "
+            f"inpaint-seg segment --in-plane-zoom auto does it)")

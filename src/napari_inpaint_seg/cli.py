@@ -330,7 +330,7 @@ def run_segment(args: argparse.Namespace) -> None:
     zoom = chosen_zoom(zoom_choice, prepared.brain)
     size_note = small_brain_note(prepared.brain) if uses_shipped_model(model_paths) and zoom is None else None
     if size_note:
-        print(f"inpaint-seg: note: {size_note} (--in-plane-zoom auto does it)", file=sys.stderr)
+        print(f"inpaint-seg: note: {size_note}", file=sys.stderr)
     if zoom is not None:
         prepared = zoom_prepared(prepared, zoom)
         print(f"inpaint-seg: segmenting on a grid resampled in-plane by x{zoom:.2f} ({prepared.image.shape[0]}x{prepared.image.shape[1]}); "
