@@ -22,7 +22,7 @@ def test_only_a_brain_smaller_than_every_training_brain_gets_a_note(make_brain_s
     note = small_brain_note(small)
     assert note is not None and "100 pixels across" in note
     assert f"by about x{TRAINING_MEDIAN_SECTION_PX / 100:.1f}" in note
-    assert note.endswith("inpaint-seg segment --in-plane-zoom auto does it)")  # the widget's layers stay on the scan's grid
+    assert note.endswith("Resample in-plane in the Localize widget, or inpaint-seg segment --in-plane-zoom auto, does it)")
     as_small_as_training = np.zeros((256, 256), bool)
     side = int(np.ceil(smallest))
     as_small_as_training[:side, :side] = True

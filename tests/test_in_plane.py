@@ -5,7 +5,16 @@ import pytest
 
 from napari_inpaint_seg.brain_size import TRAINING_MEDIAN_SECTION_PX
 from napari_inpaint_seg.errors import InputError
-from napari_inpaint_seg.in_plane import chosen_zoom, heatmap_to_grid, labels_to_grid, parse_zoom, zoom_prepared
+from napari_inpaint_seg.in_plane import (
+    chosen_zoom,
+    heatmap_to_grid,
+    labels_to_grid,
+    parse_zoom,
+    pixel_mapping,
+    zoom_display_data,
+    zoom_prepared,
+    zoomed_affine,
+)
 from napari_inpaint_seg.io import Scan
 from napari_inpaint_seg.pipeline import PreparedScan
 
@@ -61,3 +70,44 @@ def test_a_bad_zoom_is_refused_with_a_message(text, message):
     with pytest.raises(InputError, match=message):
         parse_zoom(text)
     assert parse_zoom("auto") == "auto" and parse_zoom("1.5") == 1.5
+
+
+def test_auto_resamples_a_tiny_brain_by_at_most_the_top_of_the_range():
+    tiny = np.zeros((64, 64, 1), bool)
+    tiny[:10, :10] = True
+    assert chosen_zoom("auto", tiny) == 4.0
+
+
+@pytest.mark.parametrize("factor", [1.37, 0.61])
+def test_shown_data_and_prepared_scan_share_one_grid(factor):
+    prepared = prepared_disc(size=45)
+    shown = np.moveaxis(prepared.image, -1, 0)  # display order: slices first
+    assert zoom_display_data(shown, factor).shape == np.moveaxis(zoom_prepared(prepared, factor).image, -1, 0).shape
+    assert zoom_display_data(shown[0], factor).shape == zoom_prepared(prepared, factor).image.shape[:2]  # a 2D image
+
+
+@pytest.mark.parametrize("axial", [0, 2])
+def test_a_resampled_grid_keeps_its_voxels_where_they_were_read(axial):
+    """Voxel i of an axis resampled from 45 to 62 pixels lies at the original's continuous index step * i + offset,
+    and the resampled affine maps it to that world point; the axial axis keeps its voxels."""
+    rng = np.random.default_rng(0)
+    affine = np.eye(4)
+    affine[:3] = rng.normal(size=(3, 4))
+    in_plane = tuple(a for a in range(3) if a != axial)
+    zoomed = zoomed_affine(affine, in_plane, (45, 30), (62, 41))
+    index = np.array([7.0, 3.0, 5.0])
+    read_at = index.copy()
+    for axis, size, zoomed_size in zip(in_plane, (45, 30), (62, 41)):
+        step, offset = pixel_mapping(size, zoomed_size)
+        read_at[axis] = offset + step * index[axis]
+    np.testing.assert_allclose(zoomed @ [*index, 1], affine @ [*read_at, 1])
+    assert pixel_mapping(45, 90) == (0.5, -0.25)
+
+
+def test_a_resampled_grid_that_would_not_fit_in_memory_is_refused(monkeypatch):
+    from napari_inpaint_seg import io
+
+    monkeypatch.setattr(io, "MAX_VOXELS", 40 * 40 * 2)
+    zoom_prepared(prepared_disc(), 1.0)
+    with pytest.raises(InputError, match=r"scan resampled in-plane by x2.00: scan of shape \(80, 80, 2\) is too large"):
+        zoom_prepared(prepared_disc(), 2.0)

@@ -773,4 +773,66 @@ def test_a_brain_smaller_than_the_shipped_models_saw_is_noted_in_the_status_line
     run_and_wait(qtbot, session.localize)
     status = session.localize._status.value
     assert status.startswith("done: heatmap of 1 slice(s)") and "; note: the brain is small for the shipped models" in status
-    assert status.endswith("inpaint-seg segment --in-plane-zoom auto does it)")
+    assert status.endswith("Resample in-plane in the Localize widget, or inpaint-seg segment --in-plane-zoom auto, does it)")
+
+
+def resample(qtbot, localize, factor: float):
+    localize._zoom.value = factor
+    localize.resample()
+    qtbot.waitUntil(lambda: not localize.running, timeout=WORKER_TIMEOUT_MS)
+
+
+def test_resample_in_plane_adds_an_aligned_scan_that_both_widgets_then_work_on(session, qtbot):
+    from napari_inpaint_seg._widget_common import PREPARED
+    from napari_inpaint_seg.in_plane import zoom_prepared
+
+    viewer, image, localize, segment = session.viewer, session.image, session.localize, session.segment
+    resample(qtbot, localize, 2.0)
+    resampled = viewer.layers[-1]
+    assert resampled is not image and resampled.data.shape == (4, 96, 96)
+    assert localize._image.value is resampled and segment._image.value is resampled
+    assert "resampled in-plane by x2.00 (96x96)" in localize._status.value
+    # Drawn where it was read: pixel (2r + 0.5, 2c + 0.5) of the resampled scan is pixel (r, c) of the scan.
+    np.testing.assert_allclose(resampled.data_to_world((2, 2 * 30 + 0.5, 2 * 18 + 0.5)), image.data_to_world((2, 30, 18)))
+    np.testing.assert_allclose(resampled.data[2, 60:62, 36:38], image.data[2, 30, 18], rtol=0.05)
+    # Prepared as the command line's --in-plane-zoom: the scan's own preparation, resampled (not prepared again).
+    expected, prepared = zoom_prepared(PREPARED.get(image, True), 2.0), PREPARED.get(resampled, True)
+    np.testing.assert_array_equal(prepared.image, expected.image)
+    np.testing.assert_array_equal(prepared.brain, expected.brain)
+
+    localize.resample()  # a resampled scan is not resampled again
+    assert viewer.layers[-1] is resampled and not localize.running
+
+
+def test_labels_made_on_a_resampled_scan_are_exported_as_the_command_line_writes_them(session, qtbot, toy_scan_path, tiny_model, tmp_path):
+    """Resample in-plane, Run on all slices, Label all slices, Export: the file is inpaint-seg segment --in-plane-zoom's."""
+    from napari_inpaint_seg.cli import main
+
+    localize, segment = session.localize, session.segment
+    resample(qtbot, localize, 2.0)
+    localize._slices.value = "all slices"
+    run_and_wait(qtbot, localize)
+    qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+    segment.label_all()
+    qtbot.waitUntil(lambda: not segment.labelling, timeout=WORKER_TIMEOUT_MS)
+    exported = nib.load(str(segment.export()))
+
+    command_line = tmp_path / "command_line.nii.gz"
+    assert main(["segment", str(toy_scan_path), "--model", str(tiny_model), "--gamma", "8", "--skull-stripped", "--in-plane-zoom", "2", "--device", "cpu",
+                 "--out", str(command_line)]) == 0
+    expected = nib.load(str(command_line))
+    assert exported.shape == toy_volume().shape and np.asarray(expected.dataobj).any()
+    np.testing.assert_allclose(exported.affine, TOY_AFFINE)
+    np.testing.assert_array_equal(np.asarray(exported.dataobj) > 0, np.asarray(expected.dataobj) > 0)
+
+
+def test_auto_resampling_of_a_brain_as_large_as_the_training_brains_says_there_is_nothing_to_do(session, qtbot, monkeypatch):
+    from napari_inpaint_seg import brain_size
+
+    monkeypatch.setattr(brain_size, "TRAINING_SECTION_PX", (1.0, 1000.0))
+    n_layers = len(session.viewer.layers)
+    resample(qtbot, session.localize, 0.0)
+    assert len(session.viewer.layers) == n_layers
+    assert session.localize._status.value.startswith("nothing to resample: the brain's largest axial section is")
+    resample(qtbot, session.localize, 0.1)  # below the range: refused before anything runs
+    assert len(session.viewer.layers) == n_layers

@@ -141,3 +141,25 @@ def test_labels_made_with_napari_are_saved_with_the_scan_they_were_made_for(make
     viewer.open(str(other), plugin="napari-inpaint-seg")
     with pytest.raises(InputError, match="several open scans"):
         write_labels_layer(str(out), labels.data, {"metadata": {}, "scale": tuple(labels.scale)})
+
+
+@pytest.mark.parametrize("axial_first", [False, True])
+def test_labels_drawn_on_a_scan_resampled_in_plane_are_written_on_the_scans_own_grid(tmp_path, axial_first):
+    """The Localize widget's Resample in-plane: labels made on the resampled layer are saved where the scan is."""
+    from napari_inpaint_seg.display import resampled_metadata
+    from napari_inpaint_seg.in_plane import labels_to_grid
+
+    affine = np.array([[0, 1.0, 0, 0], [0, 0, 1.2, 3], [2.5, 0, 0, -7], [0, 0, 0, 1]]) if axial_first else TOY_AFFINE
+    source = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((6, 20, 24) if axial_first else (20, 24, 6), np.float32), affine), str(source))
+    labels, attributes = labels_like(read_layers(str(source))[0])
+    zoomed_shape = (6, 40, 48)
+    zoomed_metadata = resampled_metadata(attributes["metadata"], attributes["scale"], labels.shape, zoomed_shape)
+    assert zoomed_metadata["nifti_header"] is None and not np.allclose(zoomed_metadata["affine"], affine)
+    drawn = labels_to_grid(labels, zoomed_shape)  # what each resampled pixel shows
+    out = tmp_path / "labels.nii.gz"
+    write_labels_layer(str(out), drawn, {"metadata": zoomed_metadata, "scale": (1.0, 0.5, 0.5), "name": "labels"})
+    written, expected = nib.load(str(out)), tmp_path / "expected.nii.gz"
+    write_labels_layer(str(expected), labels, attributes)
+    np.testing.assert_allclose(written.affine, affine)
+    np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(nib.load(str(expected)).dataobj))

@@ -3,6 +3,9 @@
 The work runs in napari's ``thread_worker``; the viewer stays responsive, the progress bar moves, and *Cancel*
 stops after the current batch of windows. Cancelling (or an error) puts the heatmap layer back as it was before
 the run: its previous values are restored, or the layer is removed if this run created it.
+
+*Resample in-plane* adds the scan on a finer in-plane grid as a new layer and chooses it (:mod:`._widget_resample`),
+for brains smaller in pixels than the shipped models' training brains.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from ._widget_common import (
     wait_for,
     warn_unless_axial_view,
 )
+from ._widget_resample import AUTO, add_resampled_layer, resample_job, zoom_choice
 from .brain_size import small_brain_note
 from .device import DEVICES, pick_device
-from .display import MODALITY
+from .display import MODALITY, RESAMPLED_FROM
 from .errors import InputError
+from .in_plane import ZOOM_RANGE
 from .localizer import HeatmapUpdate
 from .pipeline import POLARITY_CHOICES, check_geometry, enough_brain, localize_slice, resolve_polarity
 
@@ -162,12 +167,18 @@ class LocalizeWidget(Container):
                                             "benchmark slices), 0.3 above; 1 gives the reference's heatmap")
         self._skull_stripped = CheckBox(text="scan is already skull-stripped (background 0)", value=False,
                                         tooltip="use each slice's non-zero area as the brain instead of running brain extraction")
+        self._zoom = FloatSpinBox(label="in-plane zoom (0 = auto)", value=AUTO, min=0.0, max=ZOOM_RANGE[1], step=0.1,
+                                  tooltip="Resample in-plane: the factor to resample the scan's slices by; 0 = auto: a brain smaller in pixels "
+                                          "than the shipped models' training brains is brought to their median size")
+        self._resample = PushButton(text="Resample in-plane", tooltip="add the scan resampled in-plane as a new layer over it and work on that; "
+                                    "labels made on it are exported on the original scan's grid")
         self._run = PushButton(text="Run")
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
         self.extend([self._image, self._model, self._checkpoint, self._step, self._polarity, self._device, self._slices, self._fast,
-                     self._refine, self._skull_stripped, Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False), self._status])
+                     self._refine, self._skull_stripped, Container(widgets=[self._zoom, self._resample], layout="horizontal", labels=True),
+                     Container(widgets=[self._run, self._cancel], layout="horizontal", labels=False), self._status])
 
         from qtpy.QtCore import QTimer
 
@@ -181,6 +192,7 @@ class LocalizeWidget(Container):
         self._image.changed.connect(self._schedule_preparation)
         self._skull_stripped.changed.connect(self._schedule_preparation)
         self._run.clicked.connect(self.run)
+        self._resample.clicked.connect(self.resample)
         self._fast.changed.connect(lambda fast: setattr(self._refine, "enabled", fast))
         self._cancel.clicked.connect(self.cancel)
         self.native.destroyed.connect(self._on_closed)
@@ -310,6 +322,47 @@ class LocalizeWidget(Container):
             yielded=self._on_yielded, returned=self._on_returned, errored=self._on_errored, aborted=self._on_aborted, finished=self._on_finished,
         )
         self._job.start()
+
+    def resample(self) -> None:
+        """Add the chosen scan resampled in-plane by the zoom box's factor as a new layer, and choose it (in a
+        worker: it waits for the scan's preparation; no-op while a run is going on)."""
+        if self.running:
+            return
+        image = self._image.value
+        try:
+            if image is None:
+                raise InputError("open a scan first (File > Open, or File > Open Sample > napari-inpaint-seg)")
+            if RESAMPLED_FROM in image.metadata:
+                raise InputError(f"'{image.name}' is resampled already; to resample by another factor, choose the scan it came from")
+            choice = zoom_choice(self._zoom.value)
+            device = pick_device(self._device.value)
+        except InputError as exc:
+            show_problem(str(exc))
+            return
+        skull_stripped = self._skull_stripped.value
+        preparation = self._cache.preparation(image, skull_stripped, device)
+        self._status.value = "resampling…" if preparation.done() else "preparing the scan (brain extraction, once per scan), then resampling…"
+        self._set_running(True)
+        self._job = make_job(resample_job, preparation, choice, image.data,
+                             returned=lambda value: self._on_resampled(image, skull_stripped, value), errored=self._on_errored,
+                             aborted=lambda: setattr(self._status, "value", "resampling cancelled"), finished=self._on_finished)
+        self._job.start()
+
+    def _on_resampled(self, image, skull_stripped: bool, value) -> None:
+        if self._closed:
+            return
+        if isinstance(value, Failed):
+            show_problem(value.message)
+            self._status.value = value.message
+            return
+        if image not in self._viewer.layers:
+            self._status.value = f"not resampled: '{image.name}' was closed meanwhile"
+            return
+        layer = add_resampled_layer(self._viewer, image, value, skull_stripped, self._cache)
+        self.select_image(layer)
+        height, width = layer.data.shape[-2:]
+        self._status.value = (f"'{image.name}' resampled in-plane by x{value.factor:.2f} ({height}x{width}) into '{layer.name}', chosen here; "
+                              f"labels made on it are exported on the grid of '{image.name}'")
 
     def cancel(self) -> None:
         """Stop the run after the current batch; the heatmap layer goes back to what it was before the run."""

@@ -29,6 +29,7 @@ from ._widget_common import (
     LABELS_OF,
     MODEL_MODALITY,
     PREPARED,
+    RESAMPLED_OF,
     SUPERPIXELS_ROLE,
     Failed,
     current_slice,
@@ -172,6 +173,7 @@ class SegmentWidget(Container):
         self._export.clicked.connect(lambda: self.export())
         self._viewer.dims.events.point.connect(self._on_slice_changed)
         self._viewer.layers.events.inserted.connect(self._on_layers_changed)
+        self._viewer.layers.events.inserted.connect(self._follow_resampling)
         self._viewer.layers.events.removed.connect(self._on_layers_changed)
         self._pick = self._mouse_callback()
         self._viewer.mouse_drag_callbacks.append(self._pick)
@@ -200,6 +202,7 @@ class SegmentWidget(Container):
         viewer = self._viewer
         viewer.dims.events.point.disconnect(self._on_slice_changed)
         viewer.layers.events.inserted.disconnect(self._on_layers_changed)
+        viewer.layers.events.inserted.disconnect(self._follow_resampling)
         viewer.layers.events.removed.disconnect(self._on_layers_changed)
         if self._watched_heatmap is not None:
             self._watched_heatmap.events.data.disconnect(self.schedule_refresh)
@@ -293,6 +296,13 @@ class SegmentWidget(Container):
 
     def _on_layers_changed(self, *_):
         self._watch_heatmap()
+
+    def _follow_resampling(self, event) -> None:
+        """The chosen scan was resampled in-plane (Localize's *Resample in-plane*): work on the resampled layer, as
+        the Localize widget now does."""
+        image = self._image.value
+        if image is not None and event.value.metadata.get(RESAMPLED_OF) == image_key(image):
+            self.select_image(event.value)
 
     def _watch_heatmap(self) -> None:
         """Re-rank when the image's heatmap layer is replaced or finishes a run (its data event)."""

@@ -6,7 +6,8 @@ and the refinement radii are pixels too. A brain much smaller than any training 
 small 2D image) gets windows that cover much of it, and the labels suffer: validation scans resampled in-plane to
 half their size lost about 0.19 of slice Dice, and 0.07 at 0.7 of it (docs/robustness.md). Resampled to 1.5 or 2
 times their size they lost less (0.037 and 0.026), and a large brain leaves the windows room, so only small ones are
-reported. Nothing is resampled unless the user asks (the CLI's ``--in-plane-zoom``, :mod:`.in_plane`): this says when to.
+reported. Nothing is resampled unless the user asks (the CLI's ``--in-plane-zoom``, :mod:`.in_plane`; the Localize widget's
+*Resample in-plane*): this says when to.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _zoom_for(size: float) -> float | None:
 
 def small_brain_note(brain: np.ndarray) -> str | None:
     """A note when the brain is smaller in-plane than every training brain of the shipped models; None otherwise.
-    It names the CLI option that resamples, since the widget's layers stay on the scan's grid."""
+    It names what resamples: the Localize widget's button and the CLI's option, with the factor "auto" in both."""
     size = largest_section_px(brain)
     factor = _zoom_for(size)
     if factor is None:
@@ -49,4 +50,4 @@ def small_brain_note(brain: np.ndarray) -> str | None:
     return (f"the brain is small for the shipped models: its largest axial section is {size:.0f} pixels across (square root of "
             f"its area), theirs were {smallest:.0f}-{largest:.0f}; if the whole brain is in the scan, resample its slices in-plane "
             f"by about x{factor:.1f} before segmenting (a slab of the brain's top or bottom is small anyway; "
-            f"inpaint-seg segment --in-plane-zoom auto does it)")
+            f"Resample in-plane in the Localize widget, or inpaint-seg segment --in-plane-zoom auto, does it)")

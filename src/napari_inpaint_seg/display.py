@@ -21,6 +21,7 @@ import nibabel as nib
 import numpy as np
 
 from .errors import InputError
+from .in_plane import labels_to_grid, zoomed_affine
 from .io import IMAGE_SUFFIXES, LABEL_INTENT, NIFTI_SUFFIXES, Scan
 from .models.config import MODALITIES
 
@@ -32,6 +33,7 @@ SKULL_STRIPPED = "skull_stripped"
 MODALITY = "modality"
 ROLE = "inpaint_seg_role"  # marks layers the widgets draw (heatmap, superpixels, candidate)
 TRUTH_ROLE = "truth"  # a reference labels layer (the sample's lesion): shown for comparison, never written into
+RESAMPLED_FROM = "inpaint_seg_resampled_from"  # a scan resampled in-plane: the grid it came from, where its labels are written
 
 DEFAULT_AXIAL_AXIS = 2
 SUPERIOR_INFERIOR = 2  # nibabel.io_orientation's output axis index for S/I
@@ -221,6 +223,31 @@ def pipeline_scan(data: np.ndarray, metadata: dict | None, scale: tuple[float, .
     else:  # a foreign layer: its display order is its file order, the slider is axis 0
         axis = 0
     return Scan(data=to_pipeline(np.asarray(data)), affine=pipeline_affine(scan.affine, axis), header=None, path=scan.path)
+
+
+def resampled_metadata(metadata: dict, scale: tuple[float, ...], shape: tuple[int, ...], zoomed_shape: tuple[int, ...]) -> dict:
+    """Metadata for a layer resampled in-plane from one with ``metadata``, ``scale`` and display ``shape``: its own
+    affine (so that it can be prepared again, brain extraction included) and, under :data:`RESAMPLED_FROM`, the
+    original's grid and geometry, where labels drawn on it are written (:func:`on_source_grid`)."""
+    source = {key: metadata[key] for key in (AFFINE, HEADER, AXIAL_AXIS, SOURCE_PATH) if key in metadata}
+    resampled = {**metadata, RESAMPLED_FROM: {"shape": tuple(shape), "scale": tuple(scale), "metadata": source}}
+    if AFFINE in metadata:
+        axis = metadata.get(AXIAL_AXIS)
+        axis = DEFAULT_AXIAL_AXIS if axis is None else axis
+        in_plane = (0, 1) if len(shape) == 2 else tuple(a for a in range(3) if a != axis)  # display order keeps their order
+        resampled[AFFINE] = zoomed_affine(metadata[AFFINE], in_plane, shape[-2:], zoomed_shape[-2:])
+        resampled[HEADER] = None  # the original's header describes the original's grid
+    return resampled
+
+
+def on_source_grid(labels: np.ndarray, metadata: dict | None, scale: tuple[float, ...] | None) -> tuple[np.ndarray, dict | None, tuple[float, ...] | None]:
+    """Display-order labels drawn on a scan resampled in-plane, with the metadata and scale to save them by: brought
+    back (nearest) to the grid of the scan it was resampled from, with that scan's geometry, so the file overlays the
+    scan the user opened; other labels as they are."""
+    source = (metadata or {}).get(RESAMPLED_FROM)
+    if source is None:
+        return labels, metadata, scale
+    return labels_to_grid(np.asarray(labels), tuple(source["shape"])), dict(source["metadata"]), tuple(source["scale"])
 
 
 def _contrast(data: np.ndarray) -> tuple[float, float]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .brain_size import advised_zoom
 from .errors import InputError
+from .io import check_size
 
 if TYPE_CHECKING:
     from .pipeline import PreparedScan
@@ -36,9 +37,11 @@ def parse_zoom(text: str) -> str | float:
 
 
 def chosen_zoom(choice: str | float | None, brain: np.ndarray) -> float | None:
-    """The factor to resample by: "auto" is the one :func:`~.brain_size.advised_zoom` advises (None for a brain as
-    large as the shipped models' training brains); None or 1 means no resampling."""
+    """The factor to resample by: "auto" is the one :func:`~.brain_size.advised_zoom` advises, at most the top of
+    :data:`ZOOM_RANGE` (None for a brain as large as the shipped models' training brains); None or 1 means no resampling."""
     factor = advised_zoom(brain) if choice == "auto" else choice
+    if choice == "auto" and factor is not None:
+        factor = min(factor, ZOOM_RANGE[1])  # a thumbnail-sized brain would otherwise ask for a grid of gigabytes
     return None if factor is None or factor == 1 else float(factor)
 
 
@@ -49,6 +52,11 @@ def _resized(volume: np.ndarray, shape: tuple[int, ...], *, order: int, anti_ali
     return resize(volume.astype(np.float32), shape, order=order, anti_aliasing=anti_aliasing, preserve_range=True).astype(np.float32)
 
 
+def zoomed_plane(height: int, width: int, factor: float) -> tuple[int, int]:
+    """The in-plane size of a ``height`` x ``width`` grid resampled by ``factor``: one rounding for every array of a scan."""
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
 def zoom_prepared(prepared: PreparedScan, factor: float) -> PreparedScan:
     """``prepared`` with image and brain resampled in-plane by ``factor`` (slices unchanged).
 
@@ -57,7 +65,8 @@ def zoom_prepared(prepared: PreparedScan, factor: float) -> PreparedScan:
     the interpolated mask is brain. ``scan`` stays the scan as stored: outputs are written on its grid.
     """
     height, width, n_slices = prepared.image.shape
-    shape = (max(1, round(height * factor)), max(1, round(width * factor)), n_slices)
+    shape = (*zoomed_plane(height, width, factor), n_slices)
+    check_size(f"{prepared.scan.path or 'scan'} resampled in-plane by x{factor:.2f}", shape)  # before gigabytes are allocated
     weight = _resized(prepared.brain, shape, order=1, anti_aliasing=factor < 1)
     brain = weight > 0.5
     image = np.zeros(shape, np.float32)
@@ -73,3 +82,28 @@ def labels_to_grid(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def heatmap_to_grid(heatmap: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A heatmap resampled (linear, smoothed first when shrinking) onto a grid of ``shape``."""
     return _resized(heatmap, shape, order=1, anti_aliasing=True)
+
+
+def zoom_display_data(data: np.ndarray, factor: float) -> np.ndarray:
+    """A layer's display-order data, (slices, rows, columns) or (rows, columns), resampled in-plane by ``factor``
+    on the grid of :func:`zoom_prepared`, to be shown under the layers computed on that grid."""
+    return _resized(np.asarray(data), (*data.shape[:-2], *zoomed_plane(*data.shape[-2:], factor)), order=1, anti_aliasing=factor < 1)
+
+
+def pixel_mapping(size: int, zoomed_size: int) -> tuple[float, float]:
+    """(step, offset): pixel ``i`` of an axis resampled from ``size`` to ``zoomed_size`` pixels lies at
+    ``offset + step * i`` in the original's pixel coordinates, where :func:`~skimage.transform.resize` reads it
+    (pixel centres, the grid's outer edges kept). The step is the exact ratio, not 1 / factor: sizes are rounded."""
+    step = size / zoomed_size
+    return step, 0.5 * step - 0.5
+
+
+def zoomed_affine(affine: np.ndarray, in_plane_axes: tuple[int, int], sizes: tuple[int, int], zoomed_sizes: tuple[int, int]) -> np.ndarray:
+    """The voxel-to-world affine of a grid whose ``in_plane_axes`` (file order) were resampled from ``sizes`` to
+    ``zoomed_sizes`` pixels: each voxel centre lands on the same world point as the place it was read from."""
+    zoomed = np.array(affine, dtype=np.float64)
+    for axis, size, zoomed_size in zip(in_plane_axes, sizes, zoomed_sizes):
+        step, offset = pixel_mapping(size, zoomed_size)
+        zoomed[:3, 3] += offset * zoomed[:3, axis]
+        zoomed[:3, axis] *= step
+    return zoomed

@@ -100,7 +100,7 @@ def _read_nifti(path: Path) -> Scan:
     return Scan(data=data, affine=np.asarray(img.affine, dtype=np.float64), header=header, path=path)
 
 
-def check_size(path: Path, shape: tuple[int, ...]) -> None:
+def check_size(path: str | Path, shape: tuple[int, ...]) -> None:
     """Refuse, before reading any voxel, a scan whose processing would need more memory than allowed or available."""
     n_voxels = int(np.prod(shape, dtype=np.int64))
     need = n_voxels * BYTES_PER_VOXEL
