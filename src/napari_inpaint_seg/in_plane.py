@@ -4,6 +4,8 @@ The method's sizes are pixels (the window, the smoothing, the radii), and the sh
 size in pixels (:mod:`.brain_size`), so a brain much smaller than theirs is segmented better on a finer grid.
 Only the prepared image and brain are resampled: brain extraction has already run on the scan as stored, and the
 labels and heatmap written come back to the scan's grid, so they overlay the scan the user sees and exports.
+The widget's *Resample in-plane* shows the scan on the same grid (:func:`zoom_display_data`), placed where each pixel
+was read (:func:`pixel_mapping`, :func:`zoomed_affine`).
 """
 
 from __future__ import annotations
