@@ -178,8 +178,11 @@ def test_axial_slices_follow_the_affine_whatever_the_file_order(tmp_path, tiny_m
     for name in ("axial_last", "axial_first"):
         assert segment(tmp_path / f"{name}.nii.gz", "--model", tiny_model_path, "--skull-stripped", "--slices", "1,2", "--out", tmp_path / f"{name}_labels.nii.gz",
                        "--heatmap-out", tmp_path / f"{name}_heat.nii.gz") == 0
-    assert "axial slices lie along array axis 0" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "axial slices lie along array axis 0" in printed.err
     last, first = (nib.load(str(tmp_path / f"{name}_labels.nii.gz")) for name in ("axial_last", "axial_first"))
+    n_voxels = int(np.asarray(last.dataobj).sum())
+    assert printed.out.count(f"{n_voxels} tumour voxels ({n_voxels * 0.003:.2f} mL by the scan's affine) in 2 slices") == 2  # 1 x 1 x 3 mm
     assert first.shape == (4, 48, 48)
     np.testing.assert_array_equal(first.affine, slice_first)
     assert np.asarray(last.dataobj)[:, :, [1, 2]].any()

@@ -94,3 +94,11 @@ def test_foreign_layers_are_their_own_file_order():
     np.testing.assert_array_equal(np.diag(scan.affine), [2.0, 1.0, 0.5, 1.0])
     working = display.pipeline_scan(data, {}, scale=(2.0, 1.0, 0.5))
     assert working.data.shape == (4, 5, 3)
+
+
+def test_a_voxels_volume_comes_from_the_affine():
+    from napari_inpaint_seg.display import voxel_volume_ml
+
+    oblique = np.array([[0.0, -0.9, 0.1, 90.0], [1.1, 0.0, 0.0, -126.0], [0.0, 0.0, 2.5, -72.0], [0, 0, 0, 1]])
+    assert voxel_volume_ml(oblique) == pytest.approx(0.9 * 1.1 * 2.5 / 1000)
+    assert voxel_volume_ml(None) is None and voxel_volume_ml(np.diag([1.0, 0.0, 1.0, 1.0])) is None

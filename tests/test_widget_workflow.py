@@ -565,6 +565,8 @@ def test_label_all_slices_decides_across_slices_in_one_undoable_step(session, qt
     qtbot.waitUntil(lambda: not segment.labelling, timeout=WORKER_TIMEOUT_MS)
 
     labels = segment.labels_layer()
+    written = int((labels.data == 2).sum())
+    assert f"labelled ({written} px, {written * 0.9 * 1.1 * 3.0 / 1000:.2f} mL)" in segment._status.value  # TOY_AFFINE's voxels
     assert not labels.data[0].any(), "a slice without a heatmap is left alone"
     for index in (1, 2, 3):
         found = labels.data[index] == 2

@@ -45,7 +45,7 @@ from ._widget_common import (
     show_problem,
     warn_unless_axial_view,
 )
-from .display import AFFINE, MODALITY, ROLE, SOURCE_PATH
+from .display import AFFINE, MODALITY, ROLE, SOURCE_PATH, voxel_volume_ml
 from .errors import InputError
 from .pipeline import SliceResult, answer_slices, scan_labels, segment_slice
 from .segmentation import (
@@ -614,7 +614,9 @@ class SegmentWidget(Container):
         rows = np.concatenate([rows for _, rows, _ in found])
         cols = np.concatenate([cols for _, _, cols in found])
         self._write(labels, (slices, rows, cols), value)
-        self._status.value = f"{len(found)} of {len(masks)} slices with a heatmap labelled ({rows.size} px) as label {value} in '{labels.name}' ({note})"
+        ml_per_voxel = voxel_volume_ml(labels.metadata.get(AFFINE)) if labels.ndim == 3 else None
+        volume = f", {rows.size * ml_per_voxel:.2f} mL" if ml_per_voxel else ""
+        self._status.value = f"{len(found)} of {len(masks)} slices with a heatmap labelled ({rows.size} px{volume}) as label {value} in '{labels.name}' ({note})"
 
     def _geometry_for_export(self, labels) -> tuple[dict, tuple]:
         """The metadata and scale to save ``labels`` with: its own, or, for a labels layer the user made with napari

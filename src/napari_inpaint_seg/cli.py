@@ -282,7 +282,7 @@ def load_models(args: argparse.Namespace, device: str) -> list:
 
 def run_segment(args: argparse.Namespace) -> None:
     # Everything that can be checked without torch is checked first, so bad input fails in well under a second.
-    from .display import DEFAULT_AXIAL_AXIS, axial_last
+    from .display import DEFAULT_AXIAL_AXIS, axial_last, voxel_volume_ml
     from .io import read_scan, write_float_volume, write_labels
 
     if args.modality is None:
@@ -342,6 +342,7 @@ def run_segment(args: argparse.Namespace) -> None:
     labels, heatmap = last.labels, last.heatmap
     if zoom is not None:
         labels, heatmap = labels_to_grid(labels, grid), heatmap_to_grid(heatmap, grid)
+    labelled_slices = int(np.any(labels, axis=(0, 1)).sum())  # counted while the axial axis is last
     if scan.data.ndim == 2:
         labels, heatmap = labels[:, :, 0], heatmap[:, :, 0]
     elif axis != DEFAULT_AXIAL_AXIS:  # back to the file's axis order
@@ -349,7 +350,9 @@ def run_segment(args: argparse.Namespace) -> None:
     write_labels(args.out, labels, scan, force=args.force)
     if args.heatmap_out:
         write_float_volume(args.heatmap_out, heatmap, scan, force=args.force)
-    print(f"{args.out}: {int(labels.sum())} tumour voxels in {int(np.any(labels, axis=(0, 1)).sum()) if labels.ndim == 3 else int(labels.any())} slices")
+    n_voxels, ml_per_voxel = int(labels.sum()), voxel_volume_ml(scan.affine) if labels.ndim == 3 else None
+    volume = f" ({n_voxels * ml_per_voxel:.2f} mL by the scan's affine)" if ml_per_voxel else ""
+    print(f"{args.out}: {n_voxels} tumour voxels{volume} in {labelled_slices} slices")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:

@@ -71,6 +71,15 @@ def voxel_spacing(affine: np.ndarray | None, ndim: int = 3) -> tuple[float, ...]
     return tuple(float(s) if np.isfinite(s) and s > 0 else 1.0 for s in sizes)
 
 
+def voxel_volume_ml(affine: np.ndarray | None) -> float | None:
+    """Millilitres per voxel by the affine (its 3x3 part's determinant, in mm³), None where it is missing or
+    degenerate: a label's volume is what a radiologist reads off it."""
+    if affine is None:
+        return None
+    volume = abs(float(np.linalg.det(np.asarray(affine, dtype=np.float64)[:3, :3])))
+    return volume / 1000 if np.isfinite(volume) and volume > 0 else None
+
+
 def display_scale(affine: np.ndarray | None, axis: int | None, ndim: int = 3) -> tuple[float, ...]:
     """napari ``scale`` (spacing in display order)."""
     spacing = voxel_spacing(affine, ndim)
