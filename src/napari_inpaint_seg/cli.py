@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cohort import SUMMARY_NAME
 from .device import DEVICES, pick_device
 from .errors import InputError
 from .models.config import DEFAULT_GAMMA, MODALITIES
@@ -94,16 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="inpaint-seg", description="Unsupervised brain-tumour segmentation by adversarial inpainting.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    segment = commands.add_parser("segment", help="segment axial slices of a scan and write a labels volume")
-    segment.add_argument("scan", type=Path, help="NIfTI scan (.nii, .nii.gz) or 2D image")
+    segment = commands.add_parser("segment", help="segment axial slices of a scan (or of several) and write a labels volume")
+    segment.add_argument("scans", type=Path, nargs="+", metavar="scan",
+                         help="NIfTI scan (.nii, .nii.gz) or 2D image; several (a cohort) with --out-dir")
     add_method_arguments(segment, modality_from_scan=True)
     segment.add_argument("--skull-stripped", action="store_true",
                          help="the scan is already skull-stripped (background 0, or NaN): skip brain extraction")
     segment.add_argument("--slices", type=parse_slices,
                          help="axial slices to segment, e.g. 3,7,12; default all. Axial: along the array axis the affine says runs "
                               "inferior-superior (the last one in most files, which is also taken when the affine cannot tell)")
-    segment.add_argument("--out", type=Path, required=True, help="labels file to write (.nii.gz)")
-    segment.add_argument("--heatmap-out", type=Path, help="also write the heatmap (.nii.gz)")
+    outputs = segment.add_mutually_exclusive_group(required=True)
+    outputs.add_argument("--out", type=Path, help="labels file to write (.nii.gz)")
+    outputs.add_argument("--out-dir", type=Path,
+                         help=f"folder for the labels of each scan, SCAN_labels.nii.gz, and a table of their volumes, {SUMMARY_NAME}; a scan that "
+                              "fails is reported and the others go on")
+    segment.add_argument("--heatmap-out", type=Path, help="also write the heatmap (.nii.gz); with --out")
+    segment.add_argument("--heatmaps", action="store_true", help="with --out-dir: also write each scan's heatmap, SCAN_heatmap.nii.gz")
+    segment.add_argument("--skip-existing", action="store_true",
+                         help="with --out-dir: leave scans whose labels file exists as they are (their volumes are read into the table, which is replaced)")
     segment.add_argument("--force", action="store_true", help="overwrite existing output files")
     segment.add_argument("--refine-fraction", type=float,
                          help="fast localiser: share of the remaining windows refined at stride k after a first pass at 2k (default 0.6 for "
@@ -281,8 +290,65 @@ def load_models(args: argparse.Namespace, device: str) -> list:
 
 
 def run_segment(args: argparse.Namespace) -> None:
+    """One scan into ``--out``, or each of several into ``--out-dir``."""
+    if args.out_dir is not None:
+        run_cohort(args)
+        return
+    if len(args.scans) > 1:
+        raise InputError(f"{len(args.scans)} scans given: write their labels into a folder with --out-dir")
+    if args.heatmaps or args.skip_existing:
+        raise InputError("--heatmaps and --skip-existing go with --out-dir; with --out, --heatmap-out writes the heatmap")
+    segment_scan(argparse.Namespace(**vars(args), scan=args.scans[0]))
+
+
+def run_cohort(args: argparse.Namespace) -> None:
+    """Each scan as ``segment_scan`` does it, into ``--out-dir``; a scan that fails is reported and the others go on,
+    and the table of volumes is rewritten after every scan. Ends with an error when a scan failed."""
+    from .cohort import label_summary, output_paths, summary_row, write_summary
+    from .io import read_scan
+
+    if args.heatmap_out is not None:
+        raise InputError("--heatmap-out names one file; with --out-dir, --heatmaps writes each scan's heatmap beside its labels")
+    if not args.out_dir.is_dir():
+        raise InputError(f"{args.out_dir}: {'is a file, not a folder' if args.out_dir.exists() else 'output folder does not exist'}")
+    probe_writable(args.out_dir)
+    outputs = output_paths(args.scans, args.out_dir, args.heatmaps)
+    summary_path = args.out_dir / SUMMARY_NAME
+    if not args.skip_existing:
+        for labels, heatmap in outputs:
+            for path in (labels, heatmap):
+                check_output(path, args.force, reads=tuple(args.scans))
+        check_output(summary_path, args.force, nifti=False)
+    rows, failed = [], 0
+    for number, (scan, (labels, heatmap)) in enumerate(zip(args.scans, outputs), start=1):
+        print(f"inpaint-seg: [{number}/{len(args.scans)}] {scan}", file=sys.stderr)
+        modality = args.modality
+        try:
+            if args.skip_existing and labels.exists():
+                existing = read_scan(labels)
+                rows.append(summary_row(scan, modality, labels, label_summary(existing.data, existing.affine), "skipped: labels exist"))
+            else:
+                scan_args = argparse.Namespace(**vars(args), scan=scan)
+                scan_args.out, scan_args.heatmap_out = labels, heatmap
+                summary = segment_scan(scan_args)
+                modality = scan_args.modality
+                rows.append(summary_row(scan, modality, labels, summary, "segmented"))
+        except (InputError, MemoryError) as exc:
+            failed += 1
+            message = str(exc) if isinstance(exc, InputError) else "out of memory"
+            print(f"inpaint-seg: error: {message}", file=sys.stderr)
+            rows.append(summary_row(scan, modality, labels, None, f"failed: {message}"))
+        write_summary(summary_path, rows)
+    print(f"{summary_path}: {len(rows) - failed} of {len(rows)} scans labelled")
+    if failed:
+        raise InputError(f"{failed} of {len(rows)} scans failed; the others are labelled (see {summary_path})")
+
+
+def segment_scan(args: argparse.Namespace):
+    """Segment ``args.scan`` into ``args.out`` (and ``args.heatmap_out``); returns the labels' :class:`~.cohort.LabelSummary`."""
     # Everything that can be checked without torch is checked first, so bad input fails in well under a second.
-    from .display import DEFAULT_AXIAL_AXIS, axial_last, voxel_volume_ml
+    from .cohort import label_summary
+    from .display import DEFAULT_AXIAL_AXIS, axial_last
     from .io import read_scan, write_float_volume, write_labels
 
     if args.modality is None:
@@ -342,7 +408,6 @@ def run_segment(args: argparse.Namespace) -> None:
     labels, heatmap = last.labels, last.heatmap
     if zoom is not None:
         labels, heatmap = labels_to_grid(labels, grid), heatmap_to_grid(heatmap, grid)
-    labelled_slices = int(np.any(labels, axis=(0, 1)).sum())  # counted while the axial axis is last
     if scan.data.ndim == 2:
         labels, heatmap = labels[:, :, 0], heatmap[:, :, 0]
     elif axis != DEFAULT_AXIAL_AXIS:  # back to the file's axis order
@@ -350,9 +415,10 @@ def run_segment(args: argparse.Namespace) -> None:
     write_labels(args.out, labels, scan, force=args.force)
     if args.heatmap_out:
         write_float_volume(args.heatmap_out, heatmap, scan, force=args.force)
-    n_voxels, ml_per_voxel = int(labels.sum()), voxel_volume_ml(scan.affine) if labels.ndim == 3 else None
-    volume = f" ({n_voxels * ml_per_voxel:.2f} mL by the scan's affine)" if ml_per_voxel else ""
-    print(f"{args.out}: {n_voxels} tumour voxels{volume} in {labelled_slices} slices")
+    summary = label_summary(labels, scan.affine)
+    volume = f" ({summary.ml:.2f} mL by the scan's affine)" if summary.ml is not None else ""
+    print(f"{args.out}: {summary.voxels} tumour voxels{volume} in {summary.slices} slices")
+    return summary
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
