@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         print("inpaint-seg: error: out of memory; segment fewer slices (--slices) or use a machine with more memory", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
-        print("inpaint-seg: interrupted; nothing was written", file=sys.stderr)
+        print("inpaint-seg: interrupted; nothing of the scan under way was written", file=sys.stderr)
         return 130
     return 0
 
