@@ -46,6 +46,7 @@ from .pipeline import POLARITY_CHOICES, check_geometry, enough_brain, localize_s
 CURRENT_SLICE = "current slice"
 ALL_SLICES = "all slices"
 CHECKPOINT_FILE = "checkpoint file…"
+NO_SCAN = "open a scan first (File > Open, or File > Open Sample > napari-inpaint-seg)"
 PREPARE_AHEAD_MS = 500  # after the scan (or the skull-stripped box) is chosen: choices made in passing are not prepared
 
 
@@ -279,7 +280,7 @@ class LocalizeWidget(Container):
         image = self._image.value
         try:
             if image is None:
-                raise InputError("open a scan first (File > Open, or File > Open Sample > napari-inpaint-seg)")
+                raise InputError(NO_SCAN)
             model_paths = self.model_paths()
             configs = [checkpoint_config(path) for path in model_paths]  # the files' headers only: a bad file is refused at once
             device = pick_device(self._device.value)
@@ -331,7 +332,7 @@ class LocalizeWidget(Container):
         image = self._image.value
         try:
             if image is None:
-                raise InputError("open a scan first (File > Open, or File > Open Sample > napari-inpaint-seg)")
+                raise InputError(NO_SCAN)
             if RESAMPLED_FROM in image.metadata:
                 raise InputError(f"'{image.name}' is resampled already; to resample by another factor, choose the scan it came from")
             choice = zoom_choice(self._zoom.value)
