@@ -289,6 +289,24 @@ def load_models(args: argparse.Namespace, device: str) -> list:
     return [load_model(path, args.modality, gamma, device) for path, gamma in zip(files, args.gamma)]
 
 
+def check_segment_arguments(args: argparse.Namespace) -> None:
+    """What is wrong with the options whatever the scan: refused once, before a cohort's first scan."""
+    check_method_arguments(args)
+    if args.refine_fraction is not None and not 0 <= args.refine_fraction <= 1:
+        raise InputError(f"--refine-fraction must lie between 0 and 1, got {args.refine_fraction}")
+    if args.refine_fraction is not None and args.reference:
+        raise InputError("--refine-fraction applies to the fast localiser; --reference runs every window anyway")
+    if args.in_plane_zoom is not None:
+        from .in_plane import parse_zoom
+
+        parse_zoom(args.in_plane_zoom)
+    if args.model:
+        from .models.config import checkpoint_config
+
+        for path in args.model:
+            checkpoint_config(path)  # its header only: a missing or broken file is named at once
+
+
 def run_segment(args: argparse.Namespace) -> None:
     """One scan into ``--out``, or each of several into ``--out-dir``."""
     if args.out_dir is not None:
@@ -309,6 +327,7 @@ def run_cohort(args: argparse.Namespace) -> None:
 
     if args.heatmap_out is not None:
         raise InputError("--heatmap-out names one file; with --out-dir, --heatmaps writes each scan's heatmap beside its labels")
+    check_segment_arguments(args)
     if not args.out_dir.is_dir():
         raise InputError(f"{args.out_dir}: {'is a file, not a folder' if args.out_dir.exists() else 'output folder does not exist'}")
     probe_writable(args.out_dir)
@@ -360,11 +379,7 @@ def segment_scan(args: argparse.Namespace):
         raise InputError(f"{args.out}: --out and --heatmap-out name the same file")
     for output in (args.out, args.heatmap_out):
         check_output(output, args.force, reads=(args.scan, *(args.model or ())))
-    check_method_arguments(args)
-    if args.refine_fraction is not None and not 0 <= args.refine_fraction <= 1:
-        raise InputError(f"--refine-fraction must lie between 0 and 1, got {args.refine_fraction}")
-    if args.refine_fraction is not None and args.reference:
-        raise InputError("--refine-fraction applies to the fast localiser; --reference runs every window anyway")
+    check_segment_arguments(args)
     from .in_plane import parse_zoom
 
     zoom_choice = parse_zoom(args.in_plane_zoom) if args.in_plane_zoom is not None else None
