@@ -68,3 +68,59 @@ def test_default_is_the_template(make_napari_viewer):
     args = launcher.build_parser().parse_args([])
     _, localize, _ = launcher.open_viewer(args, viewer=viewer)
     assert localize._image.value.metadata["modality"] == "t1"
+
+
+def labels_for(scan_path, tmp_path, name="labels.nii.gz", shape=None, affine=None):
+    """Labels as inpaint-seg segment writes them for the scan (or on another grid)."""
+    import nibabel as nib
+    import numpy as np
+
+    from napari_inpaint_seg.io import read_scan, write_labels
+
+    scan = read_scan(scan_path)
+    labels = np.zeros(shape or scan.data.shape, np.uint8)
+    labels[25:35, 13:23, 1:3] = 1
+    path = tmp_path / name
+    if shape is None and affine is None:
+        write_labels(path, labels, scan)
+    else:
+        nib.save(nib.Nifti1Image(labels, scan.affine if affine is None else affine), str(path))
+    return path
+
+
+def test_labels_to_review_must_be_on_the_scans_grid(toy_scan_path, tmp_path, capsys):
+    import numpy as np
+
+    good = labels_for(toy_scan_path, tmp_path)
+    args = launcher.build_parser().parse_args([str(toy_scan_path), "--labels", str(good)])
+    launcher.read_arguments(args)
+    data, kwargs, kind = launcher.read_review_labels(args)
+    assert kind == "labels" and data.shape == (4, 48, 48) and data.sum() == 200 and kwargs["metadata"]["inpaint_seg_read_as_labels"]
+    for bad, message in ((labels_for(toy_scan_path, tmp_path, "small.nii.gz", shape=(24, 24, 4)), "shape (24, 24, 4) differs from the shape (48, 48, 4)"),
+                         (labels_for(toy_scan_path, tmp_path, "moved.nii.gz", affine=np.eye(4)), "the affine (where the voxels lie) differs"),
+                         (toy_scan_path, "not labels (whole numbers from 0 to 255)")):
+        assert launcher.main([str(toy_scan_path), "--labels", str(bad)]) == 2
+        assert message in capsys.readouterr().err
+    assert launcher.main(["--labels", str(good)]) == 2
+    assert "--labels needs the scan they were made for" in capsys.readouterr().err
+
+
+@pytest.mark.gui
+def test_labels_opened_for_review_are_corrected_and_written_back(make_napari_viewer, toy_scan_path, tiny_model, tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    path = labels_for(toy_scan_path, tmp_path)
+    viewer = make_napari_viewer()
+    args = launcher.build_parser().parse_args([str(toy_scan_path), "--model", str(tiny_model), "--labels", str(path)])
+    _, _, segment = launcher.open_viewer(args, launcher.read_arguments(args), viewer=viewer, labels_data=launcher.read_review_labels(args))
+    labels = segment.labels_layer()
+    assert labels is viewer.layers["labels"] and labels.data[1:3].sum() == 200
+    labels.data[1, 30:32, 18:20] = 0  # a correction
+    asked = []
+    segment.ask_path = lambda default: asked.append(default) or default
+    segment.confirm_overwrite = lambda _: True
+    assert segment.export() == path and asked == [path]  # back to the file it came from, after asking
+    written = nib.load(str(path))
+    np.testing.assert_allclose(written.affine, nib.load(str(toy_scan_path)).affine)
+    assert np.asarray(written.dataobj).sum() == 196

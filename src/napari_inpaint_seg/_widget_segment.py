@@ -45,7 +45,7 @@ from ._widget_common import (
     show_problem,
     warn_unless_axial_view,
 )
-from .display import AFFINE, MODALITY, ROLE, SOURCE_PATH, voxel_volume_ml
+from .display import AFFINE, MODALITY, READ_AS_LABELS, ROLE, SOURCE_PATH, voxel_volume_ml
 from .errors import InputError
 from .pipeline import SliceResult, answer_slices, scan_labels, segment_slice
 from .segmentation import (
@@ -89,7 +89,11 @@ def confirm_overwrite(parent, path: Path) -> bool:
 
 
 def default_export_path(labels_layer) -> Path:
+    """Labels read from a labels file go back to it (Export asks before replacing it); labels made on a scan go
+    beside it, as SCAN_labels.nii.gz."""
     source = labels_layer.metadata.get(SOURCE_PATH)
+    if source and labels_layer.metadata.get(READ_AS_LABELS):
+        return Path(source)
     if source:
         source = Path(source)
         stem = source.name[: -len(".nii.gz")] if source.name.lower().endswith(".nii.gz") else source.stem
@@ -493,6 +497,11 @@ class SegmentWidget(Container):
                 return True
         self._status.value = "that segment lies mostly outside the brain; it is not a candidate"
         return False
+
+    def select_labels(self, layer) -> None:
+        """Accept into and export ``layer`` (it must be in the viewer)."""
+        self._labels.reset_choices()
+        self._labels.value = layer
 
     def labels_layer(self, create: bool = False):
         """The chosen labels layer; with ``create``, a new one with the image's shape, scale and metadata."""

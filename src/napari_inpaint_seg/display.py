@@ -33,6 +33,7 @@ SKULL_STRIPPED = "skull_stripped"
 MODALITY = "modality"
 ROLE = "inpaint_seg_role"  # marks layers the widgets draw (heatmap, superpixels, candidate)
 TRUTH_ROLE = "truth"  # a reference labels layer (the sample's lesion): shown for comparison, never written into
+READ_AS_LABELS = "inpaint_seg_read_as_labels"  # a labels layer read from a labels file (its source path is that file)
 RESAMPLED_FROM = "inpaint_seg_resampled_from"  # a scan resampled in-plane: the grid it came from, where its labels are written
 
 DEFAULT_AXIAL_AXIS = 2
@@ -177,7 +178,7 @@ def is_labels_file(scan: Scan) -> bool:
 def labels_layer_data(scan: Scan, name: str | None = None) -> tuple[np.ndarray, dict, str]:
     """A napari labels layer data tuple for a labels file, in display order, with the geometry it was saved with
     (so that saving it again writes it where it was)."""
-    metadata = layer_metadata(scan)
+    metadata = layer_metadata(scan, **{READ_AS_LABELS: True})
     data = to_display(scan.data, metadata[AXIAL_AXIS])
     dtype = np.uint8 if data.max(initial=0) <= np.iinfo(np.uint8).max else np.int32
     kwargs = {"name": name or _stem(scan.path) or "labels", "scale": display_scale(scan.affine, metadata[AXIAL_AXIS], data.ndim), "metadata": metadata}

@@ -193,6 +193,16 @@ def _write_volume(path: str | os.PathLike, array: np.ndarray, dtype: type, like:
     return path
 
 
+def geometry_difference(scan: Scan, other: Scan) -> str | None:
+    """How ``scan`` lies differently from ``other`` (its shape, or its voxel-to-world affine beyond 1e-3), or None
+    when both are on one grid."""
+    if scan.data.shape != other.data.shape:
+        return f"shape {scan.data.shape} differs from the shape {other.data.shape}"
+    if not np.allclose(scan.affine, other.affine, atol=1e-3):
+        return "the affine (where the voxels lie) differs from the affine"
+    return None
+
+
 def check_fits(shape: tuple[int, ...], like: Scan | None, what: str = "labels") -> None:
     """Refuse an array that does not have the shape of the scan whose affine and header it is written with: the
     scan's data, and the shape its header names (labels rebuilt from a layer carry only the header)."""

@@ -1,4 +1,7 @@
-"""``napari-inpaint-seg [SCAN] [--modality t1|flair]``: napari with a scan loaded and both widgets docked.
+"""``napari-inpaint-seg [SCAN] [--modality t1|flair] [--labels LABELS]``: napari with a scan loaded and both widgets docked.
+
+``--labels`` opens labels made for the scan (``inpaint-seg segment``'s, one of a cohort's) to review and correct:
+they become the Segment widget's labels layer, and Export labels offers to write them back to their file.
 
 Without a scan, the MNI152 T1 template bundled with nilearn is opened (healthy, skull-stripped).
 Problems with the arguments (a missing file, a checkpoint that cannot be used, a scan without its modality) are
@@ -13,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import PLUGIN
 from .errors import InputError
 from .models.config import MODALITIES
@@ -24,7 +29,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--modality", choices=MODALITIES, help="the scan's sequence; selects the shipped model (default t1 for the template)")
     parser.add_argument("--model", type=Path, help="a .safetensors checkpoint instead of a shipped model")
     parser.add_argument("--skull-stripped", action="store_true", help="the scan is already skull-stripped (background 0): skip brain extraction")
+    parser.add_argument("--labels", type=Path, help="labels made for the scan (e.g. by inpaint-seg segment) to review and correct; "
+                                                    "Export labels writes them back to this file, after asking")
     return parser
+
+
+def read_review_labels(args: argparse.Namespace) -> tuple | None:
+    """The labels layer data tuple of ``--labels`` (None without it), checked against the scan before napari starts:
+    labels on another grid would be drawn, corrected and saved in the wrong place."""
+    if args.labels is None:
+        return None
+    if args.scan is None:
+        raise InputError("--labels needs the scan they were made for")
+    from .display import labels_layer_data
+    from .io import geometry_difference, read_scan
+
+    labels, scan = read_scan(args.labels), read_scan(args.scan)
+    problem = geometry_difference(labels, scan)
+    if problem:
+        raise InputError(f"{args.labels}: {problem} of {args.scan}; these labels were not made for this scan")
+    data = labels.data
+    if not (np.isfinite(data).all() and data.min() >= 0 and data.max() <= 255 and np.array_equal(data, np.round(data))):
+        raise InputError(f"{args.labels}: not labels (whole numbers from 0 to 255)")
+    return labels_layer_data(labels)
 
 
 def read_arguments(args: argparse.Namespace) -> tuple | None:
@@ -48,8 +75,9 @@ def read_arguments(args: argparse.Namespace) -> tuple | None:
     return data, kwargs, layer_type
 
 
-def open_viewer(args: argparse.Namespace, layer_data: tuple | None = None, viewer=None):
-    """Show ``layer_data`` (or the MNI152 sample) in ``viewer`` (a new one by default) and dock both widgets."""
+def open_viewer(args: argparse.Namespace, layer_data: tuple | None = None, viewer=None, labels_data: tuple | None = None):
+    """Show ``layer_data`` (or the MNI152 sample) in ``viewer`` (a new one by default) and dock both widgets; with
+    ``labels_data``, those labels over it as the Segment widget's labels layer."""
     import napari
 
     from ._menu import open_widgets
@@ -67,6 +95,9 @@ def open_viewer(args: argparse.Namespace, layer_data: tuple | None = None, viewe
         widget.reset_choices()
         widget.select_image(image)
     localize.select_model(modality=image.metadata.get(MODALITY), checkpoint=args.model)
+    if labels_data is not None:
+        data, kwargs, _ = labels_data
+        segment.select_labels(viewer.add_labels(data, **kwargs, opacity=0.5))
     if image.ndim == 3:
         viewer.dims.axis_labels = ("axial slice", "row", "column")
         viewer.dims.set_current_step(0, image.data.shape[0] // 2)
@@ -77,12 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         layer_data = read_arguments(args)
+        labels_data = read_review_labels(args)
     except InputError as exc:
         print(f"napari-inpaint-seg: error: {exc}", file=sys.stderr)
         return 2
     import napari
 
-    open_viewer(args, layer_data)
+    open_viewer(args, layer_data, labels_data=labels_data)
     napari.run()
     return 0
 
