@@ -27,7 +27,9 @@ def pytest_configure(config):
         sys.modules["torch"].set_num_threads(1)
 
 # Non-identity geometry: anisotropic spacing, a flipped row axis and an offset; the axial axis is the last one.
-TOY_AFFINE = np.array([[-0.9, 0.0, 0.0, 40.0], [0.0, 1.1, 0.0, -20.0], [0.0, 0.0, 3.0, 5.0], [0.0, 0.0, 0.0, 1.0]])
+# Rows run to posterior (0.9 mm), columns to the patient's left (1.1 mm), slices to superior (3 mm): the orientation of
+# the LGG training slices, so the toy scan gets no note about lying turned.
+TOY_AFFINE = np.array([[0.0, -1.1, 0.0, 40.0], [-0.9, 0.0, 0.0, -20.0], [0.0, 0.0, 3.0, 5.0], [0.0, 0.0, 0.0, 1.0]])
 TOY_SHAPE = (48, 48, 4)
 BLOB_CENTRE = (30, 18)  # (row, column) of the bright blob on every slice
 

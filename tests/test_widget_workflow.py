@@ -838,3 +838,17 @@ def test_auto_resampling_of_a_brain_as_large_as_the_training_brains_says_there_i
     assert session.localize._status.value.startswith("nothing to resample: the brain's largest axial section is")
     resample(qtbot, session.localize, 0.1)  # below the range: refused before anything runs
     assert len(session.viewer.layers) == n_layers
+
+
+def test_a_scan_whose_affine_says_its_slices_lie_turned_is_noted_in_the_status_line(session, qtbot, tiny_model, monkeypatch):
+    from napari_inpaint_seg import brain_size
+    from napari_inpaint_seg.models import config
+
+    monkeypatch.setattr(config, "shipped_models", lambda: [("flair", 8)])
+    monkeypatch.setattr(config, "shipped_model_path", lambda modality, gamma: tiny_model)
+    monkeypatch.setattr(brain_size, "TRAINING_SECTION_PX", (1.0, 1000.0))  # no small-brain note
+    run_and_wait(qtbot, session.localize)
+    assert "note" not in session.localize._status.value  # the toy scan lies as the training slices
+    session.image.metadata["affine"] = np.array([[1.0, 0, 0, -90], [0, 1.0, 0, -126], [0, 0, 3.0, -72], [0, 0, 0, 1]])  # RAS
+    run_and_wait(qtbot, session.localize)
+    assert session.localize._status.value.endswith("inpaint-seg reorient writes it that way")

@@ -250,6 +250,11 @@ def resampled_metadata(metadata: dict, scale: tuple[float, ...], shape: tuple[in
     return resampled
 
 
+def source_metadata(metadata: dict) -> dict:
+    """The geometry metadata of the scan as the user opened it: for a scan resampled in-plane, the original's."""
+    return metadata[RESAMPLED_FROM]["metadata"] if RESAMPLED_FROM in metadata else metadata
+
+
 def on_source_grid(labels: np.ndarray, metadata: dict | None, scale: tuple[float, ...] | None) -> tuple[np.ndarray, dict | None, tuple[float, ...] | None]:
     """Display-order labels drawn on a scan resampled in-plane, with the metadata and scale to save them by: brought
     back (nearest) to the grid of the scan it was resampled from, with that scan's geometry, so the file overlays the
