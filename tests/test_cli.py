@@ -173,7 +173,7 @@ def test_axial_slices_follow_the_affine_whatever_the_file_order(tmp_path, tiny_m
 
     volume = toy_volume()
     nib.save(nib.Nifti1Image(volume, np.diag([1.0, 1.0, 3.0, 1.0])), str(tmp_path / "axial_last.nii.gz"))
-    slice_first = np.array([[0, 1.0, 0, 0], [0, 0, 1.0, 0], [3.0, 0, 0, 0], [0, 0, 0, 1]])  # array axis 0 runs inferior-superior
+    slice_first = np.array([[0, 0, -1.0, 0], [0, -1.0, 0, 0], [3.0, 0, 0, 0], [0, 0, 0, 1]])  # array axis 0 runs inferior-superior, then P, L
     nib.save(nib.Nifti1Image(np.ascontiguousarray(np.moveaxis(volume, -1, 0)), slice_first), str(tmp_path / "axial_first.nii.gz"))
     for name in ("axial_last", "axial_first"):
         assert segment(tmp_path / f"{name}.nii.gz", "--model", tiny_model_path, "--skull-stripped", "--slices", "1,2", "--out", tmp_path / f"{name}_labels.nii.gz",

@@ -11,12 +11,12 @@ from napari_inpaint_seg.io import Scan
 
 
 def affine_with_axial(axis: int, spacing=(0.9, 1.1, 3.0)) -> np.ndarray:
-    """An affine whose array axis ``axis`` points superior; the others left-right and anterior-posterior."""
-    world_of_axis = {axis: 2, **dict(zip([a for a in range(3) if a != axis], [0, 1]))}
+    """An affine whose array axis ``axis`` points superior and the other two, in order, posterior and to the patient's
+    left: the orientation of the training slices, so the scan is shown in its file's order."""
+    rows, columns = (a for a in range(3) if a != axis)
     affine = np.eye(4)
     affine[:3, :3] = 0
-    for array_axis, world_axis in world_of_axis.items():
-        affine[world_axis, array_axis] = spacing[array_axis]
+    affine[2, axis], affine[1, rows], affine[0, columns] = spacing[axis], -spacing[rows], -spacing[columns]
     affine[:3, 3] = (10.0, -20.0, 30.0)
     return affine
 

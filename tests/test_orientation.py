@@ -1,22 +1,22 @@
-"""Slices lying as the shipped models learnt them: when a scan's affine says otherwise, a note; inpaint-seg reorient."""
+"""Slices lying as the shipped models learnt them: a scan whose affine says otherwise is turned for segmenting, and
+what is made on it goes back to the file's own voxel order."""
 
 from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
-import pytest
 
 from conftest import TOY_AFFINE, toy_volume
 from napari_inpaint_seg.cli import main
 from napari_inpaint_seg.io import Scan
-from napari_inpaint_seg.orientation import lies_as_trained, reoriented, says_orientation, turned_note
+from napari_inpaint_seg.orientation import as_trained, lies_as_trained, reoriented, says_orientation, to_file_order
 
 RAS = np.array([[1.0, 0, 0, -90], [0, 1.0, 0, -126], [0, 0, 1.0, -72], [0, 0, 0, 1]])  # as the MNI152 template is stored
 
 
-def test_placeholder_affines_say_nothing_and_are_never_noted():
+def test_placeholder_affines_say_nothing_and_leave_the_scan_as_stored():
     for affine in (np.eye(4), np.diag([1.0, 1.0, 3.0, 1.0]), np.zeros((4, 4)), None):  # the LGG files' identity among them
-        assert not says_orientation(affine) and lies_as_trained(affine) and turned_note(affine) is None
+        assert not says_orientation(affine) and lies_as_trained(affine)
     assert says_orientation(RAS) and says_orientation(TOY_AFFINE)
 
 
@@ -24,7 +24,7 @@ def test_slices_are_compared_in_plane_whatever_the_axial_axis():
     assert lies_as_trained(TOY_AFFINE)  # rows to posterior, columns to the left
     axial_first = TOY_AFFINE[:, [2, 0, 1, 3]]  # the same axes, the slices first
     assert lies_as_trained(axial_first)
-    assert not lies_as_trained(RAS) and "voxel axes run RAS" in turned_note(RAS)
+    assert not lies_as_trained(RAS)
 
 
 def test_a_reoriented_scan_keeps_every_voxel_in_its_place_in_the_world():
@@ -37,26 +37,26 @@ def test_a_reoriented_scan_keeps_every_voxel_in_its_place_in_the_world():
         assert turned.data[tuple(there)] == data[index]
 
 
-def test_reorient_writes_the_scan_as_the_models_learnt_it_and_refuses_a_placeholder(tmp_path, capsys):
-    volume = toy_volume()
-    nib.save(nib.Nifti1Image(volume, RAS), str(tmp_path / "ras.nii.gz"))
-    assert main(["reorient", str(tmp_path / "ras.nii.gz"), "--out", str(tmp_path / "pls.nii.gz")]) == 0
-    assert "voxel axes RAS -> PLS" in capsys.readouterr().out
-    written = nib.load(str(tmp_path / "pls.nii.gz"))
-    assert nib.aff2axcodes(written.affine) == ("P", "L", "S")
-    there = np.round(np.linalg.solve(written.affine, RAS @ [30, 18, 2, 1])[:3]).astype(int)  # the blob's centre, found in the world
-    assert np.asarray(written.dataobj)[tuple(there)] == volume[30, 18, 2]
-    assert main(["reorient", str(tmp_path / "ras.nii.gz"), "--out", str(tmp_path / "pls.nii.gz")]) == 2  # no --force
-    assert "file exists" in capsys.readouterr().err
-    nib.save(nib.Nifti1Image(volume, np.eye(4)), str(tmp_path / "lgg_like.nii.gz"))
-    assert main(["reorient", str(tmp_path / "lgg_like.nii.gz"), "--out", str(tmp_path / "x.nii.gz")]) == 2
-    assert "does not say where anterior and right are" in capsys.readouterr().err and not (tmp_path / "x.nii.gz").exists()
+def test_arrays_made_on_the_turned_grid_go_back_to_the_files_order():
+    data = np.random.default_rng(1).random((5, 6, 7)).astype(np.float32)
+    turned, back = as_trained(Scan(data, RAS, None))
+    np.testing.assert_array_equal(to_file_order(turned.data, back), data)
+    same, none = as_trained(Scan(data, np.eye(4), None))  # an LGG file: as stored
+    assert same.data is data and none is None and to_file_order(data, none) is data
 
 
-@pytest.mark.parametrize("affine, noted", [(RAS, True), (TOY_AFFINE, False), (np.eye(4), False)])
-def test_segmenting_a_turned_scan_with_a_shipped_model_says_so(tmp_path, capsys, affine, noted):
-    volume = np.pad(toy_volume(), ((8, 8), (8, 8), (0, 0)))  # 64 x 64: room for the shipped gamma = 32 window
-    nib.save(nib.Nifti1Image(volume, affine), str(tmp_path / "scan.nii.gz"))
-    assert main(["segment", str(tmp_path / "scan.nii.gz"), "--modality", "flair", "--gamma", "32", "--skull-stripped", "--slices", "1",
-                 "--device", "cpu", "--out", str(tmp_path / "labels.nii.gz")]) == 0
-    assert ("note: this scan's voxel axes run RAS" in capsys.readouterr().err) == noted
+def test_the_command_line_segments_a_turned_scan_as_trained_and_writes_the_files_order(tmp_path, tiny_model, capsys):
+    stored = nib.Nifti1Image(toy_volume(), TOY_AFFINE)
+    ras = stored.as_reoriented(nib.orientations.ornt_transform(nib.io_orientation(TOY_AFFINE), nib.orientations.axcodes2ornt("RAS")))
+    nib.save(stored, str(tmp_path / "as_trained.nii.gz"))
+    nib.save(ras, str(tmp_path / "turned.nii.gz"))
+    for name in ("as_trained", "turned"):
+        assert main(["segment", str(tmp_path / f"{name}.nii.gz"), "--model", str(tiny_model), "--modality", "flair", "--gamma", "8", "--skull-stripped",
+                     "--min-contrast", "0", "--device", "cpu", "--out", str(tmp_path / f"{name}_labels.nii.gz")]) == 0
+    assert "voxel axes RAS by the affine: slices turned to PLS" in capsys.readouterr().err
+    expected, turned = (nib.load(str(tmp_path / f"{name}_labels.nii.gz")) for name in ("as_trained", "turned"))
+    np.testing.assert_allclose(turned.affine, ras.affine)
+    assert np.asarray(expected.dataobj).any()
+    back = nib.Nifti1Image(np.asarray(turned.dataobj), turned.affine).as_reoriented(
+        nib.orientations.ornt_transform(nib.io_orientation(turned.affine), nib.io_orientation(TOY_AFFINE)))
+    np.testing.assert_array_equal(np.asarray(back.dataobj), np.asarray(expected.dataobj))

@@ -66,7 +66,7 @@ def test_the_modality_is_the_one_the_file_name_states(tmp_path, name, modality):
 
 
 def test_axial_first_file_keeps_its_order(tmp_path):
-    affine = np.array([[0, 1.0, 0, 0], [0, 0, 1.0, 0], [2.5, 0, 0, 0], [0, 0, 0, 1]])  # array axis 0 points superior
+    affine = np.array([[0, 0, -1.0, 0], [0, -1.0, 0, 0], [2.5, 0, 0, 0], [0, 0, 0, 1]])  # array axis 0 points superior, then posterior, left
     volume = np.random.default_rng(0).random((6, 20, 24)).astype(np.float32)
     path = tmp_path / "axial_first.nii"
     nib.save(nib.Nifti1Image(volume, affine), str(path))

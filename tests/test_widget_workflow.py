@@ -840,15 +840,34 @@ def test_auto_resampling_of_a_brain_as_large_as_the_training_brains_says_there_i
     assert len(session.viewer.layers) == n_layers
 
 
-def test_a_scan_whose_affine_says_its_slices_lie_turned_is_noted_in_the_status_line(session, qtbot, tiny_model, monkeypatch):
-    from napari_inpaint_seg import brain_size
-    from napari_inpaint_seg.models import config
+def test_a_scan_stored_turned_is_shown_and_segmented_as_trained_and_its_labels_saved_in_its_own_order(make_napari_viewer, tiny_model, tmp_path, qtbot):
+    """The toy scan stored with its voxel axes running R, A, S (as many converters write): napari shows it turned to
+    the training orientation, exactly as the toy scan stored that way is shown, and the labels accepted on it are
+    written in the file's own voxel order with its affine."""
+    from napari_inpaint_seg._widget_common import PREPARED
+    from napari_inpaint_seg._widget_localize import LocalizeWidget
+    from napari_inpaint_seg._widget_segment import SegmentWidget
 
-    monkeypatch.setattr(config, "shipped_models", lambda: [("flair", 8)])
-    monkeypatch.setattr(config, "shipped_model_path", lambda modality, gamma: tiny_model)
-    monkeypatch.setattr(brain_size, "TRAINING_SECTION_PX", (1.0, 1000.0))  # no small-brain note
-    run_and_wait(qtbot, session.localize)
-    assert "note" not in session.localize._status.value  # the toy scan lies as the training slices
-    session.image.metadata["affine"] = np.array([[1.0, 0, 0, -90], [0, 1.0, 0, -126], [0, 0, 3.0, -72], [0, 0, 0, 1]])  # RAS
-    run_and_wait(qtbot, session.localize)
-    assert session.localize._status.value.endswith("inpaint-seg reorient writes it that way")
+    stored = nib.Nifti1Image(toy_volume(), TOY_AFFINE)
+    ras = stored.as_reoriented(nib.orientations.ornt_transform(nib.io_orientation(TOY_AFFINE), nib.orientations.axcodes2ornt("RAS")))
+    nib.save(ras, str(tmp_path / "turned_flair.nii.gz"))
+    PREPARED.clear()
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(tmp_path / "turned_flair.nii.gz"), plugin=PLUGIN)
+    np.testing.assert_array_equal(image.data, np.moveaxis(toy_volume(), -1, 0))  # as the toy scan stored as trained is shown
+    localize, segment = LocalizeWidget(viewer), SegmentWidget(viewer, ask_path=lambda default: tmp_path / "labels.nii.gz")
+    for widget in (localize, segment):
+        widget.select_image(image)
+    localize.select_model(checkpoint=tiny_model)
+    localize._skull_stripped.value = True
+    viewer.dims.set_current_step(0, 2)
+    run_and_wait(qtbot, localize)
+    qtbot.waitUntil(lambda: segment.result is not None, timeout=5_000)
+    assert segment.pick_at(image.data_to_world((2, *BLOB_CENTRE)))
+    segment.accept()
+    written = nib.load(str(segment.export()))
+    np.testing.assert_allclose(written.affine, ras.affine)
+    back_as_trained = nib.Nifti1Image(np.asarray(written.dataobj), written.affine).as_reoriented(
+        nib.orientations.ornt_transform(nib.io_orientation(written.affine), nib.io_orientation(TOY_AFFINE)))
+    np.testing.assert_array_equal(np.asarray(back_as_trained.dataobj)[:, :, 2] > 0, segment.candidate_mask())
+    PREPARED.clear()

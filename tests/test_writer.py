@@ -33,7 +33,7 @@ def test_labels_are_written_in_file_order_with_the_source_geometry(toy_scan_path
 
 
 def test_axial_first_source_round_trips(tmp_path):
-    affine = np.array([[0, 1.0, 0, 0], [0, 0, 1.0, 0], [2.5, 0, 0, 0], [0, 0, 0, 1]])
+    affine = np.array([[0, 0, -1.0, 0], [0, -1.0, 0, 0], [2.5, 0, 0, 0], [0, 0, 0, 1]])  # superior, posterior, left
     source = tmp_path / "axial_first.nii"
     nib.save(nib.Nifti1Image(np.ones((6, 20, 24), np.float32), affine), str(source))
     labels, attributes = labels_like(read_layers(str(source))[0])

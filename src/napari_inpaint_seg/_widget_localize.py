@@ -37,11 +37,10 @@ from ._widget_common import (
 from ._widget_resample import AUTO, add_resampled_layer, resample_job, zoom_choice
 from .brain_size import small_brain_note
 from .device import DEVICES, pick_device
-from .display import AFFINE, MODALITY, RESAMPLED_FROM, source_metadata
+from .display import MODALITY, RESAMPLED_FROM
 from .errors import InputError
 from .in_plane import ZOOM_RANGE
 from .localizer import HeatmapUpdate
-from .orientation import turned_note
 from .pipeline import POLARITY_CHOICES, check_geometry, enough_brain, localize_slice, resolve_polarity
 
 CURRENT_SLICE = "current slice"
@@ -452,9 +451,7 @@ class LocalizeWidget(Container):
             layer.metadata[MODEL_MODALITY] = state["modality"]  # Segment's settings when the scan is not marked
             layer.data = layer.data  # one data event at the end, so the Segment widget re-ranks its candidates
             size_note = small_brain_note(state["preparation"].result().brain) if state["shipped"] else None
-            opened = source_metadata(state["image"].metadata)  # a resampled scan lies as the one it came from
-            turned = turned_note(opened.get(AFFINE)) if state["shipped"] and state["image"].ndim == 3 else None
-            notes = "".join(f"; note: {note}" for note in (state["caveat"], size_note, turned) if note)
+            notes = "".join(f"; note: {note}" for note in (state["caveat"], size_note) if note)
             self._status.value = f"done: heatmap of {len(state['indices'])} slice(s) in '{layer.name}'{notes}"
 
     def _on_errored(self, exc: Exception) -> None:

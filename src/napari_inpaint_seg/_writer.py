@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .display import AFFINE, AXIAL_AXIS, on_source_grid, scan_from_layer
+from .display import AFFINE, AXIAL_AXIS, in_file_order, on_source_grid, scan_from_layer
 from .errors import InputError
 from .io import Scan, write_labels
 
@@ -26,7 +26,7 @@ MAX_LABEL = 255  # labels are stored as uint8
 
 def labels_for_writing(data: Any, metadata: dict | None, scale: tuple[float, ...] | None = None) -> tuple[np.ndarray, Scan]:
     """Labels in file order and the scan geometry they belong to (for labels drawn on a scan resampled in-plane, the
-    scan it was resampled from); refuses values that are not whole numbers that fit in uint8 (they would be
+    scan it was resampled from; for a scan shown turned, its file's voxel order); refuses values that are not whole numbers that fit in uint8 (they would be
     truncated or wrapped without a word)."""
     labels = np.asarray(data)
     if labels.dtype.kind not in "biuf":
@@ -35,7 +35,8 @@ def labels_for_writing(data: Any, metadata: dict | None, scale: tuple[float, ...
         raise InputError("labels must be whole numbers to be saved as NIfTI uint8; these have fractions, NaN or infinity")
     if labels.size and (labels.min() < 0 or labels.max() > MAX_LABEL):
         raise InputError(f"label values must be between 0 and {MAX_LABEL} to be saved as NIfTI uint8, got {labels.min()} to {labels.max()}")
-    like = scan_from_layer(*on_source_grid(labels, metadata, scale))
+    labels, metadata, scale = on_source_grid(labels, metadata, scale)
+    like = in_file_order(scan_from_layer(labels, metadata, scale), metadata)
     return like.data, like
 
 

@@ -132,12 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--whole-volumes", action="store_true",
                           help="localise every slice, not only tumour slices and 4 tumour-free ones per patient: adds volume Dice and the false-positive rate over all tumour-free slices")
 
-    reorient = commands.add_parser("reorient", help="write a scan with its slices lying as the shipped models learnt them "
-                                                    "(anterior at the top, the patient's right on the left), by its affine")
-    reorient.add_argument("scan", type=Path, help="NIfTI scan whose affine says where anterior and right are")
-    reorient.add_argument("--out", type=Path, required=True, help="the reoriented scan (.nii.gz): same voxels, same place in the world")
-    reorient.add_argument("--force", action="store_true", help="overwrite an existing file")
-
     commands.add_parser("models", help="list the models shipped with the package")
     return parser
 
@@ -375,7 +369,7 @@ def segment_scan(args: argparse.Namespace):
     from .cohort import label_summary
     from .display import DEFAULT_AXIAL_AXIS, axial_last
     from .io import read_scan, write_float_volume, write_labels
-    from .orientation import turned_note
+    from .orientation import TRAINING_AXES, as_trained, axis_codes, to_file_order
 
     if args.modality is None:
         from .display import scan_modality
@@ -396,10 +390,11 @@ def segment_scan(args: argparse.Namespace):
     caveat = shipped_model_caveat(model_paths, args.modality)
     if caveat:
         print(f"inpaint-seg: note: {caveat}", file=sys.stderr)
-    scan = read_scan(args.scan)
-    turned = turned_note(scan.affine) if scan.is_volume and uses_shipped_model(model_paths) else None
-    if turned:
-        print(f"inpaint-seg: note: {turned}", file=sys.stderr)
+    stored = read_scan(args.scan)
+    scan, back = as_trained(stored)
+    if back is not None:
+        print(f"inpaint-seg: voxel axes {''.join(axis_codes(stored.affine))} by the affine: slices turned to {''.join(TRAINING_AXES)} as the models "
+              "learnt them (--slices counts from inferior); labels are written in the file's own order", file=sys.stderr)
     working, axis = axial_last(scan)
     if axis not in (None, DEFAULT_AXIAL_AXIS):
         print(f"inpaint-seg: axial slices lie along array axis {axis} of this file (from its affine); --slices counts them", file=sys.stderr)
@@ -437,10 +432,11 @@ def segment_scan(args: argparse.Namespace):
         labels, heatmap = labels[:, :, 0], heatmap[:, :, 0]
     elif axis != DEFAULT_AXIAL_AXIS:  # back to the file's axis order
         labels, heatmap = np.moveaxis(labels, -1, axis), np.moveaxis(heatmap, -1, axis)
-    write_labels(args.out, labels, scan, force=args.force)
+    labels, heatmap = to_file_order(labels, back), to_file_order(heatmap, back)
+    write_labels(args.out, labels, stored, force=args.force)
     if args.heatmap_out:
-        write_float_volume(args.heatmap_out, heatmap, scan, force=args.force)
-    summary = label_summary(labels, scan.affine)
+        write_float_volume(args.heatmap_out, heatmap, stored, force=args.force)
+    summary = label_summary(labels, stored.affine)
     volume = f" ({summary.ml:.2f} mL by the scan's affine)" if summary.ml is not None else ""
     print(f"{args.out}: {summary.voxels} tumour voxels{volume} in {summary.slices} slices")
     return summary
@@ -506,22 +502,6 @@ def run_evaluate(args: argparse.Namespace) -> None:
         print(f"inpainting gamma={gamma}: PSNR {number(quality['psnr_mean'], 2)}, SSIM {number(quality['ssim_mean'], 3)} over {quality['n_holes']} holes")
 
 
-def run_reorient(args: argparse.Namespace) -> None:
-    from .io import read_scan, write_scan
-    from .orientation import axis_codes, reoriented, says_orientation
-
-    check_output(args.out, args.force, reads=(args.scan,))
-    scan = read_scan(args.scan)
-    if not scan.is_volume:
-        raise InputError(f"{args.scan}: a 2D image has no affine to reorient by")
-    if not says_orientation(scan.affine):
-        raise InputError(f"{args.scan}: its affine does not say where anterior and right are (the identity, or positive voxel sizes at the "
-                         "origin); nothing to reorient by")
-    turned = reoriented(scan)
-    write_scan(args.out, turned, force=args.force)
-    print(f"{args.out}: voxel axes {''.join(axis_codes(scan.affine))} -> {''.join(axis_codes(turned.affine))}, every voxel in its place in the world")
-
-
 def run_models(_: argparse.Namespace) -> None:
     from .models.config import SHIPPED_MODEL_CAVEATS, checkpoint_config, shipped_model_path, shipped_models
 
@@ -537,7 +517,7 @@ def run_models(_: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"segment": run_segment, "evaluate": run_evaluate, "reorient": run_reorient, "models": run_models}
+    handlers = {"segment": run_segment, "evaluate": run_evaluate, "models": run_models}
     try:
         handlers[args.command](args)
     except InputError as exc:

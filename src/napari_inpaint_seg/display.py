@@ -23,6 +23,7 @@ import numpy as np
 from .errors import InputError
 from .in_plane import labels_to_grid, zoomed_affine
 from .io import IMAGE_SUFFIXES, LABEL_INTENT, NIFTI_SUFFIXES, Scan
+from .orientation import as_trained, to_file_order
 from .models.config import MODALITIES
 
 AFFINE = "affine"
@@ -34,6 +35,7 @@ MODALITY = "modality"
 ROLE = "inpaint_seg_role"  # marks layers the widgets draw (heatmap, superpixels, candidate)
 TRUTH_ROLE = "truth"  # a reference labels layer (the sample's lesion): shown for comparison, never written into
 READ_AS_LABELS = "inpaint_seg_read_as_labels"  # a labels layer read from a labels file (its source path is that file)
+ORIENTED_FROM = "inpaint_seg_oriented_from"  # a volume shown turned to the training orientation: its file's voxel order and geometry
 RESAMPLED_FROM = "inpaint_seg_resampled_from"  # a scan resampled in-plane: the grid it came from, where its labels are written
 
 DEFAULT_AXIAL_AXIS = 2
@@ -153,7 +155,8 @@ def image_layer_data(scan: Scan, name: str | None = None, **extra_metadata) -> t
     given, else the one its file name states (:func:`modality_from_name`), so that the widgets pick the model and
     the settings of that sequence."""
     named = modality_from_name(scan.path)
-    metadata = layer_metadata(scan, **({MODALITY: named} if named else {}) | extra_metadata)
+    scan, oriented_from = shown_as_trained(scan)
+    metadata = layer_metadata(scan, **({MODALITY: named} if named else {}) | oriented_from | extra_metadata)
     axis = metadata[AXIAL_AXIS]
     data = to_display(scan.data, axis)
     low, high = _contrast(data)
@@ -167,6 +170,25 @@ def image_layer_data(scan: Scan, name: str | None = None, **extra_metadata) -> t
     return data, kwargs, "image"
 
 
+def shown_as_trained(scan: Scan) -> tuple[Scan, dict]:
+    """The scan turned to the shipped models' training orientation when its affine says it lies otherwise
+    (:func:`~.orientation.as_trained`), and the metadata that takes what is drawn on it back to the file's voxel
+    order, affine and header when it is saved (:func:`in_file_order`); else the scan as stored and no metadata."""
+    turned, back = as_trained(scan)
+    if back is None:
+        return scan, {}
+    return turned, {ORIENTED_FROM: {"back": back, AFFINE: np.asarray(scan.affine, dtype=np.float64), HEADER: scan.header.copy() if scan.header is not None else None}}
+
+
+def in_file_order(scan: Scan, metadata: dict | None) -> Scan:
+    """A scan rebuilt from a layer (:func:`scan_from_layer`) in its file's voxel order with the file's affine and header,
+    when the layer shows the file turned (:func:`shown_as_trained`); else as it is."""
+    oriented_from = (metadata or {}).get(ORIENTED_FROM)
+    if oriented_from is None:
+        return scan
+    return Scan(data=to_file_order(scan.data, oriented_from["back"]), affine=oriented_from[AFFINE], header=header_from_metadata(oriented_from), path=scan.path)
+
+
 def is_labels_file(scan: Scan) -> bool:
     """True for a NIfTI marked as labels (the writer marks its files so) whose values are whole numbers."""
     if scan.header is None or scan.header.get_intent()[0] != LABEL_INTENT:
@@ -178,7 +200,8 @@ def is_labels_file(scan: Scan) -> bool:
 def labels_layer_data(scan: Scan, name: str | None = None) -> tuple[np.ndarray, dict, str]:
     """A napari labels layer data tuple for a labels file, in display order, with the geometry it was saved with
     (so that saving it again writes it where it was)."""
-    metadata = layer_metadata(scan, **{READ_AS_LABELS: True})
+    scan, oriented_from = shown_as_trained(scan)  # as its scan is shown
+    metadata = layer_metadata(scan, **{READ_AS_LABELS: True} | oriented_from)
     data = to_display(scan.data, metadata[AXIAL_AXIS])
     dtype = np.uint8 if data.max(initial=0) <= np.iinfo(np.uint8).max else np.int32
     kwargs = {"name": name or _stem(scan.path) or "labels", "scale": display_scale(scan.affine, metadata[AXIAL_AXIS], data.ndim), "metadata": metadata}
@@ -239,7 +262,7 @@ def resampled_metadata(metadata: dict, scale: tuple[float, ...], shape: tuple[in
     """Metadata for a layer resampled in-plane from one with ``metadata``, ``scale`` and display ``shape``: its own
     affine (so that it can be prepared again, brain extraction included) and, under :data:`RESAMPLED_FROM`, the
     original's grid and geometry, where labels drawn on it are written (:func:`on_source_grid`)."""
-    source = {key: metadata[key] for key in (AFFINE, HEADER, AXIAL_AXIS, SOURCE_PATH) if key in metadata}
+    source = {key: metadata[key] for key in (AFFINE, HEADER, AXIAL_AXIS, SOURCE_PATH, ORIENTED_FROM) if key in metadata}
     resampled = {**metadata, RESAMPLED_FROM: {"shape": tuple(shape), "scale": tuple(scale), "metadata": source}}
     if AFFINE in metadata:
         axis = metadata.get(AXIAL_AXIS)
@@ -248,11 +271,6 @@ def resampled_metadata(metadata: dict, scale: tuple[float, ...], shape: tuple[in
         resampled[AFFINE] = zoomed_affine(metadata[AFFINE], in_plane, shape[-2:], zoomed_shape[-2:])
         resampled[HEADER] = None  # the original's header describes the original's grid
     return resampled
-
-
-def source_metadata(metadata: dict) -> dict:
-    """The geometry metadata of the scan as the user opened it: for a scan resampled in-plane, the original's."""
-    return metadata[RESAMPLED_FROM]["metadata"] if RESAMPLED_FROM in metadata else metadata
 
 
 def on_source_grid(labels: np.ndarray, metadata: dict | None, scale: tuple[float, ...] | None) -> tuple[np.ndarray, dict | None, tuple[float, ...] | None]:

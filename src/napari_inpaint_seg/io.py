@@ -176,17 +176,6 @@ def write_labels(
     return _write_volume(path, labels, np.uint8, like, force, what="labels", intent=LABEL_INTENT)
 
 
-def write_scan(path: str | os.PathLike, scan: Scan, *, force: bool = False) -> Path:
-    """Write ``scan`` as a NIfTI with its affine and header, its voxels as they are (no scaling); same safety rules
-    as :func:`write_labels`."""
-    path = check_writable(path, force, what="scans")
-    img = nib.Nifti1Image(np.asarray(scan.data), scan.affine, _header(scan))
-    img.set_data_dtype(np.asarray(scan.data).dtype)
-    img.header.set_slope_inter(1.0, 0.0)  # the voxels were read scaled already
-    write_atomically(path, img.to_filename)
-    return path
-
-
 def write_float_volume(path: str | os.PathLike, volume: np.ndarray, like: Scan | None = None, *, force: bool = False) -> Path:
     """Write a float32 map (e.g. a heatmap) aligned with ``like``; same safety rules as :func:`write_labels`."""
     return _write_volume(path, volume, np.float32, like, force, what="maps", intent="none")

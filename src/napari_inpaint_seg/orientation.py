@@ -1,11 +1,11 @@
-"""Whether a scan's slices lie as the shipped models' training slices did, and writing a scan that way.
+"""Whether a scan's slices lie as the shipped models' training slices did, and turning them that way.
 
 The LGG training slices show anterior at the top and the patient's right on the left (axis codes P, L, S: rows
 run to posterior, columns to the left, slices to superior). The models learnt that orientation only: validation
-FLAIR scans turned in-plane lost 0.03-0.05 of slice Dice (docs/robustness.md). Slices are segmented in the file's
-own axis order, so a scan whose affine says they lie otherwise gets a note, and ``inpaint-seg reorient`` writes it
-in the training orientation (same world space). An affine that says nothing (the identity, or positive voxel sizes
-at the origin, as the LGG files' and many converters' placeholders) is no ground for either.
+FLAIR scans turned in-plane lost 0.03-0.05 of slice Dice (docs/robustness.md). So a volume whose affine says it lies
+otherwise is turned that way to be shown and segmented (:func:`as_trained`), and what is made on it goes back to the
+file's own voxel order when saved (:func:`to_file_order`). An affine that says nothing (the identity, or positive
+voxel sizes at the origin, as the LGG files' and many converters' placeholders) is no ground for turning anything.
 """
 
 from __future__ import annotations
@@ -44,13 +44,18 @@ def lies_as_trained(affine: np.ndarray | None) -> bool:
     return in_plane == TRAINING_AXES[:2]
 
 
-def turned_note(affine: np.ndarray | None) -> str | None:
-    """A note for a scan whose affine says its slices lie otherwise than the shipped models' training slices."""
-    if lies_as_trained(affine):
-        return None
-    return (f"this scan's voxel axes run {''.join(axis_codes(affine))} by its affine, the shipped models learnt slices "
-            f"running {''.join(TRAINING_AXES)} (anterior at the top, the patient's right on the left); turned scans lost "
-            "0.03-0.05 of Dice on validation: inpaint-seg reorient writes it that way")
+def as_trained(scan: Scan) -> tuple[Scan, np.ndarray | None]:
+    """``scan`` with its voxel axes in the training orientation when its affine says they lie otherwise, and the
+    nibabel orientation that takes arrays on that grid back to the file's voxel order (None: left as stored)."""
+    if not scan.is_volume or lies_as_trained(scan.affine):
+        return scan, None
+    back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(TRAINING_AXES), nib.io_orientation(scan.affine))
+    return reoriented(scan), back
+
+
+def to_file_order(array: np.ndarray, back: np.ndarray | None) -> np.ndarray:
+    """An array on the reoriented grid of :func:`as_trained` in the file's voxel order (``back`` None: as it is)."""
+    return array if back is None else np.ascontiguousarray(nib.orientations.apply_orientation(array, back))
 
 
 def reoriented(scan: Scan) -> Scan:
