@@ -13,8 +13,8 @@ import numpy as np
 
 from .display import AXIAL_AXIS, MODALITY, ROLE, SKULL_STRIPPED, TRUTH_ROLE, image_layer_data, to_display
 from .io import Scan
+from .orientation import TRAINING_AXES
 
-DISPLAY_AXES = ("P", "L", "S")  # rows run anterior -> posterior, columns right -> left, slices inferior -> superior
 # Centre (voxel indices in the reoriented template) and radii of the synthetic lesion: right frontal white matter.
 LESION_CENTRE = (70, 70, 100)
 LESION_RADII = (14.0, 11.0, 9.0)
@@ -25,7 +25,7 @@ def mni152_scan() -> Scan:
     from nilearn.datasets import load_mni152_template
 
     image = load_mni152_template(resolution=1)
-    to_display = nib.orientations.ornt_transform(nib.io_orientation(image.affine), nib.orientations.axcodes2ornt(DISPLAY_AXES))
+    to_display = nib.orientations.ornt_transform(nib.io_orientation(image.affine), nib.orientations.axcodes2ornt(TRAINING_AXES))
     image = image.as_reoriented(to_display)
     data = np.asarray(image.get_fdata(dtype=np.float32))
     header = nib.Nifti1Header()
