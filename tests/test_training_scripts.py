@@ -196,3 +196,22 @@ def test_resampled_scans_segment_the_resampled_scan_and_score_on_the_scans_grid(
     assert seen[-1] == ((20, 20, 3), []) and labels.shape == scan.shape
     script("resampled_scans").segment_resampled(nib.Nifti1Image(scan, np.eye(4)), "flair", ["0.5", "auto"])
     assert seen[-1] == ((10, 10, 3), ["--in-plane-zoom", "auto"])
+
+
+@pytest.mark.parametrize("way", ["as trained", "turned, true affine", "turned, no affine"])
+def test_turned_scans_score_labels_in_the_lgg_voxel_order(monkeypatch, way):
+    """Whatever way the scan is stored, the labels the CLI writes (here: its bright voxels, in the stored order) are
+    brought back to the voxels they were read from."""
+    import subprocess
+
+    import nibabel as nib
+
+    def fake_cli(command, **_):
+        source, out = command[command.index("segment") + 1], command[command.index("--out") + 1]
+        stored = nib.load(source)
+        nib.save(nib.Nifti1Image((np.asarray(stored.dataobj) > 0.5).astype(np.uint8), stored.affine), out)
+
+    monkeypatch.setattr(subprocess, "run", fake_cli)
+    scan = np.zeros((20, 24, 3), np.float32)
+    scan[2:9, 5:8] = 1.0  # off-centre, so a turn or a flip would move it
+    np.testing.assert_array_equal(script("turned_scans").segment_stored(scan, "flair", way), scan > 0.5)

@@ -1,0 +1,81 @@
+"""How the default's Dice depends on how a scan's slices lie: each LGG scan stored with the affine of its true
+orientation (rows to posterior, columns to the patient's left: P, L, S), then stored turned to R, A, S as many
+converters write it, segmented by ``inpaint-seg segment`` as a user would, labels brought back to the LGG order and
+scored against the mask. The numbers behind :mod:`napari_inpaint_seg.orientation` (docs/robustness.md).
+
+    python training_scripts/turned_scans.py --data ../shared/data/lgg --modality flair --patients-file splits/lgg_val.txt \
+        --json runs/turned/flair_val.json
+
+"as trained" and "turned, true affine" agree when the tool turns a scan back exactly; "turned, no affine" (the
+turned voxels with the identity, which says nothing) is what a turned scan gets when its affine cannot tell. Use
+validation patients: this measures the tool, it chooses nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS
+from napari_inpaint_seg.metrics import dice
+from napari_inpaint_seg.models.config import MODALITIES
+from napari_inpaint_seg.training.data import lgg_patient_volume_paths, read_patient_list
+
+# The LGG voxels' true orientation (their files' identity affine does not say it): P, L, S, 1 mm, away from the origin.
+TRUE_AFFINE = np.array([[0, -1.0, 0, 120], [-1.0, 0, 0, 120], [0, 0, 1.0, -40], [0, 0, 0, 1]])
+WAYS = ("as trained", "turned, true affine", "turned, no affine")
+
+
+def turned(image: nib.Nifti1Image, codes: str) -> nib.Nifti1Image:
+    return image.as_reoriented(nib.orientations.ornt_transform(nib.io_orientation(image.affine), nib.orientations.axcodes2ornt(codes)))
+
+
+def segment_stored(data: np.ndarray, modality: str, way: str) -> np.ndarray:
+    """The CLI's labels of ``data`` (LGG voxel order) stored the ``way`` named, in LGG voxel order."""
+    image = nib.Nifti1Image(data, TRUE_AFFINE)
+    stored = image if way == "as trained" else turned(image, "RAS")
+    if way == "turned, no affine":
+        stored = nib.Nifti1Image(np.asarray(stored.dataobj), np.eye(4))
+    with tempfile.TemporaryDirectory() as folder:
+        source, out = Path(folder) / f"scan_{modality}.nii.gz", Path(folder) / "labels.nii.gz"
+        nib.save(stored, source)
+        subprocess.run([sys.executable, "-m", "napari_inpaint_seg.cli", "segment", str(source), "--out", str(out)], check=True, capture_output=True)
+        labels = np.asarray(nib.load(out).dataobj) > 0
+    if way == "as trained":
+        return labels
+    back = turned(nib.Nifti1Image(labels.astype(np.uint8), turned(image, "RAS").affine), "PLS")  # the voxels where they were read
+    return np.asarray(back.dataobj) > 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder in the LGG layout")
+    parser.add_argument("--patients-file", type=Path, required=True, help="one patient id per line")
+    parser.add_argument("--modality", choices=MODALITIES, required=True)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    rows = []
+    for patient in read_patient_list(args.patients_file):
+        scan_path, mask_path = lgg_patient_volume_paths(args.data, patient, args.modality)
+        data, mask = np.asarray(nib.load(scan_path).dataobj, dtype=np.float32), np.asarray(nib.load(mask_path).dataobj) > 0
+        tumour_slices = [z for z in range(mask.shape[2]) if mask[:, :, z].sum() >= MIN_TUMOUR_PIXELS]
+        for way in WAYS:
+            labels = segment_stored(data, args.modality, way)
+            rows.append({"patient": patient, "way": way, "dice_mean": float(np.mean([dice(labels[:, :, z], mask[:, :, z]) for z in tumour_slices]))})
+            print(json.dumps(rows[-1]), flush=True)
+    summary = {way: round(float(np.mean([row["dice_mean"] for row in rows if row["way"] == way])), 3) for way in WAYS}
+    print(json.dumps({"mean_slice_dice": summary}))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"modality": args.modality, "rows": rows, "mean_slice_dice": summary}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
