@@ -23,8 +23,8 @@ import numpy as np
 from .errors import InputError
 from .in_plane import labels_to_grid, zoomed_affine
 from .io import IMAGE_SUFFIXES, LABEL_INTENT, NIFTI_SUFFIXES, Scan
-from .orientation import as_trained, to_file_order
 from .models.config import MODALITIES
+from .orientation import as_trained, to_file_order
 
 AFFINE = "affine"
 HEADER = "nifti_header"
