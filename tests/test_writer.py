@@ -163,3 +163,27 @@ def test_labels_drawn_on_a_scan_resampled_in_plane_are_written_on_the_scans_own_
     write_labels_layer(str(expected), labels, attributes)
     np.testing.assert_allclose(written.affine, affine)
     np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(nib.load(str(expected)).dataobj))
+
+
+def test_labels_drawn_on_a_turned_scan_resampled_in_plane_go_back_to_the_files_grid_and_order(tmp_path):
+    """Both ways of working on another grid at once: a scan shown turned (its affine says it lies R, A, S) and then
+    resampled in-plane; the labels file has the scan's own shape, voxel order and affine."""
+    from napari_inpaint_seg.display import image_layer_data, resampled_metadata
+    from napari_inpaint_seg.in_plane import labels_to_grid
+    from napari_inpaint_seg.io import read_scan
+
+    ras = np.array([[1.0, 0, 0, -90], [0, 1.2, 0, -126], [0, 0, 3.0, -72], [0, 0, 0, 1]])
+    volume = np.zeros((20, 24, 5), np.float32)
+    volume[3:7, 15:20, 2] = 1.0  # off-centre: a turn or a flip would move it
+    source = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(volume, ras), str(source))
+    data, kwargs, _ = image_layer_data(read_scan(source))
+    assert data.shape == (5, 24, 20)  # shown turned: rows posterior, columns to the patient's left
+    zoomed_shape = (5, 48, 40)
+    metadata = resampled_metadata(kwargs["metadata"], kwargs["scale"], data.shape, zoomed_shape)
+    drawn = labels_to_grid((data > 0.5).astype(np.uint8), zoomed_shape)  # the lesion, painted on the resampled grid
+    out = tmp_path / "labels.nii.gz"
+    write_labels_layer(str(out), drawn, {"metadata": metadata, "scale": (3.0, 0.6, 0.5), "name": "labels"})
+    written = nib.load(str(out))
+    np.testing.assert_allclose(written.affine, ras)
+    np.testing.assert_array_equal(np.asarray(written.dataobj), (volume > 0.5).astype(np.uint8))
