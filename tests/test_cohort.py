@@ -11,7 +11,8 @@ import pytest
 
 from conftest import TOY_AFFINE, toy_volume
 from napari_inpaint_seg.cli import main
-from napari_inpaint_seg.cohort import SUMMARY_NAME, label_summary, output_paths, scan_stem
+from napari_inpaint_seg.cohort import SUMMARY_NAME, label_summary, output_paths
+from napari_inpaint_seg.display import file_stem
 from napari_inpaint_seg.errors import InputError
 
 
@@ -46,8 +47,8 @@ def test_a_cohort_is_labelled_scan_by_scan_and_a_bad_scan_does_not_stop_it(cohor
     rows = table(out)
     assert [row["status"] for row in rows[:2]] == ["segmented", "segmented"] and rows[2]["status"].startswith("failed: ")
     for scan, row in zip(scans[:2], rows):
-        labels = nib.load(str(out / f"{scan_stem(scan)}_labels.nii.gz"))
-        assert (out / f"{scan_stem(scan)}_heatmap.nii.gz").is_file()
+        labels = nib.load(str(out / f"{file_stem(scan)}_labels.nii.gz"))
+        assert (out / f"{file_stem(scan)}_heatmap.nii.gz").is_file()
         np.testing.assert_allclose(labels.affine, TOY_AFFINE)
         voxels = int(np.asarray(labels.dataobj).sum())
         assert voxels > 0 and int(row["tumour_voxels"]) == voxels and row["modality"] == "flair"

@@ -87,12 +87,12 @@ def zoomed_geometry(image, zoomed_shape: tuple[int, ...]) -> dict:
 def add_resampled_layer(viewer, image, resampled: Resampled, skull_stripped: bool, cache):
     """Add ``resampled`` as an image layer over ``image`` and give ``cache`` its prepared scan, so that no widget
     prepares (brain-extracts) it again; returns the layer."""
+    from napari.layers import Image
+
     metadata = {key: value for key, value in image.metadata.items() if key != ROLE}
     metadata = resampled_metadata(metadata, tuple(image.scale), image.data.shape, resampled.data.shape)
     metadata[SKULL_STRIPPED] = skull_stripped  # the kind of preparation cached for it
     metadata[RESAMPLED_OF] = image_key(image)  # the Segment widget follows from the original to it
-    from napari.layers import Image
-
     layer = Image(resampled.data, name=f"{image.name} x{resampled.factor:.2f}", metadata=metadata, colormap=image.colormap,
                   contrast_limits=image.contrast_limits, **zoomed_geometry(image, resampled.data.shape))
     cache.put(layer, skull_stripped, resampled.prepared)  # before the widgets hear of the layer

@@ -44,29 +44,20 @@ def label_summary(labels: np.ndarray, affine: np.ndarray | None) -> LabelSummary
     return LabelSummary(voxels, voxels * ml_per_voxel if ml_per_voxel else None, slices)
 
 
-def scan_stem(path: Path) -> str:
-    """The file name without its image suffix (``sub-01_FLAIR.nii.gz`` -> ``sub-01_FLAIR``)."""
-    from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES
-
-    name = path.name
-    for suffix in sorted(NIFTI_SUFFIXES + IMAGE_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 def output_paths(scans: list[Path], out_dir: Path, heatmaps: bool) -> list[tuple[Path, Path | None]]:
     """(labels, heatmap or None) in ``out_dir`` for each scan: ``<stem>_labels.nii.gz`` and ``<stem>_heatmap.nii.gz``.
     Two scans of one name (from different folders) would write one file: refused before any work."""
+    from .display import file_stem
+
     seen: dict[str, Path] = {}
     for scan in scans:
-        stem = scan_stem(scan)
+        stem = file_stem(scan)
         if stem in seen and seen[stem].resolve() != scan.resolve():
             raise InputError(f"{seen[stem]} and {scan} would both write {stem}_labels.nii.gz; segment them into different --out-dir folders")
         if stem in seen:
             raise InputError(f"{scan} is given twice")
         seen[stem] = scan
-    return [(out_dir / f"{scan_stem(scan)}_labels.nii.gz", out_dir / f"{scan_stem(scan)}_heatmap.nii.gz" if heatmaps else None) for scan in scans]
+    return [(out_dir / f"{file_stem(scan)}_labels.nii.gz", out_dir / f"{file_stem(scan)}_heatmap.nii.gz" if heatmaps else None) for scan in scans]
 
 
 def summary_row(scan: Path, modality: str | None, labels: Path, summary: LabelSummary | None, status: str) -> dict:

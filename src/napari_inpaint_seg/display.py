@@ -132,7 +132,7 @@ MODALITY_SUFFIXES = {"FLAIR": "flair", "T1w": "t1", "flair": "flair", "t1pre": "
 
 def modality_from_name(path: str | os.PathLike | None) -> str | None:
     """The modality a file's name states (``sub-01_FLAIR.nii.gz``, ``sub-01_T1w.nii.gz``, ``X_t1pre.nii.gz``), or None."""
-    stem = _stem(path)
+    stem = file_stem(path)
     if not stem:
         return None
     parts = stem.split("_")
@@ -161,7 +161,7 @@ def image_layer_data(scan: Scan, name: str | None = None, **extra_metadata) -> t
     data = to_display(scan.data, axis)
     low, high = _contrast(data)
     kwargs = {
-        "name": name or _stem(scan.path) or "scan",
+        "name": name or file_stem(scan.path) or "scan",
         "scale": display_scale(scan.affine, axis, data.ndim),
         "metadata": metadata,
         "colormap": "gray",
@@ -204,7 +204,7 @@ def labels_layer_data(scan: Scan, name: str | None = None) -> tuple[np.ndarray, 
     metadata = layer_metadata(scan, **{READ_AS_LABELS: True} | oriented_from)
     data = to_display(scan.data, metadata[AXIAL_AXIS])
     dtype = np.uint8 if data.max(initial=0) <= np.iinfo(np.uint8).max else np.int32
-    kwargs = {"name": name or _stem(scan.path) or "labels", "scale": display_scale(scan.affine, metadata[AXIAL_AXIS], data.ndim), "metadata": metadata}
+    kwargs = {"name": name or file_stem(scan.path) or "labels", "scale": display_scale(scan.affine, metadata[AXIAL_AXIS], data.ndim), "metadata": metadata}
     return data.astype(dtype), kwargs, "labels"
 
 
@@ -291,7 +291,8 @@ def _contrast(data: np.ndarray) -> tuple[float, float]:
     return (low, high) if high > low else (low, low + 1.0)
 
 
-def _stem(path: str | os.PathLike | None) -> str | None:
+def file_stem(path: str | os.PathLike | None) -> str | None:
+    """A file's name without its image suffix (``sub-01_FLAIR.nii.gz`` -> ``sub-01_FLAIR``); None for no path."""
     if path is None:
         return None
     name = Path(path).name
