@@ -60,3 +60,15 @@ def test_quality_summary_stays_valid_json():
     summary = quality_summary([{"psnr": float("inf"), "ssim": float("nan")}, {"psnr": 20.0, "ssim": 0.5}])
     assert summary["psnr_mean"] == 20.0 and summary["ssim_mean"] == 0.5
     json.loads(json.dumps(summary), parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+
+
+def test_the_mean_tumour_slice_dice_counts_only_the_papers_tumour_slices():
+    from napari_inpaint_seg.evaluation import mean_tumour_slice_dice
+
+    tumour = np.zeros((20, 20, 3), bool)
+    tumour[2:12, 2:12, 0] = True  # 100 pixels: counted
+    tumour[2:12, 2:12, 1] = True
+    tumour[2:5, 2:5, 2] = True  # 9 pixels: too small to count, whatever the labels say there
+    labels = tumour.copy()
+    labels[:, :, 1] = False
+    assert mean_tumour_slice_dice(labels, tumour) == pytest.approx(0.5)

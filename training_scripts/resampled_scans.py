@@ -25,7 +25,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS
+from napari_inpaint_seg.evaluation import mean_tumour_slice_dice
 from napari_inpaint_seg.in_plane import labels_to_grid
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.models.config import MODALITIES
@@ -64,8 +64,7 @@ def main() -> None:
         scan, mask = nib.load(scan_path), np.asarray(nib.load(mask_path).dataobj) > 0
         for factor in factors:
             labels = segment_resampled(scan, args.modality, factor.split("*"))
-            tumour_slices = [z for z in range(mask.shape[2]) if mask[:, :, z].sum() >= MIN_TUMOUR_PIXELS]
-            rows.append({"patient": patient, "factor": factor, "dice_mean": float(np.mean([dice(labels[:, :, z], mask[:, :, z]) for z in tumour_slices])),
+            rows.append({"patient": patient, "factor": factor, "dice_mean": mean_tumour_slice_dice(labels, mask),
                          "volume_dice": float(dice(labels, mask))})
             print(json.dumps(rows[-1]), flush=True)
     summary = {f: round(float(np.mean([row["dice_mean"] for row in rows if row["factor"] == f])), 3) for f in factors}

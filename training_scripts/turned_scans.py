@@ -23,8 +23,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS
-from napari_inpaint_seg.metrics import dice
+from napari_inpaint_seg.evaluation import mean_tumour_slice_dice
 from napari_inpaint_seg.models.config import MODALITIES
 from napari_inpaint_seg.training.data import lgg_patient_volume_paths, read_patient_list
 
@@ -65,10 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     for patient in read_patient_list(args.patients_file):
         scan_path, mask_path = lgg_patient_volume_paths(args.data, patient, args.modality)
         data, mask = np.asarray(nib.load(scan_path).dataobj, dtype=np.float32), np.asarray(nib.load(mask_path).dataobj) > 0
-        tumour_slices = [z for z in range(mask.shape[2]) if mask[:, :, z].sum() >= MIN_TUMOUR_PIXELS]
         for way in WAYS:
             labels = segment_stored(data, args.modality, way)
-            rows.append({"patient": patient, "way": way, "dice_mean": float(np.mean([dice(labels[:, :, z], mask[:, :, z]) for z in tumour_slices]))})
+            rows.append({"patient": patient, "way": way, "dice_mean": mean_tumour_slice_dice(labels, mask)})
             print(json.dumps(rows[-1]), flush=True)
     summary = {way: round(float(np.mean([row["dice_mean"] for row in rows if row["way"] == way])), 3) for way in WAYS}
     print(json.dumps({"mean_slice_dice": summary}))

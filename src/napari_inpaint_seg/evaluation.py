@@ -66,6 +66,11 @@ def tumour_slice_indices(tumour: np.ndarray) -> np.ndarray:
     return np.flatnonzero(tumour.sum(axis=(0, 1)) >= MIN_TUMOUR_PIXELS)
 
 
+def mean_tumour_slice_dice(labels: np.ndarray, tumour: np.ndarray) -> float:
+    """The paper's measure for one labelled volume: the mean Dice over its :func:`tumour_slice_indices`."""
+    return float(np.mean([dice(labels[:, :, z], tumour[:, :, z]) for z in tumour_slice_indices(tumour)]))
+
+
 def healthy_slice_indices(tumour: np.ndarray, brain: np.ndarray, count: int, min_brain_pixels: int = 0) -> np.ndarray:
     """``count`` tumour-free slices with plenty of brain, evenly spread (for the false-positive rate): at least
     :data:`MIN_HEALTHY_BRAIN_PIXELS`, and at least ``min_brain_pixels`` (the largest window's area), or the
