@@ -1,4 +1,4 @@
-"""napari reader: NIfTI volumes (axial slices on the slider, spacing as scale) and 2D greyscale images.
+"""napari reader: NIfTI volumes and DICOM series (axial slices on the slider, spacing as scale) and 2D greyscale images.
 
 A file this reader accepts by name but cannot read (corrupt, 4D, too large) gives one napari notification that
 says why, and no layer; napari's own message for a failing reader names the plugin but not the reason. Files it
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
+from .dicom import holds_dicom
 from .display import image_layer_data, is_labels_file, labels_layer_data
 from .errors import InputError
 from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, has_suffix, is_multipage_tiff, read_scan
@@ -22,11 +23,16 @@ NO_LAYER = [(None,)]
 
 
 def napari_get_reader(path: PathOrPaths) -> Callable | None:
-    """The reader function for one NIfTI or 2D image file, else None (napari tries other readers).
+    """The reader function for one NIfTI or 2D image file, or a folder holding a DICOM series, else None (napari
+    tries other readers).
 
     napari passes a list only to stack the files into one layer, which this plugin cannot do for scans."""
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if len(paths) != 1 or not has_suffix(paths[0], NIFTI_SUFFIXES + IMAGE_SUFFIXES) or is_multipage_tiff(paths[0]):
+    if len(paths) != 1:
+        return None
+    if os.path.isdir(paths[0]):
+        return read_layers if holds_dicom(paths[0]) else None
+    if not has_suffix(paths[0], NIFTI_SUFFIXES + IMAGE_SUFFIXES) or is_multipage_tiff(paths[0]):
         return None
     return read_layers
 

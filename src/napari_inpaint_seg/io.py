@@ -47,10 +47,13 @@ def has_suffix(path: str | os.PathLike, suffixes: tuple[str, ...]) -> bool:
 
 
 def read_scan(path: str | os.PathLike) -> Scan:
-    """Read a NIfTI volume or a 2D greyscale image; raise :class:`InputError` with a readable reason otherwise."""
+    """Read a NIfTI volume, a 2D greyscale image or a folder holding a DICOM series; raise :class:`InputError` with a
+    readable reason otherwise."""
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"{path}: is a folder; give a scan file (a DICOM series must be converted to NIfTI first)")
+        from .dicom import read_dicom_series
+
+        return read_dicom_series(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if has_suffix(path, NIFTI_SUFFIXES):
