@@ -5,13 +5,12 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 from conftest import toy_volume
 from napari_inpaint_seg.cli import main
 from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.io import read_scan
-
-sitk = pytest.importorskip("SimpleITK", reason="SimpleITK reads DICOM series (a dependency of the package)")
 
 SPACING = (0.9, 1.1, 3.0)
 ORIGIN = (-40.0, 20.0, 5.0)  # patient coordinates (LPS), as DICOM gives them
