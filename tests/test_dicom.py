@@ -9,6 +9,7 @@ import SimpleITK as sitk
 
 from conftest import toy_volume
 from napari_inpaint_seg.cli import main
+from napari_inpaint_seg.dicom import kept_locale
 from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.io import read_scan
 
@@ -22,6 +23,12 @@ def write_series(folder, volume, series_uid="1.2.826.0.1.3680043.2.1125.7"):
     image = sitk.GetImageFromArray(np.transpose(volume, (2, 1, 0)).astype(np.int16))
     image.SetSpacing(SPACING)
     image.SetOrigin(ORIGIN)
+    with kept_locale():  # GDCM's writer leaves the C locale set: later subprocess output would be decoded as ASCII
+        write_slices(folder, image, series_uid)
+    return folder
+
+
+def write_slices(folder, image, series_uid):
     direction = image.GetDirection()
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
@@ -34,7 +41,6 @@ def write_series(folder, volume, series_uid="1.2.826.0.1.3680043.2.1125.7"):
             one.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice{z:03d}.dcm"))
         writer.Execute(one)
-    return folder
 
 
 def test_a_series_reads_with_its_voxels_and_where_they_lie(tmp_path):

@@ -8,6 +8,9 @@ training slices is turned like any scan (:mod:`.orientation`). Labels made on a 
 
 from __future__ import annotations
 
+import locale
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +40,36 @@ def holds_dicom(folder: str | Path) -> bool:
     return False
 
 
+@contextmanager
+def kept_locale() -> Iterator[None]:
+    """GDCM sets the C locale for its number formats and leaves it so (seen when writing a series): Python would then
+    decode every subprocess's output as ASCII. The locale is put back as it was."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def read_dicom_series(folder: Path) -> Scan:
     """The one DICOM series in ``folder``: voxels in SimpleITK's index order (column, row, slice), float32, with
     its RAS affine; ``header`` None (a NIfTI header is made when labels are written)."""
     no_series = InputError(f"{folder}: is a folder without a DICOM series; give a scan file, or a folder holding one DICOM series")
     if not holds_dicom(folder):
         raise no_series
+    import SimpleITK as sitk
+
+    with kept_locale():
+        image = _read_series(folder, no_series)
+    data = np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0)).astype(np.float32)  # (slice, row, column) -> index order
+    affine = np.eye(4)
+    affine[:3, :3] = LPS_TO_RAS @ np.reshape(image.GetDirection(), (3, 3)) @ np.diag(image.GetSpacing())
+    affine[:3, 3] = LPS_TO_RAS @ np.asarray(image.GetOrigin())
+    return Scan(data=data, affine=affine, header=None, path=folder)
+
+
+def _read_series(folder: Path, no_series: InputError):
+    """The SimpleITK image of the one series in ``folder``."""
     import SimpleITK as sitk
 
     sitk.ProcessObject_SetGlobalWarningDisplay(False)  # ITK's warnings go to stderr, past the one-line error messages
@@ -61,11 +88,6 @@ def read_dicom_series(folder: Path) -> Scan:
         check_size(folder, (*first.GetSize()[:2], len(files)))
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(files)
-        image = reader.Execute()
+        return reader.Execute()
     except RuntimeError as exc:  # SimpleITK reports unreadable or inconsistent files so
         raise InputError(f"{folder}: the DICOM series could not be read ({first_line(exc)})") from exc
-    data = np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0)).astype(np.float32)  # (slice, row, column) -> index order
-    affine = np.eye(4)
-    affine[:3, :3] = LPS_TO_RAS @ np.reshape(image.GetDirection(), (3, 3)) @ np.diag(image.GetSpacing())
-    affine[:3, 3] = LPS_TO_RAS @ np.asarray(image.GetOrigin())
-    return Scan(data=data, affine=affine, header=None, path=folder)
