@@ -93,8 +93,7 @@ def test_labels_to_review_must_be_on_the_scans_grid(toy_scan_path, tmp_path, cap
 
     good = labels_for(toy_scan_path, tmp_path)
     args = launcher.build_parser().parse_args([str(toy_scan_path), "--labels", str(good)])
-    launcher.read_arguments(args)
-    data, kwargs, kind = launcher.read_review_labels(args)
+    data, kwargs, kind = launcher.read_review_labels(args, launcher.read_arguments(args))
     assert kind == "labels" and data.shape == (4, 48, 48) and data.sum() == 200 and kwargs["metadata"]["inpaint_seg_read_as_labels"]
     for bad, message in ((labels_for(toy_scan_path, tmp_path, "small.nii.gz", shape=(24, 24, 4)), "shape (24, 24, 4) differs from the shape (48, 48, 4)"),
                          (labels_for(toy_scan_path, tmp_path, "moved.nii.gz", affine=np.eye(4)), "the affine (where the voxels lie) differs"),
@@ -113,7 +112,8 @@ def test_labels_opened_for_review_are_corrected_and_written_back(make_napari_vie
     path = labels_for(toy_scan_path, tmp_path)
     viewer = make_napari_viewer()
     args = launcher.build_parser().parse_args([str(toy_scan_path), "--model", str(tiny_model), "--labels", str(path)])
-    _, _, segment = launcher.open_viewer(args, launcher.read_arguments(args), viewer=viewer, labels_data=launcher.read_review_labels(args))
+    layer_data = launcher.read_arguments(args)
+    _, _, segment = launcher.open_viewer(args, layer_data, viewer=viewer, labels_data=launcher.read_review_labels(args, layer_data))
     labels = segment.labels_layer()
     assert labels is viewer.layers["labels"] and labels.data[1:3].sum() == 200
     labels.data[1, 30:32, 18:20] = 0  # a correction

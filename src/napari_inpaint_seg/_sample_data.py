@@ -13,7 +13,7 @@ import numpy as np
 
 from .display import AXIAL_AXIS, MODALITY, ROLE, SKULL_STRIPPED, TRUTH_ROLE, image_layer_data, to_display
 from .io import Scan
-from .orientation import TRAINING_AXES
+from .orientation import reoriented
 
 # Centre (voxel indices in the reoriented template) and radii of the synthetic lesion: right frontal white matter.
 LESION_CENTRE = (70, 70, 100)
@@ -21,19 +21,18 @@ LESION_RADII = (14.0, 11.0, 9.0)
 
 
 def mni152_scan() -> Scan:
-    """The 1 mm MNI152 T1 template as a :class:`Scan` in LGG-like axis order, intensities in [0, 1]."""
+    """The 1 mm MNI152 T1 template as a :class:`Scan` in the training orientation (:func:`~.orientation.reoriented`:
+    the lesion's centre is given in its voxels), intensities in [0, 1]."""
     from nilearn.datasets import load_mni152_template
 
     image = load_mni152_template(resolution=1)
-    to_display = nib.orientations.ornt_transform(nib.io_orientation(image.affine), nib.orientations.axcodes2ornt(TRAINING_AXES))
-    image = image.as_reoriented(to_display)
-    data = np.asarray(image.get_fdata(dtype=np.float32))
+    turned = reoriented(Scan(data=np.asarray(image.get_fdata(dtype=np.float32)), affine=np.asarray(image.affine, dtype=np.float64), header=None))
     header = nib.Nifti1Header()
-    header.set_data_shape(data.shape)
-    header.set_zooms(nib.affines.voxel_sizes(image.affine))
-    header.set_qform(image.affine, code=4)  # 4: MNI152 space
-    header.set_sform(image.affine, code=4)
-    return Scan(data=data, affine=np.asarray(image.affine, dtype=np.float64), header=header, path=None)
+    header.set_data_shape(turned.data.shape)
+    header.set_zooms(nib.affines.voxel_sizes(turned.affine))
+    header.set_qform(turned.affine, code=4)  # 4: MNI152 space
+    header.set_sform(turned.affine, code=4)
+    return Scan(data=turned.data, affine=turned.affine, header=header, path=None)
 
 
 def synthetic_lesion(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:

@@ -26,8 +26,8 @@ MAX_LABEL = 255  # labels are stored as uint8
 
 def labels_for_writing(data: Any, metadata: dict | None, scale: tuple[float, ...] | None = None) -> tuple[np.ndarray, Scan]:
     """Labels in file order and the scan geometry they belong to (for labels drawn on a scan resampled in-plane, the
-    scan it was resampled from; for a scan shown turned, its file's voxel order); refuses values that are not whole numbers that fit in uint8 (they would be
-    truncated or wrapped without a word)."""
+    scan it was resampled from; for a scan shown turned, its file's voxel order); refuses values that are not whole
+    numbers that fit in uint8 (they would be truncated or wrapped without a word)."""
     labels = np.asarray(data)
     if labels.dtype.kind not in "biuf":
         raise InputError(f"labels of type {labels.dtype} cannot be saved as NIfTI uint8")

@@ -34,17 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_review_labels(args: argparse.Namespace) -> tuple | None:
-    """The labels layer data tuple of ``--labels`` (None without it), checked against the scan before napari starts:
-    labels on another grid would be drawn, corrected and saved in the wrong place."""
+def read_review_labels(args: argparse.Namespace, layer_data: tuple | None) -> tuple | None:
+    """The labels layer data tuple of ``--labels`` (None without it), checked before napari starts against the scan
+    whose layer data :func:`read_arguments` made: labels on another grid would be drawn, corrected and saved in the
+    wrong place."""
     if args.labels is None:
         return None
-    if args.scan is None:
+    if layer_data is None:
         raise InputError("--labels needs the scan they were made for")
-    from .display import labels_layer_data
+    from .display import in_file_order, labels_layer_data, scan_from_layer
     from .io import geometry_difference, read_scan
 
-    labels, scan = read_scan(args.labels), read_scan(args.scan)
+    data, kwargs, _ = layer_data
+    scan = in_file_order(scan_from_layer(data, kwargs["metadata"], kwargs["scale"]), kwargs["metadata"])  # as stored, not read again
+    labels = read_scan(args.labels)
     problem = geometry_difference(labels, scan)
     if problem:
         raise InputError(f"{args.labels}: {problem} of {args.scan}; these labels were not made for this scan")
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         layer_data = read_arguments(args)
-        labels_data = read_review_labels(args)
+        labels_data = read_review_labels(args, layer_data)
     except InputError as exc:
         print(f"napari-inpaint-seg: error: {exc}", file=sys.stderr)
         return 2
