@@ -89,8 +89,9 @@ def test_cohort_arguments_that_cannot_work_are_refused_at_once(cohort, tiny_mode
 def test_two_scans_of_one_name_would_write_one_file(tmp_path):
     with pytest.raises(InputError, match="would both write sub-01_labels.nii.gz"):
         output_paths([tmp_path / "a" / "sub-01.nii.gz", tmp_path / "b" / "sub-01.nii.gz"], tmp_path, heatmaps=False)
-    labels, heatmap = output_paths([tmp_path / "sub-02_T1w.nii"], tmp_path, heatmaps=True)[0]
-    assert (labels.name, heatmap.name) == ("sub-02_T1w_labels.nii.gz", "sub-02_T1w_heatmap.nii.gz")
+    labels, heatmap, overview = output_paths([tmp_path / "sub-02_T1w.nii"], tmp_path, heatmaps=True, overviews=True)[0]
+    assert (labels.name, heatmap.name, overview.name) == ("sub-02_T1w_labels.nii.gz", "sub-02_T1w_heatmap.nii.gz", "sub-02_T1w_overview.png")
+    assert output_paths([tmp_path / "sub-02_T1w.nii"], tmp_path, heatmaps=False)[0][1:] == (None, None)
 
 
 def test_a_label_summary_counts_slices_along_the_axial_axis():

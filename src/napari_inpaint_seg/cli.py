@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "fails is reported and the others go on")
     segment.add_argument("--heatmap-out", type=Path, help="also write the heatmap (.nii.gz); with --out")
     segment.add_argument("--heatmaps", action="store_true", help="with --out-dir: also write each scan's heatmap, SCAN_heatmap.nii.gz")
+    segment.add_argument("--overview", type=Path,
+                         help="also write a picture (.png) of the labelled slices with the labels' outline, to check them at a glance; with --out")
+    segment.add_argument("--overviews", action="store_true", help="with --out-dir: also write each scan's picture, SCAN_overview.png")
     segment.add_argument("--skip-existing", action="store_true",
                          help="with --out-dir: leave scans whose labels file exists as they are (their volumes are read into the table, which is replaced)")
     segment.add_argument("--force", action="store_true", help="overwrite existing output files")
@@ -314,8 +317,8 @@ def run_segment(args: argparse.Namespace) -> None:
         return
     if len(args.scans) > 1:
         raise InputError(f"{len(args.scans)} scans given: write their labels into a folder with --out-dir")
-    if args.heatmaps or args.skip_existing:
-        raise InputError("--heatmaps and --skip-existing go with --out-dir; with --out, --heatmap-out writes the heatmap")
+    if args.heatmaps or args.overviews or args.skip_existing:
+        raise InputError("--heatmaps, --overviews and --skip-existing go with --out-dir; with --out, --heatmap-out and --overview write one scan's")
     segment_scan(argparse.Namespace(**vars(args), scan=args.scans[0]))
 
 
@@ -325,21 +328,23 @@ def run_cohort(args: argparse.Namespace) -> None:
     from .cohort import label_summary, output_paths, summary_row, write_summary
     from .io import read_scan
 
-    if args.heatmap_out is not None:
-        raise InputError("--heatmap-out names one file; with --out-dir, --heatmaps writes each scan's heatmap beside its labels")
+    for one_file, each_scan in (("heatmap_out", "heatmaps"), ("overview", "overviews")):
+        if getattr(args, one_file) is not None:
+            raise InputError(f"--{one_file.replace('_', '-')} names one file; with --out-dir, --{each_scan} writes each scan's beside its labels")
     check_segment_arguments(args)
     if not args.out_dir.is_dir():
         raise InputError(f"{args.out_dir}: {'is a file, not a folder' if args.out_dir.exists() else 'output folder does not exist'}")
     probe_writable(args.out_dir)
-    outputs = output_paths(args.scans, args.out_dir, args.heatmaps)
+    outputs = output_paths(args.scans, args.out_dir, args.heatmaps, args.overviews)
     summary_path = args.out_dir / SUMMARY_NAME
     if not args.skip_existing:
-        for labels, heatmap in outputs:
+        for labels, heatmap, overview in outputs:
             for path in (labels, heatmap):
                 check_output(path, args.force, reads=tuple(args.scans))
+            check_output(overview, args.force, nifti=False)
         check_output(summary_path, args.force, nifti=False)
     rows, failed = [], 0
-    for number, (scan, (labels, heatmap)) in enumerate(zip(args.scans, outputs), start=1):
+    for number, (scan, (labels, heatmap, overview)) in enumerate(zip(args.scans, outputs), start=1):
         print(f"inpaint-seg: [{number}/{len(args.scans)}] {scan}", file=sys.stderr)
         modality = args.modality
         try:
@@ -348,7 +353,7 @@ def run_cohort(args: argparse.Namespace) -> None:
                 rows.append(summary_row(scan, modality, labels, label_summary(existing.data, existing.affine), "skipped: labels exist"))
             else:
                 scan_args = argparse.Namespace(**vars(args), scan=scan)
-                scan_args.out, scan_args.heatmap_out = labels, heatmap
+                scan_args.out, scan_args.heatmap_out, scan_args.overview = labels, heatmap, overview
                 summary = segment_scan(scan_args)
                 modality = scan_args.modality
                 rows.append(summary_row(scan, modality, labels, summary, "segmented"))
@@ -380,6 +385,9 @@ def segment_scan(args: argparse.Namespace):
         raise InputError(f"{args.out}: --out and --heatmap-out name the same file")
     for output in (args.out, args.heatmap_out):
         check_output(output, args.force, reads=(args.scan, *(args.model or ())))
+    if args.overview is not None and args.overview.suffix.lower() != ".png":
+        raise InputError(f"{args.overview}: the overview is a PNG picture; use a .png file name")
+    check_output(args.overview, args.force, nifti=False, reads=(args.scan,))
     check_segment_arguments(args)
     from .in_plane import parse_zoom
 
@@ -428,6 +436,7 @@ def segment_scan(args: argparse.Namespace):
     labels, heatmap = last.labels, last.heatmap
     if zoom is not None:
         labels, heatmap = labels_to_grid(labels, grid), heatmap_to_grid(heatmap, grid)
+    shown_labels = labels  # as segmented (axial last, turned as trained): the overview's slices are those --slices counts
     if scan.data.ndim == 2:
         labels, heatmap = labels[:, :, 0], heatmap[:, :, 0]
     elif axis != DEFAULT_AXIAL_AXIS:  # back to the file's axis order
@@ -437,9 +446,19 @@ def segment_scan(args: argparse.Namespace):
     if args.heatmap_out:
         write_float_volume(args.heatmap_out, heatmap, stored, force=args.force)
     summary = label_summary(labels, stored.affine)
+    if args.overview:
+        from .overview import overview_image, write_overview
+
+        write_overview(args.overview, overview_image(working.data, shown_labels, overview_title(args.scan, summary)))
     volume = f" ({summary.ml:.2f} mL by the scan's affine)" if summary.ml is not None else ""
     print(f"{args.out}: {summary.voxels} tumour voxels{volume} in {summary.slices} slices")
     return summary
+
+
+def overview_title(scan: Path, summary) -> str:
+    """The overview's title line: which scan, and what its labels measure."""
+    volume = f", {summary.ml:.2f} mL" if summary.ml is not None else ""
+    return f"{scan.name}: {summary.voxels} tumour voxels{volume} in {summary.slices} slices"
 
 
 def run_evaluate(args: argparse.Namespace) -> None:

@@ -44,8 +44,9 @@ def label_summary(labels: np.ndarray, affine: np.ndarray | None) -> LabelSummary
     return LabelSummary(voxels, voxels * ml_per_voxel if ml_per_voxel else None, slices)
 
 
-def output_paths(scans: list[Path], out_dir: Path, heatmaps: bool) -> list[tuple[Path, Path | None]]:
-    """(labels, heatmap or None) in ``out_dir`` for each scan: ``<stem>_labels.nii.gz`` and ``<stem>_heatmap.nii.gz``.
+def output_paths(scans: list[Path], out_dir: Path, heatmaps: bool, overviews: bool = False) -> list[tuple[Path, Path | None, Path | None]]:
+    """(labels, heatmap or None, overview or None) in ``out_dir`` for each scan: ``<stem>_labels.nii.gz``,
+    ``<stem>_heatmap.nii.gz`` and ``<stem>_overview.png``.
     Two scans of one name (from different folders) would write one file: refused before any work."""
     from .display import file_stem
 
@@ -57,7 +58,10 @@ def output_paths(scans: list[Path], out_dir: Path, heatmaps: bool) -> list[tuple
         if stem in seen:
             raise InputError(f"{scan} is given twice")
         seen[stem] = scan
-    return [(out_dir / f"{file_stem(scan)}_labels.nii.gz", out_dir / f"{file_stem(scan)}_heatmap.nii.gz" if heatmaps else None) for scan in scans]
+    return [
+        (out_dir / f"{stem}_labels.nii.gz", out_dir / f"{stem}_heatmap.nii.gz" if heatmaps else None, out_dir / f"{stem}_overview.png" if overviews else None)
+        for stem in map(file_stem, scans)
+    ]
 
 
 def summary_row(scan: Path, modality: str | None, labels: Path, summary: LabelSummary | None, status: str) -> dict:
