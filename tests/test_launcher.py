@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from napari_inpaint_seg import launcher
@@ -117,6 +119,8 @@ def test_labels_opened_for_review_are_corrected_and_written_back(make_napari_vie
     labels = segment.labels_layer()
     assert labels is viewer.layers["labels"] and labels.data[1:3].sum() == 200
     labels.data[1, 30:32, 18:20] = 0  # a correction
+    sidecar = path.with_name(path.name.replace(".nii.gz", ".json"))
+    sidecar.write_text(json.dumps({"GeneratedBy": [{"Name": "napari-inpaint-seg", "Version": "0.1.0"}], "TumourVoxels": 200}))  # as the CLI's
     asked = []
     segment.ask_path = lambda default: asked.append(default) or default
     segment.confirm_overwrite = lambda _: True
@@ -124,3 +128,6 @@ def test_labels_opened_for_review_are_corrected_and_written_back(make_napari_vie
     written = nib.load(str(path))
     np.testing.assert_allclose(written.affine, nib.load(str(toy_scan_path)).affine)
     assert np.asarray(written.dataobj).sum() == 196
+    record = json.loads(sidecar.read_text())  # what the command line made stays; the edit is added
+    assert record["TumourVoxels"] == 200 and [edit["TumourVoxels"] for edit in record["Edits"]] == [196]
+    assert record["Edits"][0]["How"] == "napari-inpaint-seg: Export labels"

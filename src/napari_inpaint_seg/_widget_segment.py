@@ -644,6 +644,7 @@ class SegmentWidget(Container):
 
         from ._writer import labels_for_writing
         from .io import write_labels
+        from .provenance import record_edit, sidecar_path
 
         labels = self.labels_layer()
         if labels is None:
@@ -662,10 +663,11 @@ class SegmentWidget(Container):
         try:
             data, like = labels_for_writing(labels.data, metadata, scale)
             write_labels(path, data, like, force=force)
+            edited = record_edit(path, data, like.affine, "napari-inpaint-seg: Export labels")
         except InputError as exc:
             show_problem(str(exc))
             return None
-        show_info(f"labels saved to {path}")
+        show_info(f"labels saved to {path}" + (f"; {sidecar_path(path).name} notes the edit" if edited else ""))
         self._status.value = f"exported {path}"
         return path
 

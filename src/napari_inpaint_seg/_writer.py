@@ -8,6 +8,8 @@ Segment widget's *Export labels* button asks itself and refuses by default.
 A labels layer made with napari's own *New labels layer* button has the scan's scale but not its geometry; it is
 saved with the geometry of the open scan it was made for (the one image of the plugin's with its shape and scale),
 so the file lines up with the scan instead of being written in display order with a made-up affine.
+
+Labels saved over a file the command line made keep its sidecar, which notes the edit (:func:`.provenance.record_edit`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from .display import AFFINE, AXIAL_AXIS, in_file_order, on_source_grid, scan_from_layer
 from .errors import InputError
 from .io import Scan, write_labels
+from .provenance import record_edit
 
 MAX_LABEL = 255  # labels are stored as uint8
 
@@ -63,6 +66,7 @@ def write_labels_layer(path: str, data: Any, attributes: dict) -> list[str]:
         metadata, scale = open_scan_geometry(np.shape(data), scale, _open_images()) or (metadata, scale)
     labels, like = labels_for_writing(data, metadata, scale)
     written = write_labels(Path(path), labels, like, force=True)
+    record_edit(written, labels, like.affine, "napari: File > Save")
     return [str(written)]
 
 

@@ -327,6 +327,7 @@ def run_cohort(args: argparse.Namespace) -> None:
     and the table of volumes is rewritten after every scan. Ends with an error when a scan failed."""
     from .cohort import label_summary, output_paths, summary_row, write_summary
     from .io import read_scan
+    from .provenance import sidecar_path
 
     for one_file, each_scan in (("heatmap_out", "heatmaps"), ("overview", "overviews")):
         if getattr(args, one_file) is not None:
@@ -341,7 +342,8 @@ def run_cohort(args: argparse.Namespace) -> None:
         for labels, heatmap, overview in outputs:
             for path in (labels, heatmap):
                 check_output(path, args.force, reads=tuple(args.scans))
-            check_output(overview, args.force, nifti=False)
+            for path in (sidecar_path(labels), overview):
+                check_output(path, args.force, nifti=False)
         check_output(summary_path, args.force, nifti=False)
     rows, failed = [], 0
     for number, (scan, (labels, heatmap, overview)) in enumerate(zip(args.scans, outputs), start=1):
@@ -388,13 +390,17 @@ def segment_scan(args: argparse.Namespace):
     if args.overview is not None and args.overview.suffix.lower() != ".png":
         raise InputError(f"{args.overview}: the overview is a PNG picture; use a .png file name")
     check_output(args.overview, args.force, nifti=False, reads=(args.scan,))
+    from .provenance import sidecar_path
+
+    check_output(sidecar_path(args.out), args.force, nifti=False, reads=(args.scan,))
     check_segment_arguments(args)
     from .in_plane import parse_zoom
 
     zoom_choice = parse_zoom(args.in_plane_zoom) if args.in_plane_zoom is not None else None
     from .models.config import shipped_model_caveat, uses_shipped_model
 
-    model_paths = [path for path, _ in resolve_models(args)]  # reads the checkpoints' headers only
+    resolved = resolve_models(args)  # reads the checkpoints' headers only
+    model_paths = [path for path, _ in resolved]
     caveat = shipped_model_caveat(model_paths, args.modality)
     if caveat:
         print(f"inpaint-seg: note: {caveat}", file=sys.stderr)
@@ -446,6 +452,7 @@ def segment_scan(args: argparse.Namespace):
     if args.heatmap_out:
         write_float_volume(args.heatmap_out, heatmap, stored, force=args.force)
     summary = label_summary(labels, stored.affine)
+    write_labels_sidecar(args, resolved, device, zoom, axis_codes(stored.affine) if back is not None else None, summary)
     if args.overview:
         from .overview import overview_image, write_overview
 
@@ -453,6 +460,29 @@ def segment_scan(args: argparse.Namespace):
     volume = f" ({summary.ml:.2f} mL by the scan's affine)" if summary.ml is not None else ""
     print(f"{args.out}: {summary.voxels} tumour voxels{volume} in {summary.slices} slices")
     return summary
+
+
+def write_labels_sidecar(args: argparse.Namespace, models: list, device: str, zoom: float | None, turned_from: tuple[str, ...] | None, summary) -> None:
+    """What made ``args.out``, beside it as JSON (:mod:`.provenance`): the command, the models' files and hashes,
+    every setting as resolved (defaults included), what was done to the scan's geometry, and what was found."""
+    from .localizer import heat_precision, refine_fraction_for_window, step_for_window
+    from .models.config import uses_shipped_model
+    from .provenance import labels_record, model_record, sidecar_path, write_sidecar
+
+    fast = not args.reference
+    windows = [{"Gamma": config.gamma, "Step": step_for_window(config.gamma, args.step),
+                "RefineFraction": refine_fraction_for_window(config.gamma, args.refine_fraction) if fast else None} for _, config in models]
+    record = labels_record(
+        command=args.argv, scan=args.scan, modality=args.modality,
+        models=[model_record(path, config, uses_shipped_model([path])) for path, config in models],
+        localiser={"Path": "fast" if fast else "reference", "Windows": windows, "Precision": heat_precision(fast, device), "Device": device,
+                   "ErrorSign": heat_polarity(args)},
+        felzenszwalb=felzenszwalb_params(args), selection=selection(args),
+        geometry={"BrainExtraction": "none (--skull-stripped)" if args.skull_stripped else "deepbet", "InPlaneZoom": zoom,
+                  "TurnedFromAxes": "".join(turned_from) if turned_from else None},
+        slices=args.slices, summary=summary,
+    )
+    write_sidecar(sidecar_path(args.out), record)
 
 
 def overview_title(scan: Path, summary) -> str:
@@ -536,6 +566,7 @@ def run_models(_: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # written into each labels file's sidecar
     handlers = {"segment": run_segment, "evaluate": run_evaluate, "models": run_models}
     try:
         handlers[args.command](args)

@@ -13,10 +13,9 @@ import torch
 
 from .errors import InputError
 from .io import read_scan, write_npz_atomically
-from .localizer import FAST_PATH_REVISION, final, fuse_heatmaps, refine_fraction_for_window, step_for_window
+from .localizer import FAST_PATH_REVISION, final, fuse_heatmaps, heat_precision, refine_fraction_for_window, step_for_window
 from .metrics import dice, psnr, ssim
 from .models.generator import inpaint
-from .models.window_inference import bfloat16_is_fast
 from .pipeline import Model, PreparedScan, brain_needed, localize_slice, prepare_scan, result_from_superpixels, volume_labels
 from .segmentation import PAPER_SELECTION, FelzenszwalbParams, Selection, superpixels
 from .training.data import lgg_patient_volume_paths, sample_hole_crops, SliceSet
@@ -243,12 +242,6 @@ def cache_key(path: str | Path) -> str:
     """The settings a heatmap cache was made with, as saved (JSON)."""
     with np.load(path, allow_pickle=False) as pack:
         return str(pack["key"])
-
-
-def heat_precision(fast: bool, device: str) -> str:
-    """The number format the heatmaps are computed in: the fast path uses bfloat16 where it is fast (a GPU, a CPU
-    with AVX-512 BF16), which moves the heat by up to about 1 on the 0-255 scale, so a cache records it."""
-    return "bfloat16" if fast and bfloat16_is_fast(device) else "float32"
 
 
 def differing_settings(path: str | Path, key: dict) -> list[str]:

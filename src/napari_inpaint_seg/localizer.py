@@ -59,6 +59,12 @@ BATCH_PIXELS = 256 * 64 * 64
 POLARITIES = ("both", "bright", "dark")
 
 
+def heat_precision(fast: bool, device: str) -> str:
+    """The number format the heatmaps are computed in: the fast path uses bfloat16 where it is fast (a GPU, a CPU
+    with AVX-512 BF16), which moves the heat by up to about 1 on the 0-255 scale, so caches and sidecars record it."""
+    return "bfloat16" if fast and bfloat16_is_fast(device) else "float32"
+
+
 def refine_fraction_for_window(gamma: int, refine_fraction: float | None = None) -> float:
     """The share of windows to refine: ``refine_fraction`` when given; else 0.6 for windows up to 32 px, whose
     unrefined heat moved the no-tumour test on some slices at 0.3, and 0.3 above."""

@@ -1,0 +1,97 @@
+"""What made a labels file, written beside it as JSON (a sidecar, as BIDS derivatives pair their files).
+
+Labels outlive the run that made them: months later, a paper's methods section, a reviewer or a colleague asks which
+model, which settings and which version of the tool drew them, and whether two folders of labels are comparable.
+The command line knows all of it at the moment it writes the labels, so it writes it down then. Labels corrected by
+hand and saved again from napari keep that record, which then says they were edited, when, and what they hold now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .display import file_stem
+
+TOOL_NAME = "napari-inpaint-seg"
+
+
+def sidecar_path(labels: Path) -> Path:
+    """``labels.nii.gz`` -> ``labels.json``, beside it."""
+    return labels.with_name(f"{file_stem(labels)}.json")
+
+
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256: names exactly which weights were used, whatever the file is called now."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_record(path: Path, config, shipped: bool) -> dict:
+    """One model: its file and hash, and what its configuration says of its training."""
+    return {"File": str(Path(path).resolve()), "SHA256": file_sha256(path), "Shipped": shipped, "Modality": config.modality, "Gamma": config.gamma,
+            "Iterations": config.iterations, "TrainedOn": config.data, "TrainedWithVersion": config.code_version}
+
+
+def labels_record(*, command: list[str], scan: Path, modality: str, models: list[dict], localiser: dict, felzenszwalb, selection,
+                  geometry: dict, slices: list[int] | None, summary) -> dict:
+    """The sidecar's content; keys in BIDS's CamelCase, settings under the names the command line uses."""
+    from . import __version__
+
+    return {
+        "Description": "tumour labels (1) drawn by unsupervised inpainting-based segmentation",
+        "GeneratedBy": [{"Name": TOOL_NAME, "Version": __version__}],
+        "Command": ["inpaint-seg", *command],
+        "Date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "Sources": [str(Path(scan).resolve())],  # absolute: the sidecar may be read from anywhere, long after
+        "Modality": modality,
+        "Models": models,
+        "Localiser": localiser,
+        "Superpixels": asdict(felzenszwalb),
+        "Selection": {**asdict(selection), "Description": selection.description},
+        "Geometry": geometry,
+        "Slices": "all" if slices is None else slices,
+        "TumourVoxels": summary.voxels,
+        "TumourMillilitres": None if summary.ml is None else round(summary.ml, 3),
+        "LabelledSlices": summary.slices,
+    }
+
+
+def write_sidecar(path: Path, record: dict) -> None:
+    """The record as indented JSON, written atomically."""
+    from .io import write_atomically
+
+    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
+
+
+def record_edit(labels_path: Path, labels: np.ndarray, affine: np.ndarray | None, how: str) -> bool:
+    """After labels were saved over a file the command line made (corrected in napari, say), its sidecar keeps what
+    first made them and gains an entry under ``Edits``: when, how, and the volume they hold now; without it the
+    record would vouch for voxels the settings never drew. A sidecar that is missing or not this tool's is left
+    alone. Returns whether one was updated."""
+    from . import __version__
+    from .cohort import label_summary
+
+    path = sidecar_path(Path(labels_path))
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    made_by = record.get("GeneratedBy") if isinstance(record, dict) else None
+    if not isinstance(made_by, list) or not any(isinstance(entry, dict) and entry.get("Name") == TOOL_NAME for entry in made_by):
+        return False
+    summary = label_summary(labels, affine)
+    record.setdefault("Edits", []).append({
+        "Date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "How": how, "Version": __version__, "TumourVoxels": summary.voxels,
+        "TumourMillilitres": None if summary.ml is None else round(summary.ml, 3), "LabelledSlices": summary.slices,
+    })
+    write_sidecar(path, record)
+    return True
