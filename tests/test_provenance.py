@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import nibabel as nib
 import numpy as np
@@ -38,6 +39,7 @@ def test_the_sidecar_records_what_made_the_labels(scan, tiny_model, tmp_path):
     record = json.loads((tmp_path / "labels.json").read_text())
     labels = np.asarray(nib.load(str(tmp_path / "labels.nii.gz")).dataobj)
     assert record["Command"] == ["inpaint-seg", *command] and record["GeneratedBy"][0]["Version"] == __version__
+    assert record["WorkingDirectory"] == os.getcwd()
     assert record["Sources"] == [str(scan.resolve())] and record["Modality"] == "flair"
     (model,) = record["Models"]
     assert model["SHA256"] == hashlib.sha256(tiny_model.read_bytes()).hexdigest() and model["Gamma"] == 8 and not model["Shipped"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +51,7 @@ def labels_record(*, command: list[str], scan: Path, modality: str, models: list
         "Description": "tumour labels (1) drawn by unsupervised inpainting-based segmentation",
         "GeneratedBy": [{"Name": TOOL_NAME, "Version": __version__}],
         "Command": ["inpaint-seg", *command],
+        "WorkingDirectory": os.getcwd(),  # where the command's relative paths lead
         "Date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "Sources": [str(Path(scan).resolve())],  # absolute: the sidecar may be read from anywhere, long after
         "Modality": modality,
