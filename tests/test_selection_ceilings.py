@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from napari_inpaint_seg.evaluation import EvaluatedSlice, save_heatmap_cache, score_selection
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, default_selection
@@ -55,3 +56,17 @@ def test_oracle_rows_bound_the_default_which_matches_the_evaluation(tmp_path, mo
         best = rows[f"{source}, volume weight best per patient (oracle)"]
         assert best["dice_mean"] >= max(rows[f"{source}, volume weight {w}"]["dice_mean"] for w in ("0.5", "0.6 (default)"))
     assert rows["truth as the answer, volume weight 0.6 (default)"]["dice_mean"] == 1.0  # the lesion is exactly what is bright
+
+
+def test_the_default_tumour_slices_are_sorted_by_where_their_dice_is_lost():
+    where_lost = runpy.run_path(str(SCRIPT))["where_lost"]
+    tumour = disc(10)
+    slices = [EvaluatedSlice("p", index, tumour.astype(np.float32), disc(60), tumour, tumour.astype(np.float32), 0.0) for index in range(4)]
+    half = tumour.copy()
+    half[:64] = False  # the lower half of the lesion: Dice 2/3
+    labels = [np.zeros_like(tumour), disc(5, centre=(20, 20)), tumour, half]
+    breakdown = where_lost(slices, labels)
+    assert [breakdown[kind]["slices"] for kind in ("emptied", "elsewhere", "found")] == [1, 1, 2]
+    assert breakdown["emptied"]["dice_lost"] == breakdown["elsewhere"]["dice_lost"] == 0.25
+    found_dice = (1 + 2 * half.sum() / (half.sum() + tumour.sum())) / 2
+    assert breakdown["found"]["dice_mean"] == pytest.approx(found_dice) and breakdown["found"]["dice_lost"] == pytest.approx((1 - found_dice) / 2)

@@ -16,6 +16,9 @@ What both oracles together still miss is lost in the answers themselves: where t
 superpixels they take. A third source bounds the delineation: **the truth as the answer**, every mask redrawn
 by the volume step, measures how far one intensity threshold is from the edge the annotator drew. The cache
 must hold whole volumes (``inpaint-seg evaluate --whole-volumes``).
+
+Last, the default's own tumour slices are sorted into emptied (no label), answered elsewhere (a label that does not
+touch the tumour) and found, with the share of the mean Dice each kind loses.
 """
 
 from __future__ import annotations
@@ -46,6 +49,23 @@ def tumour_dice(labels: Labels, members: dict[int, int], slices: list[EvaluatedS
     """Mean Dice of one patient's tumour slices (as scored: at least MIN_TUMOUR_PIXELS), for the per-patient pick."""
     scores = [dice(labels[index], slices[i].tumour) for index, i in members.items() if slices[i].tumour.sum() >= MIN_TUMOUR_PIXELS]
     return float(np.mean(scores)) if scores else 0.0
+
+
+def where_lost(slices: list[EvaluatedSlice], labels: list[np.ndarray]) -> dict:
+    """The tumour slices (as scored) in three kinds, each with its count, mean Dice and the Dice it takes off the
+    mean over all of them (its slices' 1 - Dice, summed, over their number): what a better decision could win back
+    (emptied), what a better localisation could (elsewhere), and what is lost at the edge (found)."""
+    pairs = [(label, item.tumour) for item, label in zip(slices, labels) if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
+    kinds = ["emptied" if not label.any() else "elsewhere" if not (label & tumour).any() else "found" for label, tumour in pairs]
+    dices = np.array([dice(label, tumour) for label, tumour in pairs])
+    breakdown = {}
+    for kind in ("emptied", "elsewhere", "found"):
+        chosen = np.array([k == kind for k in kinds], dtype=bool)
+        breakdown[kind] = {"slices": int(chosen.sum()), "dice_mean": float(dices[chosen].mean()) if chosen.any() else None,
+                           "dice_lost": float((1 - dices[chosen]).sum() / len(dices)) if len(dices) else 0.0}
+        print(f"default's tumour slices {kind:9s}: {chosen.sum():4d}" + (f", Dice {dices[chosen].mean():.3f}" if chosen.any() else "")
+              + f"; takes {breakdown[kind]['dice_lost']:.3f} off the mean", flush=True)
+    return breakdown
 
 
 def main() -> None:
@@ -79,12 +99,15 @@ def main() -> None:
                 for weight in weights
             })
 
-    def scored(name: str, per_patient: list[Labels]) -> dict:
+    def per_slice(per_patient: list[Labels]) -> list[np.ndarray]:
         labels = [np.zeros(item.tumour.shape, dtype=bool) for item in slices]
         for members, patient_labels in zip(volumes, per_patient):
             for index, i in members.items():
                 labels[i] = patient_labels[index]
-        row = {"labels": name, **score_labels(slices, labels, min_brain_pixels=min_brain, whole_volumes=True)}
+        return labels
+
+    def scored(name: str, per_patient: list[Labels]) -> dict:
+        row = {"labels": name, **score_labels(slices, per_slice(per_patient), min_brain_pixels=min_brain, whole_volumes=True)}
         row.pop("dice_per_slice")
         print(f"{name:62s} Dice {row['dice_mean']:.3f} ± {row['dice_sd']:.3f}  FPR {row['false_positive_rate']:.2f}  volume Dice {row['volume_dice_mean']:.3f}", flush=True)
         return row
@@ -96,9 +119,11 @@ def main() -> None:
         best = [max(weights, key=lambda weight: tumour_dice(labels[weight], members, slices)) for labels, members in zip(per_patient, volumes)]
         rows.append({**scored(f"{source}, volume weight best per patient (oracle)", [labels[weight] for labels, weight in zip(per_patient, best)]),
                      "weights_picked": best})
+    breakdown = where_lost(slices, per_slice([labels[THRESHOLD_WEIGHT] for labels in labels_by_source["default decision"]]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"cache": str(args.cache), "modality": args.modality, "selection": selection.description, "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"cache": str(args.cache), "modality": args.modality, "selection": selection.description, "rows": rows,
+                                         "default_tumour_slices": breakdown}, indent=1))
 
 
 if __name__ == "__main__":
