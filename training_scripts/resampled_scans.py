@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from napari_inpaint_seg.evaluation import mean_tumour_slice_dice
+from napari_inpaint_seg.evaluation import command_line_labels, mean_tumour_slice_dice
 from napari_inpaint_seg.in_plane import labels_to_grid
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.models.config import MODALITIES
@@ -40,12 +37,7 @@ def segment_resampled(scan: nib.Nifti1Image, modality: str, chain: list[str]) ->
     for step in map(float, chain[:-1] if cli_zoom else chain):
         resampled = ndimage.zoom(resampled, (step, step, 1), order=1) if step != 1 else resampled
     factor = resampled.shape[0] / data.shape[0]
-    with tempfile.TemporaryDirectory() as folder:
-        source, out = Path(folder) / f"scan_{modality}.nii.gz", Path(folder) / "labels.nii.gz"
-        nib.save(nib.Nifti1Image(resampled, np.diag([1 / factor, 1 / factor, 1, 1])), source)
-        subprocess.run([sys.executable, "-m", "napari_inpaint_seg.cli", "segment", str(source), "--out", str(out), *cli_zoom],
-                       check=True, capture_output=True)
-        labels = np.asarray(nib.load(out).dataobj) > 0
+    labels = command_line_labels(nib.Nifti1Image(resampled, np.diag([1 / factor, 1 / factor, 1, 1])), modality, *cli_zoom)
     return labels_to_grid(labels, data.shape)
 
 

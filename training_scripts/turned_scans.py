@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from napari_inpaint_seg.evaluation import mean_tumour_slice_dice
+from napari_inpaint_seg.evaluation import command_line_labels, mean_tumour_slice_dice
 from napari_inpaint_seg.models.config import MODALITIES
 from napari_inpaint_seg.training.data import lgg_patient_volume_paths, read_patient_list
 
@@ -42,11 +39,7 @@ def segment_stored(data: np.ndarray, modality: str, way: str) -> np.ndarray:
     stored = image if way == "as trained" else turned(image, "RAS")
     if way == "turned, no affine":
         stored = nib.Nifti1Image(np.asarray(stored.dataobj), np.eye(4))
-    with tempfile.TemporaryDirectory() as folder:
-        source, out = Path(folder) / f"scan_{modality}.nii.gz", Path(folder) / "labels.nii.gz"
-        nib.save(stored, source)
-        subprocess.run([sys.executable, "-m", "napari_inpaint_seg.cli", "segment", str(source), "--out", str(out)], check=True, capture_output=True)
-        labels = np.asarray(nib.load(out).dataobj) > 0
+    labels = command_line_labels(stored, modality)
     if way == "as trained":
         return labels
     back = turned(nib.Nifti1Image(labels.astype(np.uint8), turned(image, "RAS").affine), "PLS")  # the voxels where they were read

@@ -70,6 +70,22 @@ def mean_tumour_slice_dice(labels: np.ndarray, tumour: np.ndarray) -> float:
     return float(np.mean([dice(labels[:, :, z], tumour[:, :, z]) for z in tumour_slice_indices(tumour)]))
 
 
+def command_line_labels(image, modality: str, *options: str) -> np.ndarray:
+    """The labels ``inpaint-seg segment`` writes for a nibabel ``image`` stored as a ``modality`` scan, in the file's
+    voxel order: for scripts that measure the tool as a user runs it (a separate process, files in and out)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import nibabel as nib
+
+    with tempfile.TemporaryDirectory() as folder:
+        source, out = Path(folder) / f"scan_{modality}.nii.gz", Path(folder) / "labels.nii.gz"
+        nib.save(image, source)
+        subprocess.run([sys.executable, "-m", "napari_inpaint_seg.cli", "segment", str(source), "--out", str(out), *options], check=True, capture_output=True)
+        return np.asarray(nib.load(out).dataobj) > 0
+
+
 def healthy_slice_indices(tumour: np.ndarray, brain: np.ndarray, count: int, min_brain_pixels: int = 0) -> np.ndarray:
     """``count`` tumour-free slices with plenty of brain, evenly spread (for the false-positive rate): at least
     :data:`MIN_HEALTHY_BRAIN_PIXELS`, and at least ``min_brain_pixels`` (the largest window's area), or the
