@@ -205,14 +205,14 @@ def test_scripts_read_only_caches_of_their_modality_and_kind(tmp_path):
 def test_a_cache_made_in_another_precision_is_refused_not_replaced(tmp_path, monkeypatch, tiny_config):
     """bfloat16 heat (a GPU, an AVX-512 CPU) differs from float32 heat by up to about 1 on the 0-255 scale; a
     cache holds hours of localisation, so a run with other settings must not overwrite it."""
-    from napari_inpaint_seg import evaluation
+    from napari_inpaint_seg import evaluation, localizer
 
     labels = block_labels()
     runs, said = [], []
     monkeypatch.setattr(evaluation, "localise_patients", lambda *args, **kwargs: runs.append(1) or ([evaluated("a", 3, block_heatmap({5: 50.0}), labels == 5)], []))
 
     def localised(bfloat16: bool):
-        monkeypatch.setattr(evaluation, "bfloat16_is_fast", lambda device: bfloat16)
+        monkeypatch.setattr(localizer, "bfloat16_is_fast", lambda device: bfloat16)
         return evaluation.localised_slices(tmp_path, ["a"], "t1", [(None, tiny_config)], cache=tmp_path / "cache.npz", report=said.append)
 
     localised(False), localised(False)
