@@ -101,7 +101,7 @@ def test_corrections_are_written_back_and_noted_in_the_sidecar(review, cohort):
     viewer, widget, _ = review
     widget.move(+1)
     case = widget.case
-    layer = widget._labels
+    layer = widget._case_labels
     layer.data = np.zeros_like(layer.data)
     layer.data[1, 10:14, 10:15] = 1  # drawn by hand: 20 voxels
     assert not widget.give_verdict("accepted")  # unsaved changes: not "accepted as is"
@@ -120,14 +120,14 @@ def test_changed_labels_are_not_dropped_without_asking(review, cohort):
     viewer, widget, answers = review
     case = widget.case
     before = labels_file(case.labels).copy()
-    widget._labels.data = np.zeros_like(widget._labels.data)
+    widget._case_labels.data = np.zeros_like(widget._case_labels.data)
     answers.append("cancel")
     assert not widget.move(+1) and widget.case == case  # stays, changes kept
-    assert not widget._labels.data.any()
+    assert not widget._case_labels.data.any()
     answers.append("discard")
     assert widget.move(+1) and widget.case != case
     np.testing.assert_array_equal(labels_file(case.labels), before)  # the file as it was
-    widget._labels.data = np.zeros_like(widget._labels.data)
+    widget._case_labels.data = np.zeros_like(widget._case_labels.data)
     answers.append("save")
     assert widget.move(-1)
     assert labels_file(read_cases(cohort)[1].labels).sum() == 0 and read_verdicts(cohort) == {}  # saved; no verdict given
@@ -150,5 +150,5 @@ def test_a_case_that_cannot_be_opened_is_reported_and_the_shown_case_stays(revie
     shown = widget.case
     (tmp_path / "scans" / "sub-02.nii.gz").unlink()
     assert not widget.move(+1)
-    assert widget.case == shown and widget._labels in viewer.layers
+    assert widget.case == shown and widget._case_labels in viewer.layers
     assert len(problems) == 1 and problems[0].startswith("case 2 cannot be opened: ") and "sub-02.nii.gz" in problems[0]

@@ -42,7 +42,7 @@ class ReviewWidget(Container):
         self._folder_path: Path | None = None
         self._cases: list[Case] = []
         self._position: int | None = None
-        self._image = self._labels = None
+        self._case_image = self._case_labels = None  # not _image/_labels: magicgui's Container keeps its own _labels
         self._as_opened: np.ndarray | None = None  # the labels as read, to tell whether they were changed
 
         self._folder = FileEdit(label="cohort folder", mode="d", tooltip="the --out-dir folder of an inpaint-seg segment run")
@@ -107,10 +107,10 @@ class ReviewWidget(Container):
             show_problem(f"case {position + 1} cannot be opened: {exc}")
             return False
         self._close_case_layers()
-        self._image, self._labels = add_scan_layers(self._viewer, layer_data, labels_data)
-        self._as_opened = np.array(self._labels.data, copy=True)
+        self._case_image, self._case_labels = add_scan_layers(self._viewer, layer_data, labels_data)
+        self._as_opened = np.array(self._case_labels.data, copy=True)
         self._position = position
-        show_in_widgets(self._viewer, self._image, self._labels)
+        show_in_widgets(self._viewer, self._case_image, self._case_labels)
         verdict = read_verdicts(self._folder_path).get(case.labels.name)
         self._note.value = verdict["note"] if verdict else ""
         self._case.value = f"case {position + 1} of {len(self._cases)}: {case.scan.name}" + (f" ({case.tumour_ml} mL)" if case.tumour_ml else "")
@@ -128,14 +128,14 @@ class ReviewWidget(Container):
 
     def labels_changed(self) -> bool:
         """Whether the shown case's labels differ from its file (painted, accepted candidates, Label all slices)."""
-        return self._labels is not None and self._labels in self._viewer.layers and not np.array_equal(self._labels.data, self._as_opened)
+        return self._case_labels is not None and self._case_labels in self._viewer.layers and not np.array_equal(self._case_labels.data, self._as_opened)
 
     def _close_case_layers(self) -> None:
         """Remove the shown case's scan, labels and everything the widgets drew over the scan."""
         for layer in list(self._viewer.layers):
-            if layer == self._image or layer == self._labels or belongs_to(layer, self._image):  # ==: napari hands plugins proxies of layers
+            if layer == self._case_image or layer == self._case_labels or belongs_to(layer, self._case_image):  # ==: napari hands plugins proxies of layers
                 self._viewer.layers.remove(layer)
-        self._image = self._labels = None
+        self._case_image = self._case_labels = None
 
     # ------------------------------------------------------------ verdicts
 
@@ -163,13 +163,13 @@ class ReviewWidget(Container):
         from .provenance import record_edit
 
         try:
-            data, like = labels_for_writing(self._labels.data, self._labels.metadata, tuple(self._labels.scale))
+            data, like = labels_for_writing(self._case_labels.data, self._case_labels.metadata, tuple(self._case_labels.scale))
             write_labels(self.case.labels, data, like, force=True)
             record_edit(self.case.labels, data, like.affine, "napari-inpaint-seg: cohort review")
         except InputError as exc:
             show_problem(str(exc))
             return False
-        self._as_opened = np.array(self._labels.data, copy=True)
+        self._as_opened = np.array(self._case_labels.data, copy=True)
         return True
 
     def _record_and_go_on(self, verdict: str) -> bool:
@@ -177,7 +177,7 @@ class ReviewWidget(Container):
         from .cohort import label_summary
 
         try:
-            data, like = labels_for_writing(self._labels.data, self._labels.metadata, tuple(self._labels.scale))  # in the file's order
+            data, like = labels_for_writing(self._case_labels.data, self._case_labels.metadata, tuple(self._case_labels.scale))  # in the file's order
             record_verdict(self._folder_path, self.case, verdict, self._note.value, label_summary(data, like.affine).ml)
         except InputError as exc:
             show_problem(str(exc))
