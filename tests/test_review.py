@@ -152,3 +152,13 @@ def test_a_case_that_cannot_be_opened_is_reported_and_the_shown_case_stays(revie
     assert not widget.move(+1)
     assert widget.case == shown and widget._case_labels in viewer.layers
     assert len(problems) == 1 and problems[0].startswith("case 2 cannot be opened: ") and "sub-02.nii.gz" in problems[0]
+
+
+@pytest.mark.gui
+def test_opening_a_cohort_over_changed_labels_asks_once(review, cohort):
+    viewer, widget, answers = review
+    widget._case_labels.data = np.zeros_like(widget._case_labels.data)
+    asked = []
+    widget.ask_changes = lambda case: asked.append(case) or "discard"
+    assert widget.open_cohort(cohort)
+    assert len(asked) == 1 and widget.case.labels.name == "sub-01_labels.nii.gz" and widget._case_labels.data.any()  # read again from the file

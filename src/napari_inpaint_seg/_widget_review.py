@@ -124,7 +124,10 @@ class ReviewWidget(Container):
         answer = self.ask_changes(self.case)
         if answer == SAVE:
             return self._write_labels()
-        return answer == DISCARD
+        if answer == DISCARD:
+            self._as_opened = np.array(self._case_labels.data, copy=True)  # asked once: not again before the layers close
+            return True
+        return False
 
     def labels_changed(self) -> bool:
         """Whether the shown case's labels differ from its file (painted, accepted candidates, Label all slices)."""

@@ -107,12 +107,11 @@ def open_viewer(args: argparse.Namespace, layer_data: tuple | None = None, viewe
 
     viewer = viewer or napari.Viewer(title="napari-inpaint-seg")
     if layer_data is None:
-        image = viewer.open_sample(PLUGIN, "mni152")[0]
+        image, labels = viewer.open_sample(PLUGIN, "mni152")[0], None
         image.metadata[MODALITY] = args.modality or "t1"
-        localize, segment, _ = show_in_widgets(viewer, image, None, args.model)
     else:
         image, labels = add_scan_layers(viewer, layer_data, labels_data)
-        localize, segment, _ = show_in_widgets(viewer, image, labels, args.model)
+    localize, segment = show_in_widgets(viewer, image, labels, args.model)
     return viewer, localize, segment
 
 
@@ -129,7 +128,7 @@ def add_scan_layers(viewer, layer_data: tuple, labels_data: tuple | None = None)
 def show_in_widgets(viewer, image, labels=None, model: Path | None = None) -> tuple:
     """Dock the Localize and Segment widgets (reused when docked) on ``image``, with the model of its modality (or
     ``model``) and ``labels`` as the Segment widget's labels layer; the slider on the middle of the labels (of the
-    scan without them). Returns the two widgets and the slice shown."""
+    scan without them). Returns the two widgets."""
     from ._menu import open_widgets
     from .display import MODALITY
 
@@ -140,13 +139,11 @@ def show_in_widgets(viewer, image, labels=None, model: Path | None = None) -> tu
     localize.select_model(modality=image.metadata.get(MODALITY), checkpoint=model)
     if labels is not None:
         segment.select_labels(labels)
-    shown = None
     if image.ndim == 3:
         labelled = np.flatnonzero(np.asarray(labels.data).any(axis=(1, 2))) if labels is not None else []
-        shown = int(labelled[len(labelled) // 2]) if len(labelled) else image.data.shape[0] // 2
         viewer.dims.axis_labels = ("axial slice", "row", "column")
-        viewer.dims.set_current_step(0, shown)
-    return localize, segment, shown
+        viewer.dims.set_current_step(0, int(labelled[len(labelled) // 2]) if len(labelled) else image.data.shape[0] // 2)
+    return localize, segment
 
 
 def open_review(folder: Path, viewer=None):
