@@ -162,3 +162,18 @@ def test_opening_a_cohort_over_changed_labels_asks_once(review, cohort):
     widget.ask_changes = lambda case: asked.append(case) or "discard"
     assert widget.open_cohort(cohort)
     assert len(asked) == 1 and widget.case.labels.name == "sub-01_labels.nii.gz" and widget._case_labels.data.any()  # read again from the file
+
+
+@pytest.mark.gui
+def test_the_next_case_closes_what_was_drawn_over_the_last_but_not_labels_the_user_made(review, cohort):
+    from napari_inpaint_seg._widget_common import OVERLAY_OF, RESAMPLED_OF, image_key
+
+    viewer, widget, _ = review
+    image = widget._case_image
+    heat = viewer.add_image(np.zeros(image.data.shape, np.float32), name="heat", metadata={OVERLAY_OF: image_key(image)})
+    finer = viewer.add_image(np.zeros((4, 96, 96), np.float32), name="finer", metadata={RESAMPLED_OF: image_key(image)})
+    finer_heat = viewer.add_image(np.zeros((4, 96, 96), np.float32), name="finer heat", metadata={OVERLAY_OF: image_key(finer)})
+    viewer.add_labels(np.zeros((4, 96, 96), np.uint8), name="my labels")  # made by the user: kept
+    assert widget.move(+1)
+    names = [layer.name for layer in viewer.layers]
+    assert "my labels" in names and not {heat.name, finer.name, finer_heat.name} & set(names)

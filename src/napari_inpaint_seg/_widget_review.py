@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from magicgui.widgets import Container, FileEdit, Label, LineEdit, PushButton
 
-from ._widget_common import belongs_to, show_problem
+from ._widget_common import RESAMPLED_OF, belongs_to, image_key, show_problem
 from .errors import InputError
 from .review import Case, first_unreviewed, read_cases, read_verdicts, record_verdict
 
@@ -134,9 +134,14 @@ class ReviewWidget(Container):
         return self._case_labels is not None and self._case_labels in self._viewer.layers and not np.array_equal(self._case_labels.data, self._as_opened)
 
     def _close_case_layers(self) -> None:
-        """Remove the shown case's scan, labels and everything the widgets drew over the scan."""
+        """Remove the shown case's scan, its labels, the scan resampled in-plane from it, and what the widgets drew
+        over either (heatmaps, candidates). Labels layers the user made are left: they may hold unsaved work."""
+        if self._case_image is None:
+            return
+        key = image_key(self._case_image)
+        scans = [self._case_image, *(layer for layer in self._viewer.layers if layer.metadata.get(RESAMPLED_OF) == key)]
         for layer in list(self._viewer.layers):
-            if layer == self._case_image or layer == self._case_labels or belongs_to(layer, self._case_image):  # ==: napari hands plugins proxies of layers
+            if layer == self._case_labels or any(layer == scan or belongs_to(layer, scan) for scan in scans):  # ==: napari hands plugins proxies
                 self._viewer.layers.remove(layer)
         self._case_image = self._case_labels = None
 
