@@ -110,3 +110,20 @@ def test_a_sidecar_that_is_not_ours_or_is_missing_is_left_alone(tmp_path):
         (tmp_path / f"{name}.json").write_text(text)
         assert not record_edit(tmp_path / f"{name}.nii.gz", labels, np.eye(4), "test")
         assert (tmp_path / f"{name}.json").read_text() == text
+
+
+def test_an_evaluation_records_the_run_and_its_models(tmp_path, tiny_model_path, monkeypatch):
+    from napari_inpaint_seg import evaluation
+
+    data = tmp_path / "lgg"
+    data.mkdir()
+    for suffix in ("t1pre", "mask"):
+        nib.save(nib.Nifti1Image(np.zeros((16, 16, 8), np.float32), np.eye(4)), str(data / f"P1_{suffix}.nii.gz"))
+    (tmp_path / "patients.txt").write_text("P1\n")
+    monkeypatch.setattr(evaluation, "evaluate_lgg", lambda *args, **kwargs: {"selections": {}, "inpainting": {}})  # the scores are not the point
+    command = ["evaluate", "--data", str(data), "--patients", str(tmp_path / "patients.txt"), "--modality", "t1", "--gamma", "8",
+               "--model", str(tiny_model_path), "--device", "cpu", "--json", str(tmp_path / "out.json")]
+    assert main(command) == 0
+    provenance = json.loads((tmp_path / "out.json").read_text())["provenance"]
+    assert provenance["Command"] == ["inpaint-seg", *command] and provenance["GeneratedBy"][0]["Version"] == __version__
+    assert [model["SHA256"] for model in provenance["Models"]] == [hashlib.sha256(tiny_model_path.read_bytes()).hexdigest()]

@@ -538,6 +538,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),
         polarity=heat_polarity(args), whole_volumes=args.whole_volumes,
     )
+    from .models.config import uses_shipped_model
+    from .provenance import model_record, run_record
+
+    results["provenance"] = {**run_record(args.argv), "Models": [model_record(path, config, uses_shipped_model([path])) for path, config in resolve_models(args)]}
     write_atomically(args.json, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
 
     def number(value, digits: int) -> str:  # None when there was nothing to measure (no tumour / healthy slices)

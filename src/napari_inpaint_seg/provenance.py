@@ -42,17 +42,25 @@ def model_record(path: Path, config, shipped: bool) -> dict:
             "Iterations": config.iterations, "TrainedOn": config.data, "TrainedWithVersion": config.code_version}
 
 
-def labels_record(*, command: list[str], scan: Path, modality: str, models: list[dict], localiser: dict, felzenszwalb, selection,
-                  geometry: dict, slices: list[int] | None, summary) -> dict:
-    """The sidecar's content; keys in BIDS's CamelCase, settings under the names the command line uses."""
+def run_record(command: list[str]) -> dict:
+    """Which run made a file: the tool and its version, the command (``inpaint-seg`` and its arguments), the working
+    directory its relative paths lead from, and when."""
     from . import __version__
 
     return {
-        "Description": "tumour labels (1) drawn by unsupervised inpainting-based segmentation",
         "GeneratedBy": [{"Name": TOOL_NAME, "Version": __version__}],
         "Command": ["inpaint-seg", *command],
-        "WorkingDirectory": os.getcwd(),  # where the command's relative paths lead
+        "WorkingDirectory": os.getcwd(),
         "Date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def labels_record(*, command: list[str], scan: Path, modality: str, models: list[dict], localiser: dict, felzenszwalb, selection,
+                  geometry: dict, slices: list[int] | None, summary) -> dict:
+    """The sidecar's content; keys in BIDS's CamelCase, settings under the names the command line uses."""
+    return {
+        "Description": "tumour labels (1) drawn by unsupervised inpainting-based segmentation",
+        **run_record(command),
         "Sources": [str(Path(scan).resolve())],  # absolute: the sidecar may be read from anywhere, long after
         "Modality": modality,
         "Models": models,
