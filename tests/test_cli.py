@@ -120,6 +120,14 @@ def test_small_3d_pieces_are_dropped_by_default_as_tuned_per_modality(modality, 
     assert chosen.min_component_share == share
 
 
+@pytest.mark.parametrize("modality,flags,share", [("flair", [], 0.25), ("t1", [], 0.5), ("flair", ["--min-grown-share", "0.5"], 0.5)])
+def test_growth_into_an_unlabelled_slice_needs_the_share_tuned_per_modality(modality, flags, share):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+    assert chosen.min_grown_share == share
+
+
 def test_refine_fraction_one_gives_the_reference_heatmap(tmp_path, tiny_model_path, make_brain_slice):
     """--refine-fraction 1 runs every window of the stride, as --reference does; 0 only the first, coarser pass."""
     image, brain, _ = make_brain_slice(size=48)

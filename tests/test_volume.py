@@ -47,6 +47,9 @@ def test_growth_into_an_unlabelled_slice_needs_a_share_of_the_neighbours_label()
     assert disc(2).sum() < MIN_GROWN_SHARE * disc(9).sum()
     refined = refine_volume(labels, images, brains, "bright", radius=5)
     assert np.array_equal(refined[4], disc(9)) and not refined[5].any()
+    share = disc(2).sum() / disc(9).sum()  # a selection that asks for less keeps it (FLAIR's lesion ends narrow fast)
+    assert np.array_equal(refine_volume(labels, images, brains, "bright", radius=5, grown_share=share)[5], disc(2))
+    assert not refine_volume(labels, images, brains, "bright", radius=5, grown_share=share * 1.01)[5].any()
 
 
 def test_a_label_with_nothing_on_the_lesions_side_is_dropped_and_dark_lesions_work_alike():

@@ -95,7 +95,8 @@ def main() -> None:
         }
         for name, decided in sources.items():  # then the default's last steps, the volume step with each weight
             labels_by_source[name].append({
-                weight: keep_main_lesions(refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight), selection.min_component_share)
+                weight: keep_main_lesions(refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight, selection.min_grown_share),
+                                          selection.min_component_share)
                 for weight in weights
             })
 

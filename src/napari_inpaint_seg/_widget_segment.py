@@ -346,7 +346,7 @@ class SegmentWidget(Container):
             return chosen
         tuned = default_selection(self._modality())
         return replace(chosen, min_contrast=tuned.min_contrast, grow_contrast=tuned.grow_contrast, volume_radius=tuned.volume_radius,
-                       min_component_share=tuned.min_component_share)
+                       min_component_share=tuned.min_component_share, min_grown_share=tuned.min_grown_share)
 
     @property
     def result(self) -> SliceResult | None:

@@ -77,6 +77,9 @@ def add_method_arguments(parser: argparse.ArgumentParser, *, modality_from_scan:
     parser.add_argument("--min-component-share", type=float,
                         help="merge mode: last, drop the labels' 3D pieces smaller than this share of the largest piece (default: tuned per modality, "
                              "0.5 on FLAIR, 0.1 on T1-pre; 0: keep every piece; 1: the largest only)")
+    parser.add_argument("--min-grown-share", type=float,
+                        help="merge mode, volume step: a slice without a label of its own keeps what the labels grew into it when that is at least "
+                             "this share of its labelled neighbour's label (default: tuned per modality, 0.25 on FLAIR, 0.5 on T1-pre)")
     parser.add_argument("--polarity", choices=["auto", "both", "bright", "dark"], default="auto",
                         help="which inpainting error counts: auto (default) the sign that marks LGG on the modality, bright on FLAIR, dark on T1-pre "
                              "(with --mode paper: both); both: the absolute error, as the paper")
@@ -167,7 +170,7 @@ def probe_writable(folder: Path) -> None:
 def check_method_arguments(args: argparse.Namespace) -> None:
     numbers = {"--scale": args.scale, "--sigma": args.sigma, "--merge-ratio": args.merge_ratio, "--min-contrast": args.min_contrast,
                "--grow-contrast": args.grow_contrast, "--heat-sigma": args.heat_sigma, "--min-component-share": args.min_component_share,
-               "--refine-fraction": getattr(args, "refine_fraction", None)}
+               "--min-grown-share": args.min_grown_share, "--refine-fraction": getattr(args, "refine_fraction", None)}
     for flag, value in numbers.items():
         if value is not None and not np.isfinite(value):
             raise InputError(f"{flag} must be a finite number, got {value}")
@@ -186,8 +189,9 @@ def check_method_arguments(args: argparse.Namespace) -> None:
                         ("--volume-radius", args.volume_radius)):
         if value is not None and value < 0:
             raise InputError(f"{flag} must be at least 0, got {value}")
-    if args.min_component_share is not None and not 0 <= args.min_component_share <= 1:
-        raise InputError(f"--min-component-share must lie between 0 and 1, got {args.min_component_share}")
+    for flag, value in (("--min-component-share", args.min_component_share), ("--min-grown-share", args.min_grown_share)):
+        if value is not None and not 0 <= value <= 1:
+            raise InputError(f"{flag} must lie between 0 and 1, got {value}")
 
 
 def check_content(scan, gamma: int, skull_stripped: bool = False) -> None:
@@ -235,7 +239,7 @@ def selection(args: argparse.Namespace):
 
     if args.mode == "paper":
         given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin, "refine radius": args.refine_radius,
-                 "volume radius": args.volume_radius, "min component share": args.min_component_share}
+                 "volume radius": args.volume_radius, "min component share": args.min_component_share, "min grown share": args.min_grown_share}
         if any(value is not None for value in given.values()):
             raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
         if args.min_contrast is None and args.grow_contrast is None:
@@ -254,6 +258,7 @@ def selection(args: argparse.Namespace):
             lesion=defaults.lesion,
             volume_radius=defaults.volume_radius if args.volume_radius is None else args.volume_radius,
             min_component_share=defaults.min_component_share if args.min_component_share is None else args.min_component_share,
+            min_grown_share=defaults.min_grown_share if args.min_grown_share is None else args.min_grown_share,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None

@@ -31,6 +31,10 @@ LESION_SIGNS = ("bright", "dark")
 # How a low-grade glioma looks on each modality: hyperintense on FLAIR, hypointense on T1-pre. The sign of the
 # inpainting error that marks it (the localiser's polarity) and the side its edge is refined to both follow.
 LESION_SIGN = {"flair": "bright", "t1": "dark"}
+# The volume step (volume.refine_volume): a slice without a label of its own keeps what grew into it only if that is
+# at least this share of the largest labelled neighbour's label, since a spill into tissue beside the lesion is
+# small. The tuned selections set their own (DEFAULT_SELECTIONS: lower on FLAIR, whose lesion ends narrow fast).
+MIN_GROWN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class Selection:
     ``refine_radius`` (pixels; 0: off, as the paper) redraws each answer along the lesion's own intensity edge
     (:func:`refine_by_intensity`; ``lesion`` says whether the lesion is "bright" or "dark" on the modality).
     ``volume_radius`` (pixels; 0: off) redraws the labels of the slices segmented together, with one threshold for
-    the scan, after the decision across slices (:func:`~.volume.refine_volume`). ``min_component_share`` (0: off)
+    the scan, after the decision across slices (:func:`~.volume.refine_volume`); a slice without a label of its own keeps
+    what grew into it when that is at least ``min_grown_share`` of its labelled neighbour's label. ``min_component_share`` (0: off)
     then drops the 3D pieces of those labels smaller than this share of the largest (:func:`~.volume.keep_main_lesions`).
     """
 
@@ -76,6 +81,7 @@ class Selection:
     lesion: str = "bright"
     volume_radius: int = 0
     min_component_share: float = 0.0
+    min_grown_share: float = MIN_GROWN_SHARE
 
     def __post_init__(self) -> None:
         if self.mode not in SELECTION_MODES:
@@ -87,8 +93,8 @@ class Selection:
         if min(self.heat_sigma, self.edge_margin, self.refine_radius, self.volume_radius) < 0:
             raise ValueError(f"heat_sigma, edge_margin, refine_radius and volume_radius must be at least 0, got {self.heat_sigma}, {self.edge_margin}, "
                              f"{self.refine_radius} and {self.volume_radius}")
-        if not 0 <= self.min_component_share <= 1:
-            raise ValueError(f"min_component_share must lie in [0, 1], got {self.min_component_share}")
+        if not 0 <= self.min_component_share <= 1 or not 0 <= self.min_grown_share <= 1:
+            raise ValueError(f"min_component_share and min_grown_share must lie in [0, 1], got {self.min_component_share} and {self.min_grown_share}")
         if self.lesion not in LESION_SIGNS:
             raise ValueError(f"lesion must be one of {LESION_SIGNS}, got {self.lesion!r}")
 
@@ -107,6 +113,8 @@ class Selection:
                 text += f" ({self.grow_contrast:g} beside a labelled slice)"
         if self.volume_radius:
             text += f", volume redrawn with one threshold within {self.volume_radius} px"
+            if self.min_grown_share != MIN_GROWN_SHARE:
+                text += f" (kept in a slice of its own from {self.min_grown_share:g} of the neighbour's label)"
         if self.min_component_share:
             text += f", 3D pieces under {self.min_component_share:g} of the largest dropped"
         return text
@@ -116,11 +124,12 @@ class Selection:
 # heat is noisy and wants much; contrasts scale with the smoothing, so the no-tumour decision goes with it.
 # LGG is bright on FLAIR, where its edge is sharp enough to refine each answer; on T1-pre that did not help, but
 # one threshold for the whole volume (volume_radius) helped both, and so did dropping the small 3D pieces beside
-# the lesion (min_component_share: the best Dice, ties broken towards dropping less).
+# the lesion (min_component_share: the best Dice, ties broken towards dropping less); with those dropped, FLAIR's
+# labels may also grow into the narrow ends of a lesion (min_grown_share), which on T1-pre only added false positives.
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
 DEFAULT_SELECTIONS = {
     "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=4.0, refine_radius=20, lesion=LESION_SIGN["flair"],
-                       volume_radius=3, min_component_share=0.5),
+                       volume_radius=3, min_component_share=0.5, min_grown_share=0.25),
     "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=1.6, grow_contrast=1.4, lesion=LESION_SIGN["t1"], volume_radius=3,
                     min_component_share=0.1),
 }

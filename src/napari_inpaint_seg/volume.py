@@ -13,24 +13,23 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .segmentation import redraw_along_edge
+from .segmentation import MIN_GROWN_SHARE, redraw_along_edge
 
 # Where the threshold lies between the median of the rest of the brain (0) and that of the labels (1). Higher
 # than the per-slice refinement's halfway: the labels it starts from already include the lesion's faint fringe.
 # Both constants were chosen on the validation patients (docs/results.md).
 THRESHOLD_WEIGHT = 0.6
-# A slice without a label of its own keeps what grew into it only if that is at least this share of the largest
-# labelled neighbour's label: a lesion narrows slowly towards its ends, a spill into tissue beside it is small.
-MIN_GROWN_SHARE = 0.5
 
 
 def refine_volume(
     labels: dict[int, np.ndarray], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], lesion: str, radius: int, weight: float = THRESHOLD_WEIGHT,
+    grown_share: float = MIN_GROWN_SHARE,
 ) -> dict[int, np.ndarray]:
     """The labels of a volume's slices (keyed by slice index), redrawn along the lesion's intensity edge with one
     threshold for the scan, ``weight`` of the way from the rest of the brain to the labels
     (:func:`~.segmentation.redraw_along_edge`), neighbours being slice index ± 1. So a label with no voxel on the
-    lesion's side is dropped, and a label grows into the next slice (kept there by :data:`MIN_GROWN_SHARE`). With
+    lesion's side is dropped, and a label grows into the next slice (kept there when at least ``grown_share`` of the
+    labelled neighbour's label, :data:`MIN_GROWN_SHARE` by default). With
     nothing to sharpen the labels are returned as they are.
     """
     if radius <= 0 or not any(label.any() for label in labels.values()):
@@ -42,7 +41,7 @@ def refine_volume(
     areas = (label & brain).sum(axis=(1, 2))
     for z in np.flatnonzero((areas == 0) & grown.any(axis=(1, 2))):
         neighbour_area = max(areas[other] for other in (z - 1, z + 1) if 0 <= other < len(areas))
-        if grown[z].sum() < MIN_GROWN_SHARE * neighbour_area:
+        if grown[z].sum() < grown_share * neighbour_area:
             grown[z] = False
     return unstacked(grown, labels)
 
