@@ -215,3 +215,23 @@ def test_turned_scans_score_labels_in_the_lgg_voxel_order(monkeypatch, way):
     scan = np.zeros((20, 24, 3), np.float32)
     scan[2:9, 5:8] = 1.0  # off-centre, so a turn or a flip would move it
     np.testing.assert_array_equal(script("turned_scans").segment_stored(scan, "flair", way), scan > 0.5)
+
+
+def test_evaluations_of_parts_of_a_split_combine_as_one_run_would_score_them():
+    combined = script("combine_evaluations").combined
+
+    def part(patients, dices, healthy, fpr, volume, **settings):
+        score = {"selection": "s", "dice_per_slice": dices, "n_tumour_slices": len(dices), "n_healthy_slices": healthy, "false_positive_rate": fpr,
+                 "patient_pooled_dice_mean": volume, "volume_dice_mean": volume}
+        return {"modality": "flair", "gamma": [64], "step": [8], "localizer": "reference", "patients": patients, "selections": {"chosen": score},
+                "seconds_per_slice": 10.0, **settings}
+
+    whole = combined([part(["a"], [1.0, 0.0], 4, 0.25, 0.5), part(["b", "c"], [0.5], 2, 0.5, 0.8)])
+    chosen = whole["selections"]["chosen"]
+    assert chosen["dice_mean"] == pytest.approx(0.5) and chosen["n_tumour_slices"] == 3 and chosen["n_healthy_slices"] == 6
+    assert chosen["false_positive_rate"] == pytest.approx(2 / 6) and chosen["volume_dice_mean"] == pytest.approx((0.5 + 2 * 0.8) / 3)
+    assert whole["patients"] == ["a", "b", "c"]
+    with pytest.raises(SystemExit, match="differ in localizer"):
+        combined([part(["a"], [1.0], 1, 0.0, 1.0), part(["b"], [1.0], 1, 0.0, 1.0, localizer="fast")])
+    with pytest.raises(SystemExit, match="a patient is in more than one part"):
+        combined([part(["a"], [1.0], 1, 0.0, 1.0), part(["a"], [1.0], 1, 0.0, 1.0)])
