@@ -4,6 +4,7 @@ status 2, never a traceback; packs record their modality and land where the user
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -235,3 +236,28 @@ def test_evaluations_of_parts_of_a_split_combine_as_one_run_would_score_them():
         combined([part(["a"], [1.0], 1, 0.0, 1.0), part(["b"], [1.0], 1, 0.0, 1.0, localizer="fast")])
     with pytest.raises(SystemExit, match="a patient is in more than one part"):
         combined([part(["a"], [1.0], 1, 0.0, 1.0), part(["a"], [1.0], 1, 0.0, 1.0)])
+
+
+def test_variants_of_each_scan_are_scored_against_its_mask(tmp_path, capsys):
+    import nibabel as nib
+
+    from napari_inpaint_seg.evaluation import score_variants
+
+    mask = np.zeros((20, 20, 4), np.uint8)
+    mask[5:15, 5:15, 1:3] = 1  # two tumour slices of 100 pixels
+    for patient in ("P1", "P2"):
+        nib.save(nib.Nifti1Image(mask.astype(np.float32), np.eye(4)), str(tmp_path / f"{patient}_flair.nii.gz"))
+        nib.save(nib.Nifti1Image(mask, np.eye(4)), str(tmp_path / f"{patient}_mask.nii.gz"))
+
+    def labels_of(scan, variant):  # "right": the scan's bright voxels (the mask); "half": only the first tumour slice
+        labels = np.asarray(scan.dataobj) > 0.5
+        if variant == "half":
+            labels[:, :, 2] = False
+        return labels
+
+    result = score_variants(tmp_path, ["P1", "P2"], "flair", ["right", "half"], labels_of, tmp_path / "out" / "scores.json")
+    assert result["mean_slice_dice"] == {"right": 1.0, "half": 0.5}
+    assert [(row["patient"], row["variant"], row["volume_dice"]) for row in result["rows"]] == [
+        ("P1", "right", 1.0), ("P1", "half", pytest.approx(2 / 3)), ("P2", "right", 1.0), ("P2", "half", pytest.approx(2 / 3))]
+    assert json.loads((tmp_path / "out" / "scores.json").read_text())["mean_slice_dice"] == result["mean_slice_dice"]
+    assert len(capsys.readouterr().out.splitlines()) == 5  # a line per row as it comes, then the summary

@@ -15,18 +15,15 @@ adds no detail, so a factor above 1 imitates a larger brain, not a sharper scan.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from napari_inpaint_seg.evaluation import command_line_labels, mean_tumour_slice_dice
+from napari_inpaint_seg.evaluation import command_line_labels, score_variants
 from napari_inpaint_seg.in_plane import labels_to_grid
-from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.models.config import MODALITIES
-from napari_inpaint_seg.training.data import lgg_patient_volume_paths
 
 
 def segment_resampled(scan: nib.Nifti1Image, modality: str, chain: list[str]) -> np.ndarray:
@@ -49,21 +46,8 @@ def main() -> None:
     parser.add_argument("--factors", default="0.5,0.7,1,1.5,2", help="in-plane resampling factors, or chains such as 0.5*2 or 0.5*auto (default: %(default)s)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    factors = args.factors.split(",")
-    rows = []
-    for patient in args.patients.split(","):
-        scan_path, mask_path = lgg_patient_volume_paths(args.data, patient, args.modality)
-        scan, mask = nib.load(scan_path), np.asarray(nib.load(mask_path).dataobj) > 0
-        for factor in factors:
-            labels = segment_resampled(scan, args.modality, factor.split("*"))
-            rows.append({"patient": patient, "factor": factor, "dice_mean": mean_tumour_slice_dice(labels, mask),
-                         "volume_dice": float(dice(labels, mask))})
-            print(json.dumps(rows[-1]), flush=True)
-    summary = {f: round(float(np.mean([row["dice_mean"] for row in rows if row["factor"] == f])), 3) for f in factors}
-    print(json.dumps({"mean_slice_dice_by_factor": summary}))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"modality": args.modality, "rows": rows, "mean_slice_dice_by_factor": summary}, indent=1))
+    score_variants(args.data, args.patients.split(","), args.modality, args.factors.split(","),
+                   lambda scan, factor: segment_resampled(scan, args.modality, factor.split("*")), args.json)
 
 
 if __name__ == "__main__":

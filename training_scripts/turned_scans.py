@@ -14,15 +14,14 @@ validation patients: this measures the tool, it chooses nothing.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from napari_inpaint_seg.evaluation import command_line_labels, mean_tumour_slice_dice
+from napari_inpaint_seg.evaluation import command_line_labels, score_variants
 from napari_inpaint_seg.models.config import MODALITIES
-from napari_inpaint_seg.training.data import lgg_patient_volume_paths, read_patient_list
+from napari_inpaint_seg.training.data import read_patient_list
 
 # The LGG voxels' true orientation (their files' identity affine does not say it): P, L, S, 1 mm, away from the origin.
 TRUE_AFFINE = np.array([[0, -1.0, 0, 120], [-1.0, 0, 0, 120], [0, 0, 1.0, -40], [0, 0, 0, 1]])
@@ -53,19 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modality", choices=MODALITIES, required=True)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    rows = []
-    for patient in read_patient_list(args.patients_file):
-        scan_path, mask_path = lgg_patient_volume_paths(args.data, patient, args.modality)
-        data, mask = np.asarray(nib.load(scan_path).dataobj, dtype=np.float32), np.asarray(nib.load(mask_path).dataobj) > 0
-        for way in WAYS:
-            labels = segment_stored(data, args.modality, way)
-            rows.append({"patient": patient, "way": way, "dice_mean": mean_tumour_slice_dice(labels, mask)})
-            print(json.dumps(rows[-1]), flush=True)
-    summary = {way: round(float(np.mean([row["dice_mean"] for row in rows if row["way"] == way])), 3) for way in WAYS}
-    print(json.dumps({"mean_slice_dice": summary}))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"modality": args.modality, "rows": rows, "mean_slice_dice": summary}, indent=1))
+    score_variants(args.data, read_patient_list(args.patients_file), args.modality, list(WAYS),
+                   lambda scan, way: segment_stored(np.asarray(scan.dataobj, dtype=np.float32), args.modality, way), args.json)
 
 
 if __name__ == "__main__":
