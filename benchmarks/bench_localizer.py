@@ -7,6 +7,7 @@
     python benchmarks/bench_localizer.py --modality flair --slices all --keep DIR   # also save each slice's heatmaps
     python benchmarks/bench_localizer.py --modality flair --kept DIR            # a changed fast path against them
     python benchmarks/bench_localizer.py --modality flair --volume --save-volume scan.npz   # then --volume-from scan.npz elsewhere
+    python benchmarks/bench_localizer.py --modality flair --slices 12 --per-patient 3 --save-slices s.npz   # then --slices-from s.npz elsewhere
 
 Prints one JSON object. Segments are ranked as the CLI's default mode does (--mode default) or as the paper
 (--mode paper), with the same settings for both paths. Slices come from the tumour slices of the validation patients in
@@ -91,8 +92,28 @@ def mode_settings(mode: str, modality: str) -> tuple[str, FelzenszwalbParams, Se
     return resolve_polarity("auto", modality), FelzenszwalbParams(), default_selection(modality)
 
 
+def chosen_slices(args) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """(index, image, brain, tumour) per slice to compare: from --slices-from, the data or a synthetic slice."""
+    if args.slices_from:
+        with np.load(args.slices_from) as saved:
+            if str(saved["modality"]) != args.modality:
+                sys.exit(f"{args.slices_from}: saved from {saved['modality']} scans, not {args.modality}")
+            yield from zip(saved["index"].tolist(), saved["image"], saved["brain"], saved["tumour"])
+        return
+    for prepared, index, tumour in real_slices(args.modality, args.slices, args.per_patient) if DATA.is_dir() else synthetic_slice():
+        yield index, prepared.image[:, :, index], prepared.brain[:, :, index], tumour
+
+
+def save_slices(args) -> dict:
+    """--save-slices: the chosen slices (prepared, brain extraction included) in one .npz file, so that both
+    paths can be compared where neither ../shared nor deepbet is (a GPU machine)."""
+    indices, images, brains, tumours = zip(*chosen_slices(args))
+    np.savez_compressed(args.save_slices, index=np.array(indices), image=np.stack(images), brain=np.stack(brains), tumour=np.stack(tumours), modality=args.modality)
+    return {"saved_slices": len(indices), "file": str(args.save_slices)}
+
+
 def slices_to_compare(args) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, dict | None]]:
-    """(index, image, brain, tumour, kept run or None) per slice: from a --keep folder, the data or a synthetic slice."""
+    """(index, image, brain, tumour, kept run or None) per slice: from a --keep folder, else :func:`chosen_slices`."""
     if args.kept:
         for path in sorted(args.kept.glob("*.npz")):
             with np.load(path) as kept:
@@ -105,8 +126,8 @@ def slices_to_compare(args) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.nd
                     kept["seconds_reference"] = float("nan")
                 yield int(kept["index"]), kept["image"], kept["brain"], kept["tumour"], kept
         return
-    for prepared, index, tumour in real_slices(args.modality, args.slices, args.per_patient) if DATA.is_dir() else synthetic_slice():
-        yield index, prepared.image[:, :, index], prepared.brain[:, :, index], tumour, None
+    for index, image, brain, tumour in chosen_slices(args):
+        yield index, image, brain, tumour, None
 
 
 def device_name(device: str) -> str:
@@ -193,8 +214,34 @@ def compare_slices(args, generator, config) -> dict:
         "largest_dice_difference": max(abs(row["dice_reference"] - row["dice_fast"]) for row in rows),
         "n_slices": len(rows),
         "fast_path_settings": fast_options(args) or "defaults",
-        "data": f"kept slices of {args.kept} (reference times from when they were kept; none when kept on another device or thread count)" if args.kept else "lgg validation tumour slices" if DATA.is_dir() else "synthetic slice",
+        "data": data_description(args),
     }
+
+
+def data_description(args) -> str:
+    if args.kept:
+        return f"kept slices of {args.kept} (reference times from when they were kept; none when kept on another device or thread count)"
+    if args.slices_from:
+        return f"slices saved in {args.slices_from} (both paths run here)"
+    return "lgg validation tumour slices" if DATA.is_dir() else "synthetic slice"
+
+
+def profile_fast_path(args, generator, config) -> None:
+    """--profile: the fast path on the first slice under torch.profiler (after one untimed run), its operators
+    by total time in a text table: where a slice's time goes on this device (kernels or the host's Python)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    index, image, brain, _ = next(iter(chosen_slices(args)))
+    polarity = mode_settings(args.mode, args.modality)[0]
+    run = partial(fast_heatmap, generator, config, image, brain, step=args.step, device=args.device, polarity=polarity, **fast_options(args))
+    final(run())
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device.startswith("cuda") else [])
+    with profile(activities=activities) as profiled:
+        final(run())
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+    sort_by = "cuda_time_total" if args.device.startswith("cuda") else "cpu_time_total"
+    args.profile.write_text(f"fast path, slice {index}, {device_name(args.device)}\n" + profiled.key_averages().table(sort_by=sort_by, row_limit=40))
 
 
 def volume_to_time(args) -> PreparedScan:
@@ -238,8 +285,14 @@ def check_arguments(parser: argparse.ArgumentParser, args) -> None:
         parser.error("--volume-from and --save-volume go with --volume")
     if args.volume_from and args.save_volume:
         parser.error("--save-volume saves a scan prepared here; with --volume-from there is none")
-    if args.volume and (args.kept or args.keep):
-        parser.error("--keep and --kept compare slices; they do not go with --volume")
+    if args.volume and (args.kept or args.keep or args.slices_from or args.save_slices):
+        parser.error("--keep, --kept, --slices-from and --save-slices are for slices; they do not go with --volume")
+    if args.slices_from and not args.slices_from.is_file():
+        parser.error(f"--slices-from {args.slices_from}: no such file")
+    if args.kept and (args.slices_from or args.save_slices):
+        parser.error("--kept brings its own slices; it does not go with --slices-from or --save-slices")
+    if args.save_slices and (args.slices_from or args.keep or args.profile):
+        parser.error("--save-slices only saves the slices it reads from the data")
 
 
 def main() -> None:
@@ -265,16 +318,24 @@ def main() -> None:
     parser.add_argument("--volume", action="store_true", help="time a whole scan with the fast path and report peak memory")
     parser.add_argument("--save-volume", type=Path, help="--volume: also save the prepared scan (intensities and brain mask) in this .npz file")
     parser.add_argument("--volume-from", type=Path, help="--volume: time the prepared scan saved by --save-volume instead (no data folder or brain extraction needed)")
+    parser.add_argument("--save-slices", type=Path, help="save the chosen slices, prepared, in this .npz file and stop (for --slices-from elsewhere)")
+    parser.add_argument("--slices-from", type=Path, help="compare both paths on the slices saved by --save-slices (no data folder or brain extraction needed)")
+    parser.add_argument("--profile", type=Path, help="also write a torch.profiler table of the fast path on the first slice to this text file")
     parser.add_argument("--warm-up", action="store_true",
                         help="run the fast path once, untimed, before timing (a GPU's first call sets up its context; reported as warm_up_seconds)")
     args = parser.parse_args()
     check_arguments(parser, args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.save_slices:
+        print(json.dumps(save_slices(args), indent=1))
+        return
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     generator, config = load_model(args.model, args.modality, args.gamma, args.device)
     result = {"device": device_name(args.device), "fast_precision": fast_precision(args), "gamma": config.gamma, "step": args.step}
+    if args.profile:
+        profile_fast_path(args, generator, config)
     result.update(whole_volume(args, generator, config) if args.volume else compare_slices(args, generator, config))
     print(json.dumps(result, indent=1))
 
