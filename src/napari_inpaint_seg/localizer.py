@@ -45,12 +45,11 @@ def step_for_window(gamma: int, step: int | None = None) -> int:
     return step if step is not None else max(DEFAULT_STEP, gamma // 8)
 
 
-# Share of the remaining windows refined at each finer stride of the fast path, by window (docs/performance.md):
-# at gamma 32, 0.3 changed the answer of 2 of the 36 agreement-benchmark slices (Dice -0.036), 0.5 of 1 (-0.012),
-# 0.6 of none; at gamma 64, 0.3 differed by -0.002 over all 129 validation tumour slices. 1 gives the reference's
-# heatmap itself.
-SMALL_WINDOW_REFINE_FRACTION = 0.6
-DEFAULT_REFINE_FRACTION = 0.3
+# Share of the remaining windows refined at each finer stride of the fast path (docs/performance.md): since
+# revision 6 estimates the windows not run from the first stage's, 0.2 gave the answers of every window on the 36
+# agreement-benchmark slices at gamma 32 and 64 (simulated from every window's error, then measured). Revision 5,
+# which left them out, needed 0.6 at gamma 32. 1 gives the reference's heatmap itself.
+DEFAULT_REFINE_FRACTION = 0.2
 FIRST_BATCH = 32
 # Windows per batch of the fast path, as pixels of (2 gamma)^2 squares: 256 windows at gamma 32, 64 at gamma 64.
 # A budget rather than a window count keeps memory flat whatever the window (what each window recomputes grows
@@ -66,11 +65,9 @@ def heat_precision(fast: bool, device: str) -> str:
 
 
 def refine_fraction_for_window(gamma: int, refine_fraction: float | None = None) -> float:
-    """The share of windows to refine: ``refine_fraction`` when given; else 0.6 for windows up to 32 px, whose
-    unrefined heat moved the no-tumour test on some slices at 0.3, and 0.3 above."""
-    if refine_fraction is not None:
-        return refine_fraction
-    return SMALL_WINDOW_REFINE_FRACTION if gamma <= 32 else DEFAULT_REFINE_FRACTION
+    """The share of windows to refine: ``refine_fraction`` when given, else :data:`DEFAULT_REFINE_FRACTION` (the
+    same for every window since revision 6; ``gamma`` stays so that callers need not know)."""
+    return DEFAULT_REFINE_FRACTION if refine_fraction is None else refine_fraction
 
 
 # Raise when a change makes the fast path's heatmaps differ: evaluation caches record it and are then remade.
@@ -80,7 +77,9 @@ def refine_fraction_for_window(gamma: int, refine_fraction: float | None = None)
 # 4: tried and reverted (the heat of the finest complete stride per pixel); not used again, to keep caches apart.
 # 5: bfloat16 by weights and maps of that dtype instead of autocast (which mixed in float32), the output layer in
 #    float32; batches padded to fewer extra windows.
-FAST_PATH_REVISION = 5
+# 6: the first stage on the stride-k grid's diagonals instead of the coarse grid; windows never run estimated by
+#    the first stage's cold windows instead of left out.
+FAST_PATH_REVISION = 6
 
 
 @dataclass
@@ -281,6 +280,57 @@ def refinement_positions(coarse: np.ndarray, candidates: np.ndarray, gamma: int,
     return candidates[np.sort(hottest)]  # exactly that share, even among ties; in raster order
 
 
+def first_stage_mask(fine: np.ndarray, brain: np.ndarray, gamma: int, step: int, coarse_factor: int) -> np.ndarray:
+    """Which of the stride-``step`` windows ``fine`` run first: one in ``coarse_factor**2``, covering every pixel.
+
+    The diagonals of the stride-``step`` grid (window indices with j - i divisible by ``coarse_factor**2``), not
+    the stride ``coarse_factor * step`` grid: that grid puts every window at one or two offsets from the
+    generator's 16-px pooling grid, whose errors differ from the other offsets' (at gamma 32, k 4 the median heat
+    of its windows alone was 4.5 % below that of all windows on 36 validation slices, up to 16 % on one); the
+    diagonals take every offset (0.6 % below). They cover pixels evenly when ``coarse_factor**2`` divides the
+    windows per pixel along an axis, else the grid is used. Windows over brain pixels the chosen ones miss (a
+    corner) are added.
+    """
+    shape = brain.shape
+    rows, cols = window_starts(shape[0], gamma, step), window_starts(shape[1], gamma, step)
+    row_index, col_index = np.searchsorted(rows, fine[:, 0]), np.searchsorted(cols, fine[:, 1])
+    if (gamma // step) % coarse_factor**2 == 0:
+        chosen = (col_index - row_index) % coarse_factor**2 == 0
+    else:
+        chosen = np.isin(fine[:, 0], window_starts(shape[0], gamma, step * coarse_factor)) & np.isin(fine[:, 1], window_starts(shape[1], gamma, step * coarse_factor))
+    missed = brain & (window_counts(fine[chosen], shape, gamma) == 0)
+    return chosen | (window_sums(missed.astype(np.int64), fine, gamma) > 0)
+
+
+def window_counts(positions: np.ndarray, shape: tuple[int, int], gamma: int) -> np.ndarray:
+    """How many of the windows starting at ``positions`` cover each pixel (a box sum over their starts)."""
+    starts = np.zeros(shape, np.int64)
+    np.add.at(starts, (positions[:, 0], positions[:, 1]), 1)
+    table = np.pad(starts.cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
+    high_r, high_c = np.arange(1, shape[0] + 1), np.arange(1, shape[1] + 1)
+    low_r, low_c = np.maximum(high_r - gamma, 0), np.maximum(high_c - gamma, 0)
+    return table[high_r][:, high_c] - table[low_r][:, high_c] - table[high_r][:, low_c] + table[low_r][:, low_c]
+
+
+@dataclass
+class _FirstStage:
+    """The first stage's windows and errors, kept to stand in for the windows that are never run."""
+
+    positions: np.ndarray
+    errors: np.ndarray
+
+    def estimate(self, heat: np.ndarray, cutoff: float, gamma: int) -> np.ndarray:
+        """Per pixel, the mean error of the first-stage windows over it that would not have been refined (their
+        mean heat below ``cutoff``, the last refinement's): the stratum the windows never run belong to. Where
+        every first-stage window over a pixel is that hot, the mean of all of them."""
+        cold = window_sums(heat.astype(np.float64), self.positions, gamma) < cutoff
+        total, count = np.zeros(heat.shape), np.zeros(heat.shape)
+        _accumulate(total, count, self.errors[cold], self.positions[cold], gamma)
+        all_total, all_count = np.zeros(heat.shape), np.zeros(heat.shape)
+        _accumulate(all_total, all_count, self.errors, self.positions, gamma)
+        return np.where(count > 0, total / np.maximum(count, 1), all_total / np.maximum(all_count, 1))
+
+
 @torch.inference_mode()
 def fast_heatmap(
     generator: UNetGenerator,
@@ -297,16 +347,20 @@ def fast_heatmap(
     bfloat16: bool | None = None,
 ) -> Iterator[HeatmapUpdate]:
     """Brain windows only, each with the whole-slice prediction (recomputing only what the window changes),
-    batched; coarse-to-fine.
+    batched; coarse-to-fine, with the windows never run estimated.
 
-    First every window at stride ``coarse_factor * step``; then, halving the stride until it is ``step``, the
+    First one in ``coarse_factor**2`` of the stride-``step`` windows, spread over the grid
+    (:func:`first_stage_mask`); then, at each stride from ``coarse_factor // 2 * step`` down to ``step``, the
     ``refine_fraction`` of the not yet evaluated windows on that grid that are hottest on the heatmap so far
-    (:func:`refinement_positions`). Where it matters (the hot region, from which the top segment comes) the
-    heatmap is the stride-``step`` one; elsewhere it averages fewer windows. ``coarse_factor`` is a power of
-    two; 1 (or ``refine_fraction=1``) evaluates every brain window at stride ``step``; None: the window's share,
-    :func:`refine_fraction_for_window`. ``batch_size`` None: as many windows as :data:`BATCH_PIXELS` allow.
-    ``bfloat16``: run the generator in bfloat16 (None: where that is fast,
-    :func:`~.models.window_inference.bfloat16_is_fast`); False keeps float32, as the reference.
+    (:func:`refinement_positions`). Where every window over a pixel ran (the hot region, from which the top
+    segment comes) the heatmap is the stride-``step`` one. Elsewhere the windows not run are counted with the
+    mean error of the first-stage windows over the pixel that were as cold as they (:class:`_FirstStage`):
+    averaging only the windows that ran would weigh the refined, hottest ones too much (it raised the brain's
+    median heat by 3-5 %, which moved the per-slice no-tumour test on some slices). The partial heatmaps are
+    plain means. ``coarse_factor`` is a power of two; 1 (or ``refine_fraction=1``) evaluates every brain window
+    at stride ``step``; None: the window's share, :func:`refine_fraction_for_window`. ``batch_size`` None: as
+    many windows as :data:`BATCH_PIXELS` allow. ``bfloat16``: run the generator in bfloat16 (None: where that is
+    fast, :func:`~.models.window_inference.bfloat16_is_fast`); False keeps float32, as the reference.
     """
     gamma = config.gamma
     refine_fraction = refine_fraction_for_window(gamma, refine_fraction)
@@ -324,33 +378,46 @@ def fast_heatmap(
     batch_size = batch_size or max(1, BATCH_PIXELS // (2 * gamma) ** 2)
     total, coverage = np.zeros(image.shape), np.zeros(image.shape)
     evaluated = np.zeros(image.shape, bool)  # by window start
+    first_errors: list[np.ndarray] = []
     done = 0
 
-    def run(positions: np.ndarray, planned: int, first_batch: int) -> Iterator[HeatmapUpdate]:
+    def run(positions: np.ndarray, planned: int, first_batch: int, keep: bool = False, hold_last: bool = False) -> Iterator[HeatmapUpdate]:
+        """Evaluate ``positions`` in batches, yielding the plain mean after each (but the last with ``hold_last``:
+        the finished heatmap is yielded once the windows never run are estimated)."""
         nonlocal done
-        if not len(positions):
-            return
-        edges = [0, *range(min(first_batch, batch_size), len(positions), batch_size), len(positions)]
+        edges = [0, *range(min(first_batch, batch_size), len(positions), batch_size), len(positions)] if len(positions) else [0]
         for first, last in zip(edges[:-1], edges[1:]):
             batch = positions[first:last]
-            _accumulate(total, coverage, inpainter.errors(batch, batch_size), batch, gamma)
+            errors = inpainter.errors(batch, batch_size)
+            _accumulate(total, coverage, errors, batch, gamma)
+            if keep:
+                first_errors.append(errors)
             evaluated[batch[:, 0], batch[:, 1]] = True
             done += len(batch)
-            yield HeatmapUpdate(_normalised(total, coverage, brain), done, planned)
+            if not (hold_last and last == len(positions)):
+                yield HeatmapUpdate(_normalised(total, coverage, brain), done, planned)
 
-    strides = [step] if refine_fraction >= 1 else [step * coarse_factor >> level for level in range(coarse_factor.bit_length())]
-    strides = [stride for stride in strides if stride <= gamma]  # a coarser pass would leave pixels no window covers
+    if refine_fraction >= 1 or coarse_factor == 1:
+        yield from run(inpainter.grouped(fine), len(fine), FIRST_BATCH)
+        return
+    strides = [step * coarse_factor >> level for level in range(1, coarse_factor.bit_length())]  # after the first stage
+    first = inpainter.grouped(fine[first_stage_mask(fine, brain, gamma, step, coarse_factor)])
+    yield from run(first, len(fine), FIRST_BATCH, keep=True, hold_last=len(first) == len(fine))
+    stage = _FirstStage(first, np.concatenate(first_errors))
     for level, stride in enumerate(strides):
         on_grid = np.isin(fine[:, 0], window_starts(image.shape[0], gamma, stride)) & np.isin(fine[:, 1], window_starts(image.shape[1], gamma, stride))
-        candidates = fine[on_grid & ~evaluated[fine[:, 0], fine[:, 1]]]
-        if level:
-            candidates = refinement_positions(_normalised(total, coverage, brain), candidates, gamma, refine_fraction)
+        heat = _normalised(total, coverage, brain)
+        candidates = refinement_positions(heat, fine[on_grid & ~evaluated[fine[:, 0], fine[:, 1]]], gamma, refine_fraction)
         last_stage = level == len(strides) - 1
-        # Until the last stage, the total is an upper bound (every brain window); a small first batch puts a
-        # partial heatmap on screen quickly, large ones amortise the overhead.
-        yield from run(inpainter.grouped(candidates), done + len(candidates) if last_stage else len(fine), FIRST_BATCH if level == 0 else batch_size)
-    if not len(candidates) and done != len(fine):  # the last stage had nothing to add: say it is finished
-        yield HeatmapUpdate(_normalised(total, coverage, brain), done, done)
+        # Until the last stage, the total is an upper bound (every brain window); large batches amortise the overhead.
+        yield from run(inpainter.grouped(candidates), done + len(candidates) if last_stage else len(fine), batch_size, hold_last=last_stage)
+    never_run = fine[~evaluated[fine[:, 0], fine[:, 1]]]
+    if len(never_run):
+        cutoff = window_sums(heat.astype(np.float64), candidates, gamma).min() if len(candidates) else np.inf
+        count = window_counts(never_run, image.shape, gamma)
+        total += count * stage.estimate(heat, cutoff, gamma)
+        coverage += count
+    yield HeatmapUpdate(_normalised(total, coverage, brain), done, done)
 
 
 def final(updates: Iterator[HeatmapUpdate]) -> np.ndarray:
