@@ -45,11 +45,15 @@ def step_for_window(gamma: int, step: int | None = None) -> int:
     return step if step is not None else max(DEFAULT_STEP, gamma // 8)
 
 
-# Share of the remaining windows refined at each finer stride of the fast path (docs/performance.md): since
-# revision 6 estimates the windows not run from the first stage's, 0.2 gave the answers of every window on the 36
-# agreement-benchmark slices at gamma 32 and 64 (simulated from every window's error, then measured). Revision 5,
-# which left them out, needed 0.6 at gamma 32. 1 gives the reference's heatmap itself.
-DEFAULT_REFINE_FRACTION = 0.2
+# Share of the remaining windows refined at each finer stride of the fast path (docs/performance.md). Windows up to
+# 32 px estimate the windows not run from the first stage's (revision 6): 0.2 gave the answers of every window on
+# the 36 agreement-benchmark slices at gamma 32 (revision 5, which left them out, needed 0.6). Larger windows keep
+# revision 5's scheme and 0.3: the defaults' selection and decisions were tuned on its heat, and revision 6's, though
+# closer to the reference, lowered the validation Dice at gamma 64 (FLAIR 0.740 -> 0.731, T1-pre 0.246 -> 0.200).
+# 1 gives the reference's heatmap itself.
+SMALL_WINDOW_REFINE_FRACTION = 0.2
+DEFAULT_REFINE_FRACTION = 0.3
+LARGEST_ESTIMATING_WINDOW = 32
 FIRST_BATCH = 32
 # Windows per batch of the fast path, as pixels of (2 gamma)^2 squares: 256 windows at gamma 32, 64 at gamma 64.
 # A budget rather than a window count keeps memory flat whatever the window (what each window recomputes grows
@@ -65,9 +69,17 @@ def heat_precision(fast: bool, device: str) -> str:
 
 
 def refine_fraction_for_window(gamma: int, refine_fraction: float | None = None) -> float:
-    """The share of windows to refine: ``refine_fraction`` when given, else :data:`DEFAULT_REFINE_FRACTION` (the
-    same for every window since revision 6; ``gamma`` stays so that callers need not know)."""
-    return DEFAULT_REFINE_FRACTION if refine_fraction is None else refine_fraction
+    """The share of windows to refine: ``refine_fraction`` when given; else 0.2 for windows up to 32 px, whose
+    windows not run are estimated (:func:`estimates_unrun_windows`), and 0.3 above."""
+    if refine_fraction is not None:
+        return refine_fraction
+    return SMALL_WINDOW_REFINE_FRACTION if estimates_unrun_windows(gamma) else DEFAULT_REFINE_FRACTION
+
+
+def estimates_unrun_windows(gamma: int) -> bool:
+    """Whether the fast path starts on the grid's diagonals and estimates the windows it does not run (revision 6)
+    for this window, or starts on the coarse grid and averages only the windows that ran (revision 5)."""
+    return gamma <= LARGEST_ESTIMATING_WINDOW
 
 
 # Raise when a change makes the fast path's heatmaps differ: evaluation caches record it and are then remade.
@@ -77,8 +89,8 @@ def refine_fraction_for_window(gamma: int, refine_fraction: float | None = None)
 # 4: tried and reverted (the heat of the finest complete stride per pixel); not used again, to keep caches apart.
 # 5: bfloat16 by weights and maps of that dtype instead of autocast (which mixed in float32), the output layer in
 #    float32; batches padded to fewer extra windows.
-# 6: the first stage on the stride-k grid's diagonals instead of the coarse grid; windows never run estimated by
-#    the first stage's cold windows instead of left out.
+# 6: windows up to 32 px: the first stage on the stride-k grid's diagonals instead of the coarse grid, windows
+#    never run estimated by the first stage's cold windows instead of left out (larger windows: revision 5's heat).
 FAST_PATH_REVISION = 6
 
 
@@ -280,7 +292,7 @@ def refinement_positions(coarse: np.ndarray, candidates: np.ndarray, gamma: int,
     return candidates[np.sort(hottest)]  # exactly that share, even among ties; in raster order
 
 
-def first_stage_mask(fine: np.ndarray, brain: np.ndarray, gamma: int, step: int, coarse_factor: int) -> np.ndarray:
+def first_stage_mask(fine: np.ndarray, brain: np.ndarray, gamma: int, step: int, coarse_factor: int, diagonal: bool = True) -> np.ndarray:
     """Which of the stride-``step`` windows ``fine`` run first: one in ``coarse_factor**2``, covering every pixel.
 
     The diagonals of the stride-``step`` grid (window indices with j - i divisible by ``coarse_factor**2``), not
@@ -288,13 +300,13 @@ def first_stage_mask(fine: np.ndarray, brain: np.ndarray, gamma: int, step: int,
     generator's 16-px pooling grid, whose errors differ from the other offsets' (at gamma 32, k 4 the median heat
     of its windows alone was 4.5 % below that of all windows on 36 validation slices, up to 16 % on one); the
     diagonals take every offset (0.6 % below). They cover pixels evenly when ``coarse_factor**2`` divides the
-    windows per pixel along an axis, else the grid is used. Windows over brain pixels the chosen ones miss (a
-    corner) are added.
+    windows per pixel along an axis, else (or without ``diagonal``: revision 5) the grid is used. Windows over
+    brain pixels the chosen ones miss (a corner) are added.
     """
     shape = brain.shape
     rows, cols = window_starts(shape[0], gamma, step), window_starts(shape[1], gamma, step)
     row_index, col_index = np.searchsorted(rows, fine[:, 0]), np.searchsorted(cols, fine[:, 1])
-    if (gamma // step) % coarse_factor**2 == 0:
+    if diagonal and (gamma // step) % coarse_factor**2 == 0:
         chosen = (col_index - row_index) % coarse_factor**2 == 0
     else:
         chosen = np.isin(fine[:, 0], window_starts(shape[0], gamma, step * coarse_factor)) & np.isin(fine[:, 1], window_starts(shape[1], gamma, step * coarse_factor))
@@ -347,17 +359,17 @@ def fast_heatmap(
     bfloat16: bool | None = None,
 ) -> Iterator[HeatmapUpdate]:
     """Brain windows only, each with the whole-slice prediction (recomputing only what the window changes),
-    batched; coarse-to-fine, with the windows never run estimated.
+    batched; coarse-to-fine, with the windows never run estimated (windows up to 32 px).
 
     First one in ``coarse_factor**2`` of the stride-``step`` windows, spread over the grid
-    (:func:`first_stage_mask`); then, at each stride from ``coarse_factor // 2 * step`` down to ``step``, the
+    (:func:`first_stage_mask`; for larger windows the coarse grid, :func:`estimates_unrun_windows`); then, at each stride from ``coarse_factor // 2 * step`` down to ``step``, the
     ``refine_fraction`` of the not yet evaluated windows on that grid that are hottest on the heatmap so far
     (:func:`refinement_positions`). Where every window over a pixel ran (the hot region, from which the top
-    segment comes) the heatmap is the stride-``step`` one. Elsewhere the windows not run are counted with the
+    segment comes) the heatmap is the stride-``step`` one. Elsewhere (windows up to 32 px) the windows not run are counted with the
     mean error of the first-stage windows over the pixel that were as cold as they (:class:`_FirstStage`):
     averaging only the windows that ran would weigh the refined, hottest ones too much (it raised the brain's
-    median heat by 3-5 %, which moved the per-slice no-tumour test on some slices). The partial heatmaps are
-    plain means. ``coarse_factor`` is a power of two; 1 (or ``refine_fraction=1``) evaluates every brain window
+    median heat by 3-5 %, which moved the per-slice no-tumour test on some slices); larger windows keep that plain
+    mean, on which the defaults were tuned. The partial heatmaps are plain means. ``coarse_factor`` is a power of two; 1 (or ``refine_fraction=1``) evaluates every brain window
     at stride ``step``; None: the window's share, :func:`refine_fraction_for_window`. ``batch_size`` None: as
     many windows as :data:`BATCH_PIXELS` allow. ``bfloat16``: run the generator in bfloat16 (None: where that is
     fast, :func:`~.models.window_inference.bfloat16_is_fast`); False keeps float32, as the reference.
@@ -401,9 +413,10 @@ def fast_heatmap(
         yield from run(inpainter.grouped(fine), len(fine), FIRST_BATCH)
         return
     strides = [step * coarse_factor >> level for level in range(1, coarse_factor.bit_length())]  # after the first stage
-    first = inpainter.grouped(fine[first_stage_mask(fine, brain, gamma, step, coarse_factor)])
-    yield from run(first, len(fine), FIRST_BATCH, keep=True, hold_last=len(first) == len(fine))
-    stage = _FirstStage(first, np.concatenate(first_errors))
+    estimate = estimates_unrun_windows(gamma)
+    first = inpainter.grouped(fine[first_stage_mask(fine, brain, gamma, step, coarse_factor, diagonal=estimate)])
+    yield from run(first, len(fine), FIRST_BATCH, keep=estimate, hold_last=len(first) == len(fine))
+    stage = _FirstStage(first, np.concatenate(first_errors)) if estimate else None
     for level, stride in enumerate(strides):
         on_grid = np.isin(fine[:, 0], window_starts(image.shape[0], gamma, stride)) & np.isin(fine[:, 1], window_starts(image.shape[1], gamma, stride))
         heat = _normalised(total, coverage, brain)
@@ -412,7 +425,7 @@ def fast_heatmap(
         # Until the last stage, the total is an upper bound (every brain window); large batches amortise the overhead.
         yield from run(inpainter.grouped(candidates), done + len(candidates) if last_stage else len(fine), batch_size, hold_last=last_stage)
     never_run = fine[~evaluated[fine[:, 0], fine[:, 1]]]
-    if len(never_run):
+    if stage is not None and len(never_run):
         cutoff = window_sums(heat.astype(np.float64), candidates, gamma).min() if len(candidates) else np.inf
         count = window_counts(never_run, image.shape, gamma)
         total += count * stage.estimate(heat, cutoff, gamma)
