@@ -43,7 +43,7 @@ def test_the_sidecar_records_what_made_the_labels(scan, tiny_model, tmp_path):
     assert record["Sources"] == [str(scan.resolve())] and record["Modality"] == "flair"
     (model,) = record["Models"]
     assert model["SHA256"] == hashlib.sha256(tiny_model.read_bytes()).hexdigest() and model["Gamma"] == 8 and not model["Shipped"]
-    assert record["Localiser"]["Windows"] == [{"Gamma": 8, "Step": 4, "RefineFraction": 0.6}]  # the defaults, resolved
+    assert record["Localiser"]["Windows"] == [{"Gamma": 8, "Step": 4, "RefineFraction": 0.2}]  # the defaults, resolved
     assert record["Localiser"]["Path"] == "fast" and record["Localiser"]["ErrorSign"] == "bright"
     assert record["Selection"]["min_contrast"] == 0 and record["Selection"]["grow_contrast"] == 4.0 and record["Superpixels"]["scale"] == 50
     assert record["Geometry"] == {"BrainExtraction": "none (--skull-stripped)", "InPlaneZoom": None, "TurnedFromAxes": None}
