@@ -362,17 +362,19 @@ def fast_heatmap(
     batched; coarse-to-fine, with the windows never run estimated (windows up to 32 px).
 
     First one in ``coarse_factor**2`` of the stride-``step`` windows, spread over the grid
-    (:func:`first_stage_mask`; for larger windows the coarse grid, :func:`estimates_unrun_windows`); then, at each stride from ``coarse_factor // 2 * step`` down to ``step``, the
-    ``refine_fraction`` of the not yet evaluated windows on that grid that are hottest on the heatmap so far
-    (:func:`refinement_positions`). Where every window over a pixel ran (the hot region, from which the top
-    segment comes) the heatmap is the stride-``step`` one. Elsewhere (windows up to 32 px) the windows not run are counted with the
-    mean error of the first-stage windows over the pixel that were as cold as they (:class:`_FirstStage`):
-    averaging only the windows that ran would weigh the refined, hottest ones too much (it raised the brain's
-    median heat by 3-5 %, which moved the per-slice no-tumour test on some slices); larger windows keep that plain
-    mean, on which the defaults were tuned. The partial heatmaps are plain means. ``coarse_factor`` is a power of two; 1 (or ``refine_fraction=1``) evaluates every brain window
-    at stride ``step``; None: the window's share, :func:`refine_fraction_for_window`. ``batch_size`` None: as
-    many windows as :data:`BATCH_PIXELS` allow. ``bfloat16``: run the generator in bfloat16 (None: where that is
-    fast, :func:`~.models.window_inference.bfloat16_is_fast`); False keeps float32, as the reference.
+    (:func:`first_stage_mask`; for larger windows the coarse grid, :func:`estimates_unrun_windows`); then, at each
+    stride from ``coarse_factor // 2 * step`` down to ``step``, the ``refine_fraction`` of the not yet evaluated
+    windows on that grid that are hottest on the heatmap so far (:func:`refinement_positions`). Where every window
+    over a pixel ran (the hot region, from which the top segment comes) the heatmap is the stride-``step`` one.
+    Elsewhere (windows up to 32 px) the windows not run are counted with the mean error of the first-stage windows
+    over the pixel that were as cold as they (:class:`_FirstStage`): averaging only the windows that ran would weigh
+    the refined, hottest ones too much (it raised the brain's median heat by 3-5 %, which moved the per-slice
+    no-tumour test on some slices); larger windows keep that plain mean, on which the defaults were tuned. The
+    partial heatmaps are plain means. ``coarse_factor`` is a power of two; 1 (or ``refine_fraction=1``) evaluates
+    every brain window at stride ``step``; None: the window's share, :func:`refine_fraction_for_window`.
+    ``batch_size`` None: as many windows as :data:`BATCH_PIXELS` allow. ``bfloat16``: run the generator in
+    bfloat16 (None: where that is fast, :func:`~.models.window_inference.bfloat16_is_fast`); False keeps float32,
+    as the reference.
     """
     gamma = config.gamma
     refine_fraction = refine_fraction_for_window(gamma, refine_fraction)
