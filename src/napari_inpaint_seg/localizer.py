@@ -127,10 +127,15 @@ def brain_window_positions(brain: np.ndarray, gamma: int, step: int) -> np.ndarr
     return positions[window_sums(brain.astype(np.int64), positions, gamma) > 0]
 
 
+def summed_area_table(values: np.ndarray) -> np.ndarray:
+    """Cumulative sums over both axes with a leading row and column of zeros: any box's sum in four lookups."""
+    return np.pad(values.cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
+
+
 def window_sums(values: np.ndarray, positions: np.ndarray, gamma: int) -> np.ndarray:
     """Sum of ``values`` over the gamma x gamma window at each start, from a summed-area table (a few lookups
     per window, whatever gamma)."""
-    table = np.pad(values.cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
+    table = summed_area_table(values)
     rows, cols = positions[:, 0], positions[:, 1]
     return table[rows + gamma, cols + gamma] - table[rows, cols + gamma] - table[rows + gamma, cols] + table[rows, cols]
 
@@ -292,6 +297,11 @@ def refinement_positions(coarse: np.ndarray, candidates: np.ndarray, gamma: int,
     return candidates[np.sort(hottest)]  # exactly that share, even among ties; in raster order
 
 
+def on_stride_grid(positions: np.ndarray, shape: tuple[int, int], gamma: int, stride: int) -> np.ndarray:
+    """Which window starts lie on the stride-``stride`` grid (:func:`window_starts`, edge windows included)."""
+    return np.isin(positions[:, 0], window_starts(shape[0], gamma, stride)) & np.isin(positions[:, 1], window_starts(shape[1], gamma, stride))
+
+
 def first_stage_mask(fine: np.ndarray, brain: np.ndarray, gamma: int, step: int, coarse_factor: int, diagonal: bool = True) -> np.ndarray:
     """Which of the stride-``step`` windows ``fine`` run first: one in ``coarse_factor**2``, covering every pixel.
 
@@ -309,7 +319,7 @@ def first_stage_mask(fine: np.ndarray, brain: np.ndarray, gamma: int, step: int,
     if diagonal and (gamma // step) % coarse_factor**2 == 0:
         chosen = (col_index - row_index) % coarse_factor**2 == 0
     else:
-        chosen = np.isin(fine[:, 0], window_starts(shape[0], gamma, step * coarse_factor)) & np.isin(fine[:, 1], window_starts(shape[1], gamma, step * coarse_factor))
+        chosen = on_stride_grid(fine, shape, gamma, step * coarse_factor)
     missed = brain & (window_counts(fine[chosen], shape, gamma) == 0)
     return chosen | (window_sums(missed.astype(np.int64), fine, gamma) > 0)
 
@@ -318,7 +328,7 @@ def window_counts(positions: np.ndarray, shape: tuple[int, int], gamma: int) -> 
     """How many of the windows starting at ``positions`` cover each pixel (a box sum over their starts)."""
     starts = np.zeros(shape, np.int64)
     np.add.at(starts, (positions[:, 0], positions[:, 1]), 1)
-    table = np.pad(starts.cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
+    table = summed_area_table(starts)
     high_r, high_c = np.arange(1, shape[0] + 1), np.arange(1, shape[1] + 1)
     low_r, low_c = np.maximum(high_r - gamma, 0), np.maximum(high_c - gamma, 0)
     return table[high_r][:, high_c] - table[low_r][:, high_c] - table[high_r][:, low_c] + table[low_r][:, low_c]
@@ -326,21 +336,23 @@ def window_counts(positions: np.ndarray, shape: tuple[int, int], gamma: int) -> 
 
 @dataclass
 class _FirstStage:
-    """The first stage's windows and errors, kept to stand in for the windows that are never run."""
+    """The first stage's windows, errors and per-pixel sums, kept to stand in for the windows that are never run."""
 
     positions: np.ndarray
     errors: np.ndarray
+    total: np.ndarray
+    coverage: np.ndarray
 
     def estimate(self, heat: np.ndarray, cutoff: float, gamma: int) -> np.ndarray:
         """Per pixel, the mean error of the first-stage windows over it that would not have been refined (their
         mean heat below ``cutoff``, the last refinement's): the stratum the windows never run belong to. Where
-        every first-stage window over a pixel is that hot, the mean of all of them."""
-        cold = window_sums(heat.astype(np.float64), self.positions, gamma) < cutoff
-        total, count = np.zeros(heat.shape), np.zeros(heat.shape)
-        _accumulate(total, count, self.errors[cold], self.positions[cold], gamma)
-        all_total, all_count = np.zeros(heat.shape), np.zeros(heat.shape)
-        _accumulate(all_total, all_count, self.errors, self.positions, gamma)
-        return np.where(count > 0, total / np.maximum(count, 1), all_total / np.maximum(all_count, 1))
+        every first-stage window over a pixel is that hot, the mean of all of them. The hot windows, the fewer,
+        are the ones summed again and taken off the stage's sums."""
+        hot = window_sums(heat.astype(np.float64), self.positions, gamma) >= cutoff
+        hot_total, hot_count = np.zeros(heat.shape), np.zeros(heat.shape)
+        _accumulate(hot_total, hot_count, self.errors[hot], self.positions[hot], gamma)
+        cold_total, cold_count = self.total - hot_total, self.coverage - hot_count
+        return np.where(cold_count > 0, cold_total / np.maximum(cold_count, 1), self.total / np.maximum(self.coverage, 1))
 
 
 @torch.inference_mode()
@@ -418,11 +430,10 @@ def fast_heatmap(
     estimate = estimates_unrun_windows(gamma)
     first = inpainter.grouped(fine[first_stage_mask(fine, brain, gamma, step, coarse_factor, diagonal=estimate)])
     yield from run(first, len(fine), FIRST_BATCH, keep=estimate, hold_last=len(first) == len(fine))
-    stage = _FirstStage(first, np.concatenate(first_errors)) if estimate else None
+    stage = _FirstStage(first, np.concatenate(first_errors), total.copy(), coverage.copy()) if estimate else None
     for level, stride in enumerate(strides):
-        on_grid = np.isin(fine[:, 0], window_starts(image.shape[0], gamma, stride)) & np.isin(fine[:, 1], window_starts(image.shape[1], gamma, stride))
         heat = _normalised(total, coverage, brain)
-        candidates = refinement_positions(heat, fine[on_grid & ~evaluated[fine[:, 0], fine[:, 1]]], gamma, refine_fraction)
+        candidates = refinement_positions(heat, fine[on_stride_grid(fine, image.shape, gamma, stride) & ~evaluated[fine[:, 0], fine[:, 1]]], gamma, refine_fraction)
         last_stage = level == len(strides) - 1
         # Until the last stage, the total is an upper bound (every brain window); large batches amortise the overhead.
         yield from run(inpainter.grouped(candidates), done + len(candidates) if last_stage else len(fine), batch_size, hold_last=last_stage)
