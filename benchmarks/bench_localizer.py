@@ -143,7 +143,7 @@ def fast_precision(args) -> str:
 
 def fast_options(args) -> dict:
     """The fast path's settings the command line overrides (the rest keep fast_heatmap's defaults)."""
-    options = {"coarse_factor": args.coarse_factor, "refine_fraction": args.refine_fraction,
+    options = {"coarse_factor": args.coarse_factor, "first_period": args.first_period, "refine_fraction": args.refine_fraction,
                "bfloat16": {"auto": None, "float32": False, "bfloat16": True}[args.precision]}
     return {name: value for name, value in options.items() if value is not None}
 
@@ -312,6 +312,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="save each slice's image, masks, both heatmaps and the reference's time in this folder")
     parser.add_argument("--kept", type=Path, help="compare against the reference heatmaps and times saved by --keep: only the fast path runs")
     parser.add_argument("--coarse-factor", type=int, help="fast path: first stride = this x step (a power of two; default fast_heatmap's)")
+    parser.add_argument("--first-period", type=int,
+                        help="fast path, windows up to 32 px: the first stage runs one in this many stride-k windows (default fast_heatmap's)")
     parser.add_argument("--refine-fraction", type=float, help="fast path: share of the windows refined at each finer stride")
     parser.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
                         help="fast path: the generator's arithmetic (auto: bfloat16 where the hardware makes it fast)")

@@ -16,6 +16,8 @@ from napari_inpaint_seg.localizer import (
     fast_heatmap,
     final,
     first_stage_mask,
+    first_stage_period,
+    SMALL_WINDOW_FIRST_PERIOD,
     localize,
     reference_heatmap,
     refinement_positions,
@@ -149,7 +151,7 @@ def test_coarse_to_fine_skips_windows_and_is_exact_where_every_window_ran(tiny_g
     updates = list(fast_heatmap(tiny_generator, tiny_config, image, brain, step=step, coarse_factor=2, refine_fraction=fraction))
     full = final(fast_heatmap(tiny_generator, tiny_config, image, brain, step=step, refine_fraction=1.0))
     fine = brain_window_positions(brain, gamma, step)
-    first = first_stage_mask(fine, brain, gamma, step, 2)
+    first = first_stage_mask(fine, brain, gamma, step, 2, first_stage_period(gamma, step, 2))
     first_heat = final(fast_heatmap(tiny_generator, tiny_config, image, brain, step=step, refine_fraction=0.0))
     ran = np.concatenate([fine[first], refinement_positions(first_heat, fine[~first], gamma, fraction)])
     assert updates[-1].windows_done == len(ran) < 0.6 * len(fine)  # the saving is real
@@ -159,18 +161,31 @@ def test_coarse_to_fine_skips_windows_and_is_exact_where_every_window_ran(tiny_g
     np.testing.assert_allclose(updates[-1].heatmap[exact], full[exact], rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("size,gamma,step,factor", [(40, 8, 2, 2), (37, 8, 2, 2), (64, 16, 2, 2), (64, 16, 2, 4), (40, 8, 5, 2), (50, 12, 3, 2)])
-def test_the_first_stage_covers_every_brain_pixel_from_every_grid_offset(make_brain_slice, size, gamma, step, factor):
-    """One in factor**2 windows (a few more at corners the pattern misses), over every brain pixel; on the
+@pytest.mark.parametrize("size,gamma,step,factor,period", [(40, 8, 2, 2, 4), (37, 8, 2, 2, 4), (64, 16, 2, 2, 4), (64, 16, 2, 2, 8), (64, 16, 2, 4, None),
+                                                          (40, 8, 5, 2, None), (50, 12, 3, 2, 4), (50, 12, 3, 2, None)])
+def test_the_first_stage_covers_every_brain_pixel_from_every_grid_offset(make_brain_slice, size, gamma, step, factor, period):
+    """One in ``period`` windows (a few more at corners the pattern misses), over every brain pixel; on the
     diagonals, windows at every offset from the generator's pooling grid, not only the coarse grid's."""
     _, brain, _ = make_brain_slice(size=size)
     fine = brain_window_positions(brain, gamma, step)
-    first = first_stage_mask(fine, brain, gamma, step, factor)
+    first = first_stage_mask(fine, brain, gamma, step, factor, period)
     assert (coverage_counts(fine[first], brain.shape, gamma)[brain] > 0).all()
-    if (gamma // step) % factor**2 == 0:
-        assert first.sum() <= 1.2 * len(fine) / factor**2
+    if period is not None:
+        assert first.sum() <= 1.2 * len(fine) / period
         for axis in (0, 1):  # every offset along each axis, in steps
-            assert set(fine[first][:, axis] // step % factor**2) == set(range(factor**2))
+            assert set(fine[first][:, axis] // step % period) == set(range(period))
+
+
+@pytest.mark.parametrize("gamma,step,factor,asked,expected", [(32, 4, 2, None, SMALL_WINDOW_FIRST_PERIOD), (32, 4, 2, 2, 2), (16, 4, 2, None, 4),
+                                                               (8, 4, 2, None, None), (12, 3, 2, None, 4), (16, 2, 4, None, None), (64, 8, 2, None, None)])
+def test_the_first_period_is_one_that_covers_pixels_evenly(gamma, step, factor, asked, expected):
+    """The diagonals' period divides the windows per pixel along an axis, else the coarse grid (None) is used, as
+    it is for windows above 32 px; a period that cannot cover evenly, or one asked of a large window, is refused."""
+    assert first_stage_period(gamma, step, factor, asked) == expected
+    with pytest.raises(InputError, match="first_period must divide"):
+        first_stage_period(32, 4, 2, 3)
+    with pytest.raises(InputError, match="windows up to 32 px"):
+        first_stage_period(64, 8, 2, 8)
 
 
 def test_windows_never_run_count_with_the_first_stages_mean(tiny_generator, tiny_config, make_brain_slice):
@@ -179,7 +194,7 @@ def test_windows_never_run_count_with_the_first_stages_mean(tiny_generator, tiny
     image, brain, _ = make_brain_slice(size=40)
     gamma, step = tiny_config.gamma, 2
     fine = brain_window_positions(brain, gamma, step)
-    first = fine[first_stage_mask(fine, brain, gamma, step, 2)]
+    first = fine[first_stage_mask(fine, brain, gamma, step, 2, first_stage_period(gamma, step, 2))]
     with torch.inference_mode():
         errors = _WindowErrors(tiny_generator, tiny_config, image, "cpu", "both", bfloat16=False).errors(first, len(first))
     total, count = np.zeros(brain.shape), np.zeros(brain.shape)

@@ -14,6 +14,7 @@ import pytest
 from conftest import TOY_AFFINE, toy_volume
 from napari_inpaint_seg import __version__
 from napari_inpaint_seg.cli import main
+from napari_inpaint_seg.localizer import FAST_PATH_REVISION
 from napari_inpaint_seg._reader import read_layers
 from napari_inpaint_seg._writer import write_labels_layer
 from napari_inpaint_seg.provenance import record_edit, sidecar_path
@@ -43,8 +44,10 @@ def test_the_sidecar_records_what_made_the_labels(scan, tiny_model, tmp_path):
     assert record["Sources"] == [str(scan.resolve())] and record["Modality"] == "flair"
     (model,) = record["Models"]
     assert model["SHA256"] == hashlib.sha256(tiny_model.read_bytes()).hexdigest() and model["Gamma"] == 8 and not model["Shipped"]
-    assert record["Localiser"]["Windows"] == [{"Gamma": 8, "Step": 4, "RefineFraction": 0.2}]  # the defaults, resolved
+    # the defaults, resolved (an 8-px window at stride 4 starts on the coarse grid: no period covers it evenly)
+    assert record["Localiser"]["Windows"] == [{"Gamma": 8, "Step": 4, "FirstPeriod": None, "RefineFraction": 0.2}]
     assert record["Localiser"]["Path"] == "fast" and record["Localiser"]["ErrorSign"] == "bright"
+    assert record["Localiser"]["FastPathRevision"] == FAST_PATH_REVISION
     assert record["Selection"]["min_contrast"] == 0 and record["Selection"]["grow_contrast"] == 4.0 and record["Superpixels"]["scale"] == 50
     assert record["Geometry"] == {"BrainExtraction": "none (--skull-stripped)", "InPlaneZoom": None, "TurnedFromAxes": None}
     assert record["TumourVoxels"] == int(labels.sum()) > 0 and record["LabelledSlices"] == int(labels.any(axis=(0, 1)).sum())

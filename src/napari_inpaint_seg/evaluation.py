@@ -13,7 +13,7 @@ import torch
 
 from .errors import InputError
 from .io import read_scan, write_npz_atomically
-from .localizer import FAST_PATH_REVISION, final, fuse_heatmaps, heat_precision, refine_fraction_for_window, step_for_window
+from .localizer import FAST_PATH_REVISION, fast_path_settings, final, fuse_heatmaps, heat_precision, step_for_window
 from .metrics import dice, psnr, ssim
 from .models.generator import inpaint
 from .pipeline import Model, PreparedScan, brain_needed, localize_slice, prepare_scan, result_from_superpixels, volume_labels
@@ -349,7 +349,7 @@ def localised_slices(
     key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "models": [asdict(config) for _, config in models],
            "step": step_for_window(models[0][1].gamma, step), "fast": FAST_PATH_REVISION if fast else False, "healthy_per_patient": healthy_per_patient, "seed": seed,
            "polarity": polarity, "whole_volumes": whole_volumes, "precision": heat_precision(fast, device),
-           "refine_fraction": refine_fraction_for_window(models[0][1].gamma) if fast else None}
+           "fast_path": fast_path_settings(models[0][1].gamma, step_for_window(models[0][1].gamma, step)) if fast else None}
     cached = load_heatmap_cache(cache, key) if cache else None
     if cached is not None:
         report(f"heatmaps read from {cache}")

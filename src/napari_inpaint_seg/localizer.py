@@ -52,8 +52,10 @@ def step_for_window(gamma: int, step: int | None = None) -> int:
 # closer to the reference, lowered the validation Dice at gamma 64 (FLAIR 0.740 -> 0.731, T1-pre 0.246 -> 0.200).
 # 1 gives the reference's heatmap itself.
 SMALL_WINDOW_REFINE_FRACTION = 0.2
+SMALL_WINDOW_FIRST_PERIOD = 4
 DEFAULT_REFINE_FRACTION = 0.3
 LARGEST_ESTIMATING_WINDOW = 32
+DEFAULT_COARSE_FACTOR = 2
 FIRST_BATCH = 32
 # Windows per batch of the fast path, as pixels of (2 gamma)^2 squares: 256 windows at gamma 32, 64 at gamma 64.
 # A budget rather than a window count keeps memory flat whatever the window (what each window recomputes grows
@@ -74,6 +76,12 @@ def refine_fraction_for_window(gamma: int, refine_fraction: float | None = None)
     if refine_fraction is not None:
         return refine_fraction
     return SMALL_WINDOW_REFINE_FRACTION if estimates_unrun_windows(gamma) else DEFAULT_REFINE_FRACTION
+
+
+def fast_path_settings(gamma: int, step: int, refine_fraction: float | None = None) -> dict:
+    """The fast path's settings for one window as resolved from its defaults, under the names sidecars and
+    caches record: with :data:`FAST_PATH_REVISION` and the precision, what decides its heat."""
+    return {"FirstPeriod": first_stage_period(gamma, step, DEFAULT_COARSE_FACTOR), "RefineFraction": refine_fraction_for_window(gamma, refine_fraction)}
 
 
 def estimates_unrun_windows(gamma: int) -> bool:
@@ -302,22 +310,42 @@ def on_stride_grid(positions: np.ndarray, shape: tuple[int, int], gamma: int, st
     return np.isin(positions[:, 0], window_starts(shape[0], gamma, stride)) & np.isin(positions[:, 1], window_starts(shape[1], gamma, stride))
 
 
-def first_stage_mask(fine: np.ndarray, brain: np.ndarray, gamma: int, step: int, coarse_factor: int, diagonal: bool = True) -> np.ndarray:
-    """Which of the stride-``step`` windows ``fine`` run first: one in ``coarse_factor**2``, covering every pixel.
+def first_stage_period(gamma: int, step: int, coarse_factor: int, period: int | None = None) -> int | None:
+    """One in how many stride-``step`` windows the first stage runs, along the grid's diagonals; None: the stride
+    ``coarse_factor * step`` grid instead (larger windows, revision 5; or no period that covers pixels evenly).
 
-    The diagonals of the stride-``step`` grid (window indices with j - i divisible by ``coarse_factor**2``), not
-    the stride ``coarse_factor * step`` grid: that grid puts every window at one or two offsets from the
-    generator's 16-px pooling grid, whose errors differ from the other offsets' (at gamma 32, k 4 the median heat
-    of its windows alone was 4.5 % below that of all windows on 36 validation slices, up to 16 % on one); the
-    diagonals take every offset (0.6 % below). They cover pixels evenly when ``coarse_factor**2`` divides the
-    windows per pixel along an axis, else (or without ``diagonal``: revision 5) the grid is used. Windows over
-    brain pixels the chosen ones miss (a corner) are added.
+    Even coverage needs the period to divide the windows per pixel along an axis, ``gamma // step``. ``period``
+    None: :data:`SMALL_WINDOW_FIRST_PERIOD` (or ``coarse_factor**2`` if larger) where it divides, else
+    ``coarse_factor**2`` where that does.
+    """
+    if not estimates_unrun_windows(gamma):
+        if period is not None:
+            raise InputError(f"first_period is for windows up to {LARGEST_ESTIMATING_WINDOW} px; gamma {gamma} starts on the coarse grid")
+        return None
+    per_axis = gamma // step
+    if period is not None:
+        if period < 1 or per_axis % period:
+            raise InputError(f"first_period must divide the windows per pixel along an axis ({gamma} // {step} = {per_axis}), got {period}")
+        return period
+    candidates = (max(SMALL_WINDOW_FIRST_PERIOD, coarse_factor**2), coarse_factor**2)  # a deeper cascade never starts denser
+    return next((candidate for candidate in candidates if per_axis % candidate == 0), None)
+
+
+def first_stage_mask(fine: np.ndarray, brain: np.ndarray, gamma: int, step: int, coarse_factor: int, period: int | None) -> np.ndarray:
+    """Which of the stride-``step`` windows ``fine`` run first: one in ``period`` of them, covering every pixel.
+
+    The diagonals of the stride-``step`` grid (window indices with j - i divisible by ``period``), not the stride
+    ``coarse_factor * step`` grid: that grid puts every window at one or two offsets from the generator's 16-px
+    pooling grid, whose errors differ from the other offsets' (at gamma 32, k 4 the median heat of its windows
+    alone was 4.5 % below that of all windows on 36 validation slices, up to 16 % on one); the diagonals take
+    every offset (0.6 % below). ``period`` None (:func:`first_stage_period`): that grid, one in
+    ``coarse_factor**2`` (revision 5). Windows over brain pixels the chosen ones miss (a corner) are added.
     """
     shape = brain.shape
-    rows, cols = window_starts(shape[0], gamma, step), window_starts(shape[1], gamma, step)
-    row_index, col_index = np.searchsorted(rows, fine[:, 0]), np.searchsorted(cols, fine[:, 1])
-    if diagonal and (gamma // step) % coarse_factor**2 == 0:
-        chosen = (col_index - row_index) % coarse_factor**2 == 0
+    if period is not None:
+        rows, cols = window_starts(shape[0], gamma, step), window_starts(shape[1], gamma, step)
+        row_index, col_index = np.searchsorted(rows, fine[:, 0]), np.searchsorted(cols, fine[:, 1])
+        chosen = (col_index - row_index) % period == 0
     else:
         chosen = on_stride_grid(fine, shape, gamma, step * coarse_factor)
     missed = brain & (window_counts(fine[chosen], shape, gamma) == 0)
@@ -365,7 +393,8 @@ def fast_heatmap(
     step: int = DEFAULT_STEP,
     batch_size: int | None = None,
     device: str = "cpu",
-    coarse_factor: int = 2,
+    coarse_factor: int = DEFAULT_COARSE_FACTOR,
+    first_period: int | None = None,
     refine_fraction: float | None = None,
     polarity: str = "both",
     bfloat16: bool | None = None,
@@ -393,6 +422,7 @@ def fast_heatmap(
     check_slice(image, brain, gamma, step, polarity)
     if coarse_factor < 1 or coarse_factor & (coarse_factor - 1):
         raise InputError(f"coarse_factor must be a power of two, got {coarse_factor}")
+    first_period = first_stage_period(gamma, step, coarse_factor, first_period)
     if not 0 <= refine_fraction <= 1:
         raise InputError(f"refine_fraction must lie between 0 and 1, got {refine_fraction}")
     fine = brain_window_positions(brain, gamma, step)
@@ -428,7 +458,7 @@ def fast_heatmap(
         return
     strides = [step * coarse_factor >> level for level in range(1, coarse_factor.bit_length())]  # after the first stage
     estimate = estimates_unrun_windows(gamma)
-    first = inpainter.grouped(fine[first_stage_mask(fine, brain, gamma, step, coarse_factor, diagonal=estimate)])
+    first = inpainter.grouped(fine[first_stage_mask(fine, brain, gamma, step, coarse_factor, first_period)])
     yield from run(first, len(fine), FIRST_BATCH, keep=estimate, hold_last=len(first) == len(fine))
     stage = _FirstStage(first, np.concatenate(first_errors), total.copy(), coverage.copy()) if estimate else None
     for level, stride in enumerate(strides):
