@@ -45,7 +45,7 @@ def test_the_sidecar_records_what_made_the_labels(scan, tiny_model, tmp_path):
     (model,) = record["Models"]
     assert model["SHA256"] == hashlib.sha256(tiny_model.read_bytes()).hexdigest() and model["Gamma"] == 8 and not model["Shipped"]
     # the defaults, resolved (an 8-px window at stride 4 starts on the coarse grid: no period covers it evenly)
-    assert record["Localiser"]["Windows"] == [{"Gamma": 8, "Step": 4, "FirstPeriod": None, "RefineFraction": 0.2}]
+    assert record["Localiser"]["Windows"] == [{"Gamma": 8, "Step": 4, "FirstPeriod": None, "RefineFraction": 0.15}]
     assert record["Localiser"]["Path"] == "fast" and record["Localiser"]["ErrorSign"] == "bright"
     assert record["Localiser"]["FastPathRevision"] == FAST_PATH_REVISION
     assert record["Selection"]["min_contrast"] == 0 and record["Selection"]["grow_contrast"] == 4.0 and record["Superpixels"]["scale"] == 50

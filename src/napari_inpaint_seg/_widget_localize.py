@@ -163,9 +163,9 @@ class LocalizeWidget(Container):
         self._slices = RadioButtons(label="slices", choices=(CURRENT_SLICE, ALL_SLICES), value=CURRENT_SLICE, orientation="horizontal")
         self._fast = CheckBox(text="fast localiser (off: the paper's reference, slower)", value=True)
         self._refine = FloatSpinBox(label="refined share (0 = auto)", value=0.0, min=0.0, max=1.0, step=0.1,
-                                    tooltip="fast localiser: share of the windows refined at step k after a first pass over a quarter of "
-                                            "them; more is slower and closer to the reference. 0 = auto: 0.2 for windows up to 32 px (the "
-                                            "reference's answers on the benchmark slices), 0.3 above; 1 gives the reference's heatmap")
+                                    tooltip="fast localiser: share of the windows refined at step k after a first pass over an eighth or a "
+                                            "quarter of them; more is slower and closer to the reference. 0 = auto: 0.15 for windows up to 32 px "
+                                            "(the reference's answers on the benchmark slices), 0.3 above; 1 gives the reference's heatmap")
         self._skull_stripped = CheckBox(text="scan is already skull-stripped (background 0)", value=False,
                                         tooltip="use each slice's non-zero area as the brain instead of running brain extraction")
         self._zoom = FloatSpinBox(label="in-plane zoom (0 = auto)", value=AUTO, min=0.0, max=ZOOM_RANGE[1], step=0.1,

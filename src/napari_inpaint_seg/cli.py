@@ -121,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --out-dir: leave scans whose labels file exists as they are (their volumes are read into the table, which is replaced)")
     segment.add_argument("--force", action="store_true", help="overwrite existing output files")
     segment.add_argument("--refine-fraction", type=float,
-                         help="fast localiser: share of the remaining windows refined at stride k after a first pass over a quarter of "
-                              "them (default 0.2 for windows up to 32 px, whose windows not run are estimated from the first pass, which gave "
-                              "the reference's answers on the agreement benchmark; 0.3 above; 1: every window, the reference's heatmap)")
+                         help="fast localiser: share of the remaining windows refined at stride k after a first pass over an eighth "
+                              "(gamma 32 at k 4) or a quarter of them (default 0.15 for windows up to 32 px, whose windows not run are estimated "
+                              "from the first pass, which gave the reference's answers on the agreement benchmark; 0.3 above; 1: every window, "
+                              "the reference's heatmap)")
     segment.add_argument("--in-plane-zoom", metavar="auto|FACTOR",
                          help="segment on a grid resampled in-plane by FACTOR (0.25-4), labels and heatmap written back on the scan's grid; "
                               "'auto': only a brain smaller than the shipped models' training brains, brought to their median size (default: the scan's grid)")
