@@ -15,8 +15,11 @@ from napari_inpaint_seg.localizer import (
     brain_window_positions,
     fast_heatmap,
     final,
+    PAD_UNIT,
+    batch_edges,
     first_stage_mask,
     first_stage_period,
+    padded_batch_size,
     SMALL_WINDOW_FIRST_PERIOD,
     localize,
     reference_heatmap,
@@ -353,3 +356,29 @@ def test_the_default_first_stage_runs_one_window_in_eight_where_that_covers_even
     updates = list(fast_heatmap(generator, config, image, brain, step=2, refine_fraction=0.0))
     assert updates[-1].windows_done == first.sum() <= 1.2 * len(fine) / 8
     assert (updates[-1].heatmap[brain] > 0).all()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_batches_are_cut_where_the_offset_changes_once_they_are_large_enough(seed):
+    """Batches keep to their size limits, cover every window once, and end at a change of offset (one offset per
+    batch recomputes less) whenever the batch holds ``smallest`` windows by then."""
+    rng = np.random.default_rng(seed)
+    offsets = np.repeat(np.arange(12), rng.integers(1, 150, 12))
+    first_batch, batch_size, smallest = 32, 256, 64
+    edges = batch_edges(offsets, first_batch, batch_size, smallest)
+    assert edges[0] == 0 and edges[-1] == len(offsets) and all(np.diff(edges) > 0)
+    assert edges[1] <= first_batch and max(np.diff(edges)) <= batch_size
+    changes = set((np.flatnonzero(np.diff(offsets)) + 1).tolist())
+    for start, end in zip(edges[:-1], edges[1:]):
+        inside = [change for change in changes if start + smallest <= change < end]
+        assert not inside  # a batch runs on past a change only while it is smaller than `smallest`
+        limit = first_batch if start == 0 else batch_size
+        assert end in changes or end == len(offsets) or end - start == limit
+
+
+def test_batches_are_padded_to_few_sizes_with_little_waste():
+    """The convolution backend keeps kernels per batch shape, so sizes are few; padding wastes at most a unit."""
+    sizes = {padded_batch_size(count) for count in range(1, 257)}
+    assert len(sizes) <= 40
+    for count in range(1, 257):
+        assert count <= padded_batch_size(count) < count + max(PAD_UNIT, count)

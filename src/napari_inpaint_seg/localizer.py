@@ -58,6 +58,11 @@ DEFAULT_REFINE_FRACTION = 0.3
 LARGEST_ESTIMATING_WINDOW = 32
 DEFAULT_COARSE_FACTOR = 2
 FIRST_BATCH = 32
+# Batches end where the windows' offset from the UNet's grid changes once they hold this many (:func:`batch_edges`),
+# and are padded to multiples of PAD_UNIT windows (:func:`padded_batch_size`): 13-15 % less time at gamma 32, k 4
+# (revision 7, float32) than batches of any offsets padded to multiples of 64.
+SMALLEST_SPLIT_BATCH = 64
+PAD_UNIT = 8
 # Windows per batch of the fast path, as pixels of (2 gamma)^2 squares: 256 windows at gamma 32, 64 at gamma 64.
 # A budget rather than a window count keeps memory flat whatever the window (what each window recomputes grows
 # with the square of gamma).
@@ -265,23 +270,27 @@ class _WindowErrors:
         self.low_outside, self.high_outside = _extremes_outside_windows(image, config.gamma)
         self.slice_255 = _to_255(image, image.min(), image.max())
 
+    def offsets(self, positions: np.ndarray) -> np.ndarray:
+        """Each window's offset from the UNet's grid, as one number: windows of one offset recompute the same,
+        smallest regions (:class:`~.models.window_inference.WindowRegions`)."""
+        rows, cols = positions[:, 0] + self.padding.top, positions[:, 1] + self.padding.left
+        return rows % self.stride * self.stride + cols % self.stride
+
     def grouped(self, positions: np.ndarray) -> np.ndarray:
         """``positions`` reordered so that consecutive windows share their offset from the UNet's grid (then in
-        raster order): a batch of windows at one offset recomputes smaller regions than a mixed one (5 % less time
-        per slice at gamma 32, k 4), and a partial heatmap spreads over the whole brain sooner."""
-        rows, cols = positions[:, 0] + self.padding.top, positions[:, 1] + self.padding.left
-        return positions[np.lexsort((cols, rows, cols % self.stride, rows % self.stride))]
+        raster order), for :func:`batch_edges`; a partial heatmap also spreads over the whole brain sooner."""
+        return positions[np.lexsort((positions[:, 1], positions[:, 0], self.offsets(positions)))]
 
     def errors(self, positions: np.ndarray, largest_batch: int) -> np.ndarray:
         """(N, gamma, gamma) errors on the [0, 255] scale for windows starting at ``positions``.
 
-        The batch is padded (repeating its last window) to one of a few sizes, at most ``largest_batch``: a power
-        of two up to 64, then multiples of 64. The convolution backend keeps kernels for every input shape it
-        meets, and a new shape for each partial batch made an 88-slice scan peak at 2.4 GB instead of 1.2 GB;
-        powers of two all the way wasted up to half of a stage's last batch.
+        The batch is padded (repeating its last window) to one of a few sizes, at most ``largest_batch``
+        (:func:`padded_batch_size`). The convolution backend keeps kernels for every input shape it meets, and a
+        new shape for each partial batch made an 88-slice scan peak at 2.4 GB instead of 1.2 GB; powers of two all
+        the way wasted up to half of a batch.
         """
         count = len(positions)
-        padded = min(max(largest_batch, count), 1 << (count - 1).bit_length() if count <= 64 else -(-count // 64) * 64)
+        padded = min(max(largest_batch, count), padded_batch_size(count))
         positions = np.concatenate([positions, np.repeat(positions[-1:], padded - count, axis=0)])
         prediction = self.inpainter.predict(positions + [self.padding.top, self.padding.left])
         # The reference normalises the reconstruction (the slice with the window inpainted) by its own extremes.
@@ -293,6 +302,28 @@ class _WindowErrors:
         rec_255 = ((prediction - low) * scale).cpu().numpy()
         windows = sliding_window_view(self.slice_255, (self.gamma, self.gamma))[positions[:, 0], positions[:, 1]]
         return window_error(windows, rec_255, self.polarity)[:count]
+
+
+def padded_batch_size(count: int) -> int:
+    """The batch size ``count`` windows are padded to: a power of two up to PAD_UNIT, then multiples of it."""
+    return 1 << (count - 1).bit_length() if count <= PAD_UNIT else -(-count // PAD_UNIT) * PAD_UNIT
+
+
+def batch_edges(offsets: np.ndarray, first_batch: int, batch_size: int, smallest: int | None = None) -> list[int]:
+    """Where to cut windows grouped by ``offsets`` (:meth:`_WindowErrors.grouped`) into batches: at most
+    ``batch_size`` windows (the first at most ``first_batch``, for an early partial heatmap), and where the offset
+    changes once a batch holds ``smallest`` (:data:`SMALLEST_SPLIT_BATCH`). A batch of one offset recomputes smaller
+    regions than a mixed one (about 40 M multiply-adds a window instead of 60 M at gamma 32), but small batches use
+    the CPU less well: cut at every change and the saving was lost (docs/performance.md)."""
+    smallest = SMALLEST_SPLIT_BATCH if smallest is None else smallest
+    changes = np.flatnonzero(np.diff(offsets)) + 1
+    edges = [0]
+    while edges[-1] < len(offsets):
+        start = edges[-1]
+        end = min(start + (first_batch if start == 0 else batch_size), len(offsets))
+        cuts = changes[(changes >= start + max(smallest, 1)) & (changes < end)]
+        edges.append(int(cuts[0]) if len(cuts) else end)
+    return edges
 
 
 def refinement_positions(coarse: np.ndarray, candidates: np.ndarray, gamma: int, fraction: float) -> np.ndarray:
@@ -444,7 +475,7 @@ def fast_heatmap(
         """Evaluate ``positions`` in batches, yielding the plain mean after each (but the last with ``hold_last``:
         the finished heatmap is yielded once the windows never run are estimated)."""
         nonlocal done
-        edges = [0, *range(min(first_batch, batch_size), len(positions), batch_size), len(positions)] if len(positions) else [0]
+        edges = batch_edges(inpainter.offsets(positions), min(first_batch, batch_size), batch_size)
         for first, last in zip(edges[:-1], edges[1:]):
             batch = positions[first:last]
             errors = inpainter.errors(batch, batch_size)
