@@ -17,7 +17,7 @@ from napari_inpaint_seg.cli import main
 from napari_inpaint_seg.localizer import FAST_PATH_REVISION
 from napari_inpaint_seg._reader import read_layers
 from napari_inpaint_seg._writer import write_labels_layer
-from napari_inpaint_seg.provenance import record_edit, sidecar_path
+from napari_inpaint_seg.provenance import localiser_runs_after, record_edit, sidecar_maker, sidecar_path
 
 SETTINGS = ["--modality", "flair", "--gamma", "8", "--device", "cpu", "--skull-stripped", "--min-contrast", "0"]
 
@@ -113,6 +113,27 @@ def test_a_sidecar_that_is_not_ours_or_is_missing_is_left_alone(tmp_path):
         (tmp_path / f"{name}.json").write_text(text)
         assert not record_edit(tmp_path / f"{name}.nii.gz", labels, np.eye(4), "test")
         assert (tmp_path / f"{name}.json").read_text() == text
+
+
+def test_the_runs_behind_a_heatmap_name_for_each_slice_the_settings_of_its_heat_now():
+    first, second = {"Localiser": {"Step": 4}}, {"Localiser": {"Step": 8}}
+    runs = localiser_runs_after([], first, [0, 1, 2, 3])
+    assert runs == [{**first, "Slices": [0, 1, 2, 3]}]
+    runs = localiser_runs_after(runs, second, [2, 1])
+    assert runs == [{**first, "Slices": [0, 3]}, {**second, "Slices": [1, 2]}]
+    assert localiser_runs_after(runs, second, [0, 1, 2, 3]) == [{**second, "Slices": [0, 1, 2, 3]}]  # nothing of the first is left
+
+
+def test_who_wrote_a_sidecar_is_told_apart(scan, tiny_model, tmp_path):
+    labels = tmp_path / "labels.nii.gz"
+    assert sidecar_maker(labels) is None
+    assert main(["segment", str(scan), "--model", str(tiny_model), *SETTINGS, "--out", str(labels)]) == 0
+    assert sidecar_maker(labels) == "command line"
+    (tmp_path / "napari.json").write_text(json.dumps({"GeneratedBy": [{"Name": "napari-inpaint-seg"}], "MadeIn": "napari"}))
+    assert sidecar_maker(tmp_path / "napari.nii.gz") == "napari"
+    for name, text in (("foreign", '{"GeneratedBy": [{"Name": "another tool"}]}'), ("broken", "{not json")):
+        (tmp_path / f"{name}.json").write_text(text)
+        assert sidecar_maker(tmp_path / f"{name}.nii.gz") == "other"
 
 
 def test_an_evaluation_records_the_run_and_its_models(tmp_path, tiny_model_path, monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from types import SimpleNamespace
 
 import nibabel as nib
@@ -41,7 +43,7 @@ def session(make_napari_viewer, toy_scan_path, tiny_model, tmp_path):
     localize.select_model(checkpoint=tiny_model)
     localize._skull_stripped.value = True
     viewer.dims.set_current_step(0, 2)
-    yield SimpleNamespace(viewer=viewer, image=image, localize=localize, segment=segment, answers=answers)
+    yield SimpleNamespace(viewer=viewer, image=image, localize=localize, segment=segment, answers=answers, scan_path=toy_scan_path, model_path=tiny_model)
     PREPARED.clear()
 
 
@@ -118,6 +120,15 @@ def test_whole_workflow(session, qtbot):
     assert voxels.shape == toy_volume().shape and voxels.dtype == np.uint8
     np.testing.assert_array_equal(voxels[:, :, 2] == 3, blob_mask)
     assert not np.delete(voxels, 2, axis=2).any()
+    # Beside it, what made the labels: the scan, the model and settings behind the heat of each slice, the Segment settings.
+    record = json.loads(path.with_name("labels.json").read_text())
+    assert record["MadeIn"] == "napari" and record["Sources"] == [str(session.scan_path.resolve())]
+    assert record["TumourVoxels"] == int((voxels > 0).sum()) and record["LabelledSlices"] == 1
+    (run,) = record["LocaliserRuns"]
+    assert run["Slices"] == [2] and run["BrainExtraction"] == "none (taken as skull-stripped)"
+    assert run["Models"][0]["SHA256"] == hashlib.sha256(session.model_path.read_bytes()).hexdigest()
+    assert run["Localiser"]["Path"] == "fast" and run["Localiser"]["Windows"][0]["Gamma"] == 8 and run["Localiser"]["ErrorSign"] == "bright"
+    assert record["Superpixels"]["scale"] == segment.params.scale and record["SelectionAtExport"]["mode"] == segment.selection.mode
 
     segment.swap()
     segment.accept()  # a second segment, so the file would change
@@ -127,6 +138,8 @@ def test_whole_workflow(session, qtbot):
     session.answers.overwrite = True
     assert segment.export() == path
     assert (np.asarray(nib.load(str(path)).dataobj) > 0).sum() > (voxels > 0).sum()
+    replaced = json.loads(path.with_name("labels.json").read_text())  # a new export, a new record
+    assert replaced["TumourVoxels"] == int((np.asarray(nib.load(str(path)).dataobj) > 0).sum()) and "Edits" not in replaced
 
 
 def test_live_parameters_are_debounced(session, qtbot):
@@ -693,6 +706,24 @@ def test_accept_after_the_image_was_closed_says_so(session, qtbot, monkeypatch):
     session.segment.accept()
     session.segment.swap()
     assert said and all("the one segmented was closed" in message for message in said)
+
+
+def test_export_writes_a_record_without_heat_and_leaves_another_tool_s_json_alone(session):
+    """Labels painted by hand with no heatmap still get a record (no localiser runs); a JSON file of the same name
+    that this tool did not write is neither replaced nor edited."""
+    viewer, image, segment = session.viewer, session.image, session.segment
+    drawn = viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="Labels")
+    drawn.data[1, 5:7, 5:8] = 1
+    segment._labels.reset_choices()
+    segment._labels.value = drawn
+    path = segment.export()
+    record = json.loads(path.with_name("labels.json").read_text())
+    assert record["LocaliserRuns"] == [] and record["TumourVoxels"] == 6 and record["Modality"] == "flair"
+    session.answers.path = path.with_name("other.nii.gz")
+    foreign = path.with_name("other.json")
+    foreign.write_text('{"Name": "another tool"}')
+    assert segment.export() == session.answers.path
+    assert foreign.read_text() == '{"Name": "another tool"}'
 
 
 def test_labels_drawn_on_a_napari_labels_layer_are_exported_aligned_with_the_scan(session):

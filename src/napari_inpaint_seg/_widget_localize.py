@@ -19,6 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinB
 
 from ._widget_common import (
     HEATMAP_ROLE,
+    LOCALISER_RUNS,
     MODEL_MODALITY,
     PREPARED,
     Failed,
@@ -42,6 +43,7 @@ from .errors import InputError
 from .in_plane import ZOOM_RANGE
 from .localizer import HeatmapUpdate
 from .pipeline import POLARITY_CHOICES, check_geometry, enough_brain, localize_slice, resolve_polarity
+from .provenance import localiser_runs_after
 
 CURRENT_SLICE = "current slice"
 ALL_SLICES = "all slices"
@@ -276,6 +278,7 @@ class LocalizeWidget(Container):
         if self.running:
             return
         from .models.config import checkpoint_config, shipped_model_caveat, uses_shipped_model
+        from .provenance import localiser_record, model_record
 
         image = self._image.value
         try:
@@ -297,6 +300,8 @@ class LocalizeWidget(Container):
             warn_unless_axial_view(self._viewer, image)
         indices = [current_slice(self._viewer, image)] if self._slices.value == CURRENT_SLICE else list(range(n_slices))
         skull_stripped = self._skull_stripped.value
+        polarity = resolve_polarity(self._polarity.value, config.modality)
+        step, refine_fraction = self._step.value or None, self._refine.value or None
         existing = heatmap_for(self._viewer, image)
         if existing is not None and existing.data.shape != image.data.shape:
             existing = None
@@ -310,6 +315,12 @@ class LocalizeWidget(Container):
             "caveat": shipped_model_caveat(model_paths, config.modality),
             "shipped": uses_shipped_model(model_paths),
             "modality": config.modality,
+            "record": {  # what made this run's heat, for the sidecar of labels exported later
+                "Models": [model_record(path, config, uses_shipped_model([path])) for path, config in zip(model_paths, configs)],
+                "Localiser": localiser_record(fast=self._fast.value, device=device, polarity=polarity, gammas=[config.gamma for config in configs],
+                                              step=step, refine_fraction=refine_fraction),
+                "BrainExtraction": "none (taken as skull-stripped)" if skull_stripped else "deepbet",
+            },
         }
         from napari.utils import progress
 
@@ -319,7 +330,7 @@ class LocalizeWidget(Container):
         preparation = self._run_state["preparation"] = self._cache.preparation(image, skull_stripped, device)
         self._status.value = "running…" if preparation.done() else "preparing the scan (brain extraction, once per scan)…"
         self._job = make_job(
-            localize_job, preparation, device, model_paths, indices, self._step.value or None, self._fast.value, self._refine.value or None, resolve_polarity(self._polarity.value, config.modality),
+            localize_job, preparation, device, model_paths, indices, step, self._fast.value, refine_fraction, polarity,
             yielded=self._on_yielded, returned=self._on_returned, errored=self._on_errored, aborted=self._on_aborted, finished=self._on_finished,
         )
         self._job.start()
@@ -449,6 +460,7 @@ class LocalizeWidget(Container):
             if len(state["indices"]) > 1:  # the updates set each slice's contrast, so the last (often empty) slice's was left
                 layer.contrast_limits = heatmap_contrast(np.asarray(layer.data))
             layer.metadata[MODEL_MODALITY] = state["modality"]  # Segment's settings when the scan is not marked
+            layer.metadata[LOCALISER_RUNS] = localiser_runs_after(layer.metadata.get(LOCALISER_RUNS, []), state["record"], state["indices"])
             layer.data = layer.data  # one data event at the end, so the Segment widget re-ranks its candidates
             size_note = small_brain_note(state["preparation"].result().brain) if state["shipped"] else None
             notes = "".join(f"; note: {note}" for note in (state["caveat"], size_note) if note)

@@ -27,6 +27,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 from ._widget_common import (
     CANDIDATE_ROLE,
     LABELS_OF,
+    LOCALISER_RUNS,
     MODEL_MODALITY,
     PREPARED,
     RESAMPLED_OF,
@@ -639,12 +640,12 @@ class SegmentWidget(Container):
         return open_scan_geometry(labels.data.shape, None, [image]) or own  # the user chose the image: any scale
 
     def export(self, path: str | Path | None = None) -> Path | None:
-        """Save the labels layer as NIfTI aligned with its source scan; asks before replacing a file."""
+        """Save the labels layer as NIfTI aligned with its source scan, with a sidecar (:meth:`_write_sidecar`); asks
+        before replacing a file."""
         from napari.utils.notifications import show_info
 
         from ._writer import labels_for_writing
         from .io import write_labels
-        from .provenance import record_edit, sidecar_path
 
         labels = self.labels_layer()
         if labels is None:
@@ -663,13 +664,40 @@ class SegmentWidget(Container):
         try:
             data, like = labels_for_writing(labels.data, metadata, scale)
             write_labels(path, data, like, force=force)
-            edited = record_edit(path, data, like.affine, "napari-inpaint-seg: Export labels")
         except InputError as exc:
             show_problem(str(exc))
             return None
-        show_info(f"labels saved to {path}" + (f"; {sidecar_path(path).name} notes the edit" if edited else ""))
+        show_info(f"labels saved to {path}; {self._write_sidecar(path, data, like.affine)}")
         self._status.value = f"exported {path}"
         return path
+
+    def _write_sidecar(self, path: Path, data: np.ndarray, affine: np.ndarray | None) -> str:
+        """Beside labels just exported, what made them (:mod:`.provenance`): a sidecar the command line wrote gains
+        an edit, as napari's File > Save does; otherwise the widget's own record is written (replacing one it wrote
+        before: a new export is a new record). A JSON file another tool wrote is left alone. Returns what was done,
+        for the message."""
+        from .cohort import label_summary
+        from .provenance import NAPARI, napari_labels_record, record_edit, sidecar_maker, sidecar_path, write_sidecar
+
+        sidecar = sidecar_path(path)
+        try:
+            maker = sidecar_maker(path)
+            if maker == "command line":
+                record_edit(path, data, affine, "napari-inpaint-seg: Export labels")
+                return f"{sidecar.name} notes the edit"
+            if maker not in (None, NAPARI):
+                return f"{sidecar.name} is not this tool's and was left as it is (no record written)"
+            image = self._image.value
+            heatmap = heatmap_for(self._viewer, image) if image is not None else None
+            record = napari_labels_record(
+                scan=image.metadata.get(SOURCE_PATH) if image is not None else None, modality=self._modality(),
+                localiser_runs=heatmap.metadata.get(LOCALISER_RUNS, []) if heatmap is not None else [],
+                felzenszwalb=self.params, selection=self.volume_selection, summary=label_summary(data, affine),
+            )
+            write_sidecar(sidecar, record)
+        except OSError as exc:
+            return f"{sidecar.name} could not be written ({exc})"
+        return f"{sidecar.name} records how they were made"
 
 
 def _painting(viewer) -> bool:

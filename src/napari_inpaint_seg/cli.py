@@ -471,23 +471,14 @@ def segment_scan(args: argparse.Namespace):
 def write_labels_sidecar(args: argparse.Namespace, models: list, device: str, zoom: float | None, turned_from: tuple[str, ...] | None, summary) -> None:
     """What made ``args.out``, beside it as JSON (:mod:`.provenance`): the command, the models' files and hashes,
     every setting as resolved (defaults included), what was done to the scan's geometry, and what was found."""
-    from .localizer import FAST_PATH_REVISION, fast_path_settings, heat_precision, step_for_window
     from .models.config import uses_shipped_model
-    from .provenance import labels_record, model_record, sidecar_path, write_sidecar
+    from .provenance import labels_record, localiser_record, model_record, sidecar_path, write_sidecar
 
-    fast = not args.reference
-
-    def window(gamma: int) -> dict:
-        step = step_for_window(gamma, args.step)
-        settings = fast_path_settings(gamma, step, args.refine_fraction)
-        return {"Gamma": gamma, "Step": step, **(settings if fast else dict.fromkeys(settings))}
-
-    windows = [window(config.gamma) for _, config in models]
     record = labels_record(
         command=args.argv, scan=args.scan, modality=args.modality,
         models=[model_record(path, config, uses_shipped_model([path])) for path, config in models],
-        localiser={"Path": "fast" if fast else "reference", "FastPathRevision": FAST_PATH_REVISION if fast else None, "Windows": windows, "Precision": heat_precision(fast, device), "Device": device,
-                   "ErrorSign": heat_polarity(args)},
+        localiser=localiser_record(fast=not args.reference, device=device, polarity=heat_polarity(args), gammas=[config.gamma for _, config in models],
+                                   step=args.step, refine_fraction=args.refine_fraction),
         felzenszwalb=felzenszwalb_params(args), selection=selection(args),
         geometry={"BrainExtraction": "none (--skull-stripped)" if args.skull_stripped else "deepbet", "InPlaneZoom": zoom,
                   "TurnedFromAxes": "".join(turned_from) if turned_from else None},

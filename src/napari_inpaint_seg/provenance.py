@@ -20,6 +20,7 @@ import numpy as np
 from .display import file_stem
 
 TOOL_NAME = "napari-inpaint-seg"
+NAPARI = "napari"  # a sidecar's MadeIn: exported from the Segment widget, not written by the command line
 
 
 def sidecar_path(labels: Path) -> Path:
@@ -53,6 +54,68 @@ def run_record(command: list[str]) -> dict:
         "WorkingDirectory": os.getcwd(),
         "Date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def localiser_record(*, fast: bool, device: str, polarity: str, gammas: list[int], step: int | None, refine_fraction: float | None) -> dict:
+    """The localiser as it ran: path, fast path revision, each window's stride and fast-path settings as resolved
+    (defaults included), number format, device and error sign; the same for the command line and the widget."""
+    from .localizer import FAST_PATH_REVISION, fast_path_settings, heat_precision, step_for_window
+
+    def window(gamma: int) -> dict:
+        stride = step_for_window(gamma, step)
+        settings = fast_path_settings(gamma, stride, refine_fraction)
+        return {"Gamma": gamma, "Step": stride, **(settings if fast else dict.fromkeys(settings))}
+
+    return {"Path": "fast" if fast else "reference", "FastPathRevision": FAST_PATH_REVISION if fast else None, "Windows": [window(gamma) for gamma in gammas],
+            "Precision": heat_precision(fast, device), "Device": device, "ErrorSign": polarity}
+
+
+def localiser_runs_after(runs: list[dict], run: dict, slices: list[int]) -> list[dict]:
+    """The runs behind a heatmap layer after ``run`` (its models and settings) localised ``slices`` again: each
+    earlier run keeps only the slices it still made, and is dropped when none is left. So the record names, for
+    every slice, the settings of the heat it shows now."""
+    redone = set(slices)
+    kept = [{**earlier, "Slices": [index for index in earlier["Slices"] if index not in redone]} for earlier in runs]
+    return [earlier for earlier in kept if earlier["Slices"]] + [{**run, "Slices": sorted(redone)}]
+
+
+def napari_labels_record(*, scan: str | None, modality: str | None, localiser_runs: list[dict], felzenszwalb, selection, summary) -> dict:
+    """The sidecar of labels exported from the Segment widget. They are made by hand as much as by settings (accepted
+    candidates, Label all slices, painting), so it records what the session knew: the scan, the runs behind the
+    heatmap each slice showed (:func:`localiser_runs_after`), and the Segment widget's settings at export."""
+    from . import __version__
+
+    return {
+        "Description": "tumour labels exported from napari, made interactively with unsupervised inpainting-based segmentation",
+        "GeneratedBy": [{"Name": TOOL_NAME, "Version": __version__}],
+        "MadeIn": NAPARI,
+        "Date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "Sources": [str(Path(scan).resolve())] if scan else [],
+        "Modality": modality,
+        "LocaliserRuns": localiser_runs,
+        "Superpixels": asdict(felzenszwalb),
+        "SelectionAtExport": {**asdict(selection), "Description": selection.description},
+        "Note": "accepted candidates, Label all slices and painting may each have drawn some of these labels; the settings are those in effect at export",
+        "TumourVoxels": summary.voxels,
+        "TumourMillilitres": None if summary.ml is None else round(summary.ml, 3),
+        "LabelledSlices": summary.slices,
+    }
+
+
+def sidecar_maker(labels_path: Path) -> str | None:
+    """Who wrote the sidecar beside ``labels_path``: "command line" or NAPARI (this tool), "other" (a file this tool
+    did not write, or not JSON), None (no sidecar)."""
+    path = sidecar_path(Path(labels_path))
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return "other"
+    made_by = record.get("GeneratedBy") if isinstance(record, dict) else None
+    if not isinstance(made_by, list) or not any(isinstance(entry, dict) and entry.get("Name") == TOOL_NAME for entry in made_by):
+        return "other"
+    return NAPARI if record.get("MadeIn") == NAPARI else "command line"
 
 
 def labels_record(*, command: list[str], scan: Path, modality: str, models: list[dict], localiser: dict, felzenszwalb, selection,
@@ -90,14 +153,10 @@ def record_edit(labels_path: Path, labels: np.ndarray, affine: np.ndarray | None
     from . import __version__
     from .cohort import label_summary
 
+    if sidecar_maker(labels_path) not in ("command line", NAPARI):
+        return False
     path = sidecar_path(Path(labels_path))
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    made_by = record.get("GeneratedBy") if isinstance(record, dict) else None
-    if not isinstance(made_by, list) or not any(isinstance(entry, dict) and entry.get("Name") == TOOL_NAME for entry in made_by):
-        return False
+    record = json.loads(path.read_text())
     summary = label_summary(labels, affine)
     record.setdefault("Edits", []).append({
         "Date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "How": how, "Version": __version__, "TumourVoxels": summary.voxels,
