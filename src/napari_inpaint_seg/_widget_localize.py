@@ -10,9 +10,11 @@ for brains smaller in pixels than the shipped models' training brains.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, RadioButtons, SpinBox
@@ -49,6 +51,7 @@ CURRENT_SLICE = "current slice"
 ALL_SLICES = "all slices"
 CHECKPOINT_FILE = "checkpoint file…"
 NO_SCAN = "open a scan first (File > Open, or File > Open Sample > napari-inpaint-seg)"
+Checked = TypeVar("Checked")
 PREPARE_AHEAD_MS = 500  # after the scan (or the skull-stripped box) is chosen: choices made in passing are not prepared
 
 
@@ -273,6 +276,18 @@ class LocalizeWidget(Container):
 
     # ------------------------------------------------------------ run / cancel
 
+    def _checked(self, check: Callable[[Any], Checked]) -> tuple[Any, Checked, str] | None:
+        """The chosen scan, what ``check(scan)`` makes of the settings, and the device; None once the problem (no
+        scan, or an :class:`InputError` of ``check`` or of the device) is shown, so Run and Resample start nothing."""
+        image = self._image.value
+        try:
+            if image is None:
+                raise InputError(NO_SCAN)
+            return image, check(image), pick_device(self._device.value)
+        except InputError as exc:
+            show_problem(str(exc))
+            return None
+
     def run(self) -> None:
         """Start localisation with the current settings (no-op while a run is going on)."""
         if self.running:
@@ -280,16 +295,14 @@ class LocalizeWidget(Container):
         from .models.config import checkpoint_config, shipped_model_caveat, uses_shipped_model
         from .provenance import localiser_record, model_record
 
-        image = self._image.value
-        try:
-            if image is None:
-                raise InputError(NO_SCAN)
-            model_paths = self.model_paths()
-            configs = [checkpoint_config(path) for path in model_paths]  # the files' headers only: a bad file is refused at once
-            device = pick_device(self._device.value)
-        except InputError as exc:
-            show_problem(str(exc))
+        def models(image) -> tuple[tuple[Path, ...], list]:
+            paths = self.model_paths()
+            return paths, [checkpoint_config(path) for path in paths]  # the files' headers only: a bad file is refused at once
+
+        checked = self._checked(models)
+        if checked is None:
             return
+        image, (model_paths, configs), device = checked
         modality, config = image.metadata.get(MODALITY), configs[0]
         if modality and modality != config.modality:
             from napari.utils.notifications import show_warning
@@ -340,17 +353,15 @@ class LocalizeWidget(Container):
         worker: it waits for the scan's preparation; no-op while a run is going on)."""
         if self.running:
             return
-        image = self._image.value
-        try:
-            if image is None:
-                raise InputError(NO_SCAN)
+        def zoom(image):
             if RESAMPLED_FROM in image.metadata:
                 raise InputError(f"'{image.name}' is resampled already; to resample by another factor, choose the scan it came from")
-            choice = zoom_choice(self._zoom.value)
-            device = pick_device(self._device.value)
-        except InputError as exc:
-            show_problem(str(exc))
+            return zoom_choice(self._zoom.value)
+
+        checked = self._checked(zoom)
+        if checked is None:
             return
+        image, choice, device = checked
         skull_stripped = self._skull_stripped.value
         preparation = self._cache.preparation(image, skull_stripped, device)
         self._status.value = "resampling…" if preparation.done() else "preparing the scan (brain extraction, once per scan), then resampling…"
