@@ -353,6 +353,7 @@ class LocalizeWidget(Container):
         worker: it waits for the scan's preparation; no-op while a run is going on)."""
         if self.running:
             return
+
         def zoom(image):
             if RESAMPLED_FROM in image.metadata:
                 raise InputError(f"'{image.name}' is resampled already; to resample by another factor, choose the scan it came from")
