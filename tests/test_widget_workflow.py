@@ -708,15 +708,20 @@ def test_accept_after_the_image_was_closed_says_so(session, qtbot, monkeypatch):
     assert said and all("the one segmented was closed" in message for message in said)
 
 
+def export_drawn_labels(session, where: tuple):
+    """Paint ``where`` on a labels layer made with napari's own button, choose it in Segment and export it."""
+    drawn = session.viewer.add_labels(np.zeros(session.image.data.shape, np.uint8), name="Labels")
+    drawn.data[where] = 1
+    session.segment._labels.reset_choices()
+    session.segment._labels.value = drawn
+    return session.segment.export()
+
+
 def test_export_writes_a_record_without_heat_and_leaves_another_tool_s_json_alone(session):
     """Labels painted by hand with no heatmap still get a record (no localiser runs); a JSON file of the same name
     that this tool did not write is neither replaced nor edited."""
-    viewer, image, segment = session.viewer, session.image, session.segment
-    drawn = viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="Labels")
-    drawn.data[1, 5:7, 5:8] = 1
-    segment._labels.reset_choices()
-    segment._labels.value = drawn
-    path = segment.export()
+    segment = session.segment
+    path = export_drawn_labels(session, (1, slice(5, 7), slice(5, 8)))
     record = json.loads(path.with_name("labels.json").read_text())
     assert record["LocaliserRuns"] == [] and record["TumourVoxels"] == 6 and record["Modality"] == "flair"
     session.answers.path = path.with_name("other.nii.gz")
@@ -729,12 +734,7 @@ def test_export_writes_a_record_without_heat_and_leaves_another_tool_s_json_alon
 def test_labels_drawn_on_a_napari_labels_layer_are_exported_aligned_with_the_scan(session):
     """A labels layer made with napari's own button has no scan geometry; drawn on the chosen scan and of its
     shape, it is saved in the scan's file order with its affine, like the widget's own labels."""
-    viewer, image, segment = session.viewer, session.image, session.segment
-    drawn = viewer.add_labels(np.zeros(image.data.shape, np.uint8), name="Labels")
-    drawn.data[2, 30:34, 10:12] = 1
-    segment._labels.reset_choices()
-    segment._labels.value = drawn
-    path = segment.export()
+    path = export_drawn_labels(session, (2, slice(30, 34), slice(10, 12)))
     written = nib.load(str(path))
     np.testing.assert_allclose(written.affine, TOY_AFFINE)
     voxels = np.asarray(written.dataobj)
