@@ -309,13 +309,12 @@ def padded_batch_size(count: int) -> int:
     return 1 << (count - 1).bit_length() if count <= PAD_UNIT else -(-count // PAD_UNIT) * PAD_UNIT
 
 
-def batch_edges(offsets: np.ndarray, first_batch: int, batch_size: int, smallest: int | None = None) -> list[int]:
+def batch_edges(offsets: np.ndarray, first_batch: int, batch_size: int, smallest: int = SMALLEST_SPLIT_BATCH) -> list[int]:
     """Where to cut windows grouped by ``offsets`` (:meth:`_WindowErrors.grouped`) into batches: at most
     ``batch_size`` windows (the first at most ``first_batch``, for an early partial heatmap), and where the offset
     changes once a batch holds ``smallest`` (:data:`SMALLEST_SPLIT_BATCH`). A batch of one offset recomputes smaller
     regions than a mixed one (about 40 M multiply-adds a window instead of 60 M at gamma 32), but small batches use
     the CPU less well: cut at every change and the saving was lost (docs/performance.md)."""
-    smallest = SMALLEST_SPLIT_BATCH if smallest is None else smallest
     changes = np.flatnonzero(np.diff(offsets)) + 1
     edges = [0]
     while edges[-1] < len(offsets):

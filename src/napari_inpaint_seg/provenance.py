@@ -43,17 +43,27 @@ def model_record(path: Path, config, shipped: bool) -> dict:
             "Iterations": config.iterations, "TrainedOn": config.data, "TrainedWithVersion": config.code_version}
 
 
+def now() -> str:
+    """The moment, as the records write it: UTC, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def generated_by() -> list[dict]:
+    """BIDS's GeneratedBy: this tool and its version."""
+    from . import __version__
+
+    return [{"Name": TOOL_NAME, "Version": __version__}]
+
+
 def run_record(command: list[str]) -> dict:
     """Which run made a file: the tool and its version, the command (``inpaint-seg`` and its arguments), the working
     directory its relative paths lead from, and when."""
-    from . import __version__
+    return {"GeneratedBy": generated_by(), "Command": ["inpaint-seg", *command], "WorkingDirectory": os.getcwd(), "Date": now()}
 
-    return {
-        "GeneratedBy": [{"Name": TOOL_NAME, "Version": __version__}],
-        "Command": ["inpaint-seg", *command],
-        "WorkingDirectory": os.getcwd(),
-        "Date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+
+def labels_found(summary) -> dict:
+    """What labels hold (:func:`~.cohort.label_summary`), as every record and edit states it."""
+    return {"TumourVoxels": summary.voxels, "TumourMillilitres": None if summary.ml is None else round(summary.ml, 3), "LabelledSlices": summary.slices}
 
 
 def localiser_record(*, fast: bool, device: str, polarity: str, gammas: list[int], step: int | None, refine_fraction: float | None) -> dict:
@@ -83,39 +93,40 @@ def napari_labels_record(*, scan: str | None, modality: str | None, localiser_ru
     """The sidecar of labels exported from the Segment widget. They are made by hand as much as by settings (accepted
     candidates, Label all slices, painting), so it records what the session knew: the scan, the runs behind the
     heatmap each slice showed (:func:`localiser_runs_after`), and the Segment widget's settings at export."""
-    from . import __version__
-
     return {
         "Description": "tumour labels exported from napari, made interactively with unsupervised inpainting-based segmentation",
-        "GeneratedBy": [{"Name": TOOL_NAME, "Version": __version__}],
+        "GeneratedBy": generated_by(),
         "MadeIn": NAPARI,
-        "Date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "Date": now(),
         "Sources": [str(Path(scan).resolve())] if scan else [],
         "Modality": modality,
         "LocaliserRuns": localiser_runs,
         "Superpixels": asdict(felzenszwalb),
         "SelectionAtExport": {**asdict(selection), "Description": selection.description},
         "Note": "accepted candidates, Label all slices and painting may each have drawn some of these labels; the settings are those in effect at export",
-        "TumourVoxels": summary.voxels,
-        "TumourMillilitres": None if summary.ml is None else round(summary.ml, 3),
-        "LabelledSlices": summary.slices,
+        **labels_found(summary),
     }
+
+
+def this_tools_record(labels_path: Path) -> dict | None:
+    """The sidecar beside ``labels_path`` if this tool wrote it; None if it is missing, not JSON or another tool's."""
+    try:
+        record = json.loads(sidecar_path(Path(labels_path)).read_text())
+    except (OSError, ValueError):
+        return None
+    made_by = record.get("GeneratedBy") if isinstance(record, dict) else None
+    if not isinstance(made_by, list) or not any(isinstance(entry, dict) and entry.get("Name") == TOOL_NAME for entry in made_by):
+        return None
+    return record
 
 
 def sidecar_maker(labels_path: Path) -> str | None:
     """Who wrote the sidecar beside ``labels_path``: "command line" or NAPARI (this tool), "other" (a file this tool
     did not write, or not JSON), None (no sidecar)."""
-    path = sidecar_path(Path(labels_path))
-    if not path.exists():
+    if not sidecar_path(Path(labels_path)).exists():
         return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return "other"
-    made_by = record.get("GeneratedBy") if isinstance(record, dict) else None
-    if not isinstance(made_by, list) or not any(isinstance(entry, dict) and entry.get("Name") == TOOL_NAME for entry in made_by):
-        return "other"
-    return NAPARI if record.get("MadeIn") == NAPARI else "command line"
+    record = this_tools_record(labels_path)
+    return "other" if record is None else NAPARI if record.get("MadeIn") == NAPARI else "command line"
 
 
 def labels_record(*, command: list[str], scan: Path, modality: str, models: list[dict], localiser: dict, felzenszwalb, selection,
@@ -132,9 +143,7 @@ def labels_record(*, command: list[str], scan: Path, modality: str, models: list
         "Selection": {**asdict(selection), "Description": selection.description},
         "Geometry": geometry,
         "Slices": "all" if slices is None else slices,
-        "TumourVoxels": summary.voxels,
-        "TumourMillilitres": None if summary.ml is None else round(summary.ml, 3),
-        "LabelledSlices": summary.slices,
+        **labels_found(summary),
     }
 
 
@@ -153,14 +162,9 @@ def record_edit(labels_path: Path, labels: np.ndarray, affine: np.ndarray | None
     from . import __version__
     from .cohort import label_summary
 
-    if sidecar_maker(labels_path) not in ("command line", NAPARI):
+    record = this_tools_record(labels_path)
+    if record is None:
         return False
-    path = sidecar_path(Path(labels_path))
-    record = json.loads(path.read_text())
-    summary = label_summary(labels, affine)
-    record.setdefault("Edits", []).append({
-        "Date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "How": how, "Version": __version__, "TumourVoxels": summary.voxels,
-        "TumourMillilitres": None if summary.ml is None else round(summary.ml, 3), "LabelledSlices": summary.slices,
-    })
-    write_sidecar(path, record)
+    record.setdefault("Edits", []).append({"Date": now(), "How": how, "Version": __version__, **labels_found(label_summary(labels, affine))})
+    write_sidecar(sidecar_path(Path(labels_path)), record)
     return True
