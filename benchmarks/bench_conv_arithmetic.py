@@ -24,6 +24,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,11 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_localizer import DATA, real_slices, synthetic_slice  # noqa: E402
+from bench_localizer import DATA, real_slices, synthetic_slice
 
-from napari_inpaint_seg.localizer import fast_heatmap, final  # noqa: E402
-from napari_inpaint_seg.models.checkpoint import load_model  # noqa: E402
-from napari_inpaint_seg.pipeline import resolve_polarity  # noqa: E402
+from napari_inpaint_seg.localizer import fast_heatmap, final
+from napari_inpaint_seg.models.checkpoint import load_model
+from napari_inpaint_seg.pipeline import resolve_polarity
 
 ConvShape = tuple[tuple[int, ...], tuple[int, ...], int]  # input shape, weight shape, calls in the slice
 
@@ -55,10 +56,10 @@ def recorded_convolutions(args) -> tuple[list[ConvShape], float, float]:
     generator, config = load_model(None, args.modality, args.gamma, "cpu")
     image, brain = one_slice(args)
     polarity = resolve_polarity("auto", args.modality)
-    run = lambda: final(fast_heatmap(generator, config, image, brain, step=args.step, device="cpu", polarity=polarity, bfloat16=False))  # noqa: E731
-    run()
+    run = partial(fast_heatmap, generator, config, image, brain, step=args.step, device="cpu", polarity=polarity, bfloat16=False)
+    final(run())
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiled:
-        run()
+        final(run())
     events = profiled.key_averages(group_by_input_shape=True)
     convolutions = [e for e in events if e.key == "aten::mkldnn_convolution"]
     shapes = [(tuple(e.input_shapes[0]), tuple(e.input_shapes[1]), e.count) for e in convolutions]
@@ -113,8 +114,8 @@ def timed_variants(shapes: list[ConvShape]) -> dict[str, float]:
         x = torch.randn(input_shape, generator=generator)
         weight = torch.randn(weight_shape, generator=generator) * 0.05
         bias = torch.randn(weight_shape[0], generator=generator)
-        add("float32", lambda: F.conv2d(x, weight, bias), calls)
-        add("im2col", lambda: im2col_convolution(x, weight, bias), calls)
+        add("float32", partial(F.conv2d, x, weight, bias), calls)
+        add("im2col", partial(im2col_convolution, x, weight, bias), calls)
         for engine in engines:
             torch.backends.quantized.engine = engine
             with_conversions, alone = int8_convolution(x, weight, bias)
