@@ -48,10 +48,8 @@ def test_int8_is_the_convolution_to_a_few_output_steps(engine):
     assert error <= 3 * output_step, f"{engine}: largest error {error:.3f}, {error / output_step:.1f} output steps"
 
 
-def test_script_on_a_kept_slice(tmp_path):
-    rows, cols = np.mgrid[:64, :64]
-    brain = (rows - 32) ** 2 + (cols - 32) ** 2 <= 28**2
-    image = (np.where(brain, 0.4, 0.0) + 0.5 * ((rows - 30) ** 2 + (cols - 36) ** 2 <= 6**2)).astype(np.float32)
+def test_script_on_a_kept_slice(tmp_path, make_brain_slice):
+    image, brain, _ = make_brain_slice(64)
     np.savez_compressed(tmp_path / "slice.npz", image=image, brain=brain)
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "bench_conv_arithmetic.py"), "--threads", "1", "--kept", str(tmp_path / "slice.npz")],
