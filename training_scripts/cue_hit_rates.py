@@ -1,0 +1,108 @@
+"""Where a cue puts its hottest pixel: how often inside the tumour, per cue (cached heatmaps, validation patients).
+
+    python training_scripts/cue_hit_rates.py --cache .cache/hmv7_t1_val_gamma64.npz --modality t1
+
+On T1-pre the default's answers are mostly in the wrong place (docs/results.md, oracle bounds), so the question
+is which map points at the lesion at all, before any superpixel is chosen. Each cue is smoothed and its brain
+rim left out as the modality's default selection scores segments (:func:`~napari_inpaint_seg.segmentation.scoring_heat`),
+and a tumour slice is a hit when the cue's maximum lies in the tumour:
+
+- **heat**: the inpainting heatmap the default ranks segments with;
+- **intensity asymmetry**: the slice against its own left-right mirror, shifted to the column that best
+  matches (a low-grade glioma is mostly one-sided): how much darker (T1-pre) or brighter (FLAIR) a pixel is
+  than the pixel opposite; a cue without the inpainting model;
+- **heat asymmetry**: the heatmap against its mirror in the same way;
+- **heat + intensity asymmetry**: both cues, each over its spread in the counted brain, added.
+
+A measurement to choose what to build next, not a selection: no segment, decision or Dice is involved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, read_heatmap_cache_for
+from napari_inpaint_seg.segmentation import LESION_SIGN, default_selection, scoring_heat
+from napari_inpaint_seg.training.arguments import input_errors_exit
+
+MAX_MIDLINE_SHIFT = 40  # pixels; the LGG scans' heads sit within a few pixels of the centre
+MIN_OVERLAP = 100  # brain pixels the slice and its mirror must share for a shift to be scored
+
+
+def mirror_shift(image: np.ndarray, brain: np.ndarray) -> int:
+    """The column shift that makes the left-right mirror of ``image`` correlate best with it over the brain both
+    share: the head is rarely centred, so mirroring about the array's middle would compare unlike tissue."""
+    best, best_shift = -np.inf, 0
+    for shift in range(-MAX_MIDLINE_SHIFT, MAX_MIDLINE_SHIFT + 1):
+        both = brain & mirrored(brain, shift)
+        if both.sum() < MIN_OVERLAP:
+            continue
+        correlation = np.corrcoef(image[both], mirrored(image, shift)[both])[0, 1]
+        if correlation > best:
+            best, best_shift = correlation, shift
+    return best_shift
+
+
+def mirrored(values: np.ndarray, shift: int) -> np.ndarray:
+    return np.roll(values[:, ::-1], shift, axis=1)
+
+
+def asymmetry(values: np.ndarray, brain: np.ndarray, shift: int, sign: str) -> np.ndarray:
+    """How much ``values`` exceed (``sign`` "bright") or fall below ("dark") the mirror image, where both are brain."""
+    opposite = mirrored(values, shift)
+    difference = values - opposite if sign == "bright" else opposite - values
+    return np.where(brain & mirrored(brain, shift), difference, 0.0)
+
+
+def slice_cues(image: np.ndarray, heatmap: np.ndarray, brain: np.ndarray, sign: str) -> dict[str, np.ndarray]:
+    shift = mirror_shift(image.astype(np.float64), brain)
+    return {
+        "heat": heatmap.astype(np.float64),
+        "intensity asymmetry": asymmetry(image.astype(np.float64), brain, shift, sign),
+        "heat asymmetry": asymmetry(heatmap.astype(np.float64), brain, shift, "bright"),
+    }
+
+
+def hits(cues: dict[str, np.ndarray], tumour: np.ndarray, brain: np.ndarray, smooth: Callable) -> dict[str, bool]:
+    """Whether each smoothed cue's maximum over the counted brain lies in the tumour."""
+    scored = {}
+    for name, cue in cues.items():
+        scored[name], counted = smooth(cue, brain)
+    spread = {name: max(float(values[counted].std()), 1e-9) for name, values in scored.items()}
+    scored["heat + intensity asymmetry"] = scored["heat"] / spread["heat"] + scored["intensity asymmetry"] / spread["intensity asymmetry"]
+    return {name: bool(tumour.flat[np.argmax(np.where(counted, values, -np.inf))]) for name, values in scored.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, required=True, help="a heatmap cache of inpaint-seg evaluate")
+    parser.add_argument("--modality", choices=["t1", "flair"], required=True)
+    parser.add_argument("--json", type=Path, help="also write the hit rates here")
+    args = parser.parse_args()
+    with input_errors_exit(parser):
+        slices, _ = read_heatmap_cache_for(args.cache, args.modality)
+    selection = default_selection(args.modality)
+
+    def smooth(values: np.ndarray, brain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return scoring_heat(values, brain, selection.heat_sigma, selection.edge_margin)
+
+    counts: dict[str, int] = {}
+    tumour_slices = [item for item in slices if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
+    for item in tumour_slices:
+        brain = item.brain.astype(bool)
+        for name, hit in hits(slice_cues(item.image, item.heatmap, brain, LESION_SIGN[args.modality]), item.tumour.astype(bool), brain, smooth).items():
+            counts[name] = counts.get(name, 0) + hit
+    result = {"cache": str(args.cache), "modality": args.modality, "tumour_slices": len(tumour_slices),
+              "hit_rate": {name: round(count / max(len(tumour_slices), 1), 3) for name, count in counts.items()}}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
