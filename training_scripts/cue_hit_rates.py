@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, read_heatmap_cache_for
-from napari_inpaint_seg.segmentation import LESION_SIGN, default_selection, scoring_heat
+from napari_inpaint_seg.segmentation import LESION_SIGN, Selection, default_selection, scoring_heat
 from napari_inpaint_seg.training.arguments import input_errors_exit
 
 MAX_MIDLINE_SHIFT = 40  # pixels; the LGG scans' heads sit within a few pixels of the centre
@@ -68,11 +67,11 @@ def slice_cues(image: np.ndarray, heatmap: np.ndarray, brain: np.ndarray, sign: 
     }
 
 
-def hits(cues: dict[str, np.ndarray], tumour: np.ndarray, brain: np.ndarray, smooth: Callable) -> dict[str, bool]:
-    """Whether each smoothed cue's maximum over the counted brain lies in the tumour."""
-    scored = {}
-    for name, cue in cues.items():
-        scored[name], counted = smooth(cue, brain)
+def hits(cues: dict[str, np.ndarray], tumour: np.ndarray, brain: np.ndarray, selection: Selection) -> dict[str, bool]:
+    """Whether each cue's maximum over the counted brain, smoothed as ``selection`` scores segments, lies in the tumour."""
+    smoothed = {name: scoring_heat(cue, brain, selection.heat_sigma, selection.edge_margin) for name, cue in cues.items()}
+    scored = {name: values for name, (values, _) in smoothed.items()}
+    counted = smoothed["heat"][1]  # the same brain pixels for every cue
     spread = {name: max(float(values[counted].std()), 1e-9) for name, values in scored.items()}
     scored["heat + intensity asymmetry"] = scored["heat"] / spread["heat"] + scored["intensity asymmetry"] / spread["intensity asymmetry"]
     return {name: bool(tumour.flat[np.argmax(np.where(counted, values, -np.inf))]) for name, values in scored.items()}
@@ -87,15 +86,11 @@ def main() -> None:
     with input_errors_exit(parser):
         slices, _ = read_heatmap_cache_for(args.cache, args.modality)
     selection = default_selection(args.modality)
-
-    def smooth(values: np.ndarray, brain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return scoring_heat(values, brain, selection.heat_sigma, selection.edge_margin)
-
     counts: dict[str, int] = {}
     tumour_slices = [item for item in slices if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
     for item in tumour_slices:
         brain = item.brain.astype(bool)
-        for name, hit in hits(slice_cues(item.image, item.heatmap, brain, LESION_SIGN[args.modality]), item.tumour.astype(bool), brain, smooth).items():
+        for name, hit in hits(slice_cues(item.image, item.heatmap, brain, LESION_SIGN[args.modality]), item.tumour.astype(bool), brain, selection).items():
             counts[name] = counts.get(name, 0) + hit
     result = {"cache": str(args.cache), "modality": args.modality, "tumour_slices": len(tumour_slices),
               "hit_rate": {name: round(count / max(len(tumour_slices), 1), 3) for name, count in counts.items()}}
