@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from napari_inpaint_seg.evaluation import EvaluatedSlice, save_heatmap_cache
 
@@ -45,3 +46,25 @@ def test_asymmetry_finds_the_lesion_the_heat_misses(tmp_path, monkeypatch):
     rates = json.loads(out.read_text())["hit_rate"]
     assert rates["heat"] == 0.0 and rates["heat asymmetry"] == 0.0
     assert rates["intensity asymmetry"] == 1.0
+
+
+def test_asymmetry_added_to_the_heat_moves_the_answer_to_the_lesion(tmp_path, monkeypatch):
+    """--weights scores the default selection as the product would: weight 0 is the default, which answers on the
+    hot spot; enough asymmetry moves the answer onto the one-sided dark lesion."""
+    cache, out = tmp_path / "cache.npz", tmp_path / "selection.json"
+    save_heatmap_cache(cache, [lesion_slice()], [], {"models": [{"gamma": 16}], "modality": "t1", "whole_volumes": True})
+    monkeypatch.setattr(sys, "argv", ["cue_hit_rates.py", "--cache", str(cache), "--modality", "t1", "--weights", "0,4", "--json", str(out)])
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    rows = {row["weight"]: row for row in json.loads(out.read_text())["selection"]}
+    assert rows[0.0]["min_contrast"] == 1.6 and rows[0.0]["n_tumour_slices"] == 1
+    assert rows[0.0]["dice_mean"] == 0.0
+    assert rows[4.0]["dice_mean"] > 0.3  # the superpixels follow the tissue's stripes, so part of the lesion
+
+
+def test_weights_need_a_cache_of_whole_volumes(tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "cache.npz"
+    save_heatmap_cache(cache, [lesion_slice()], [], {"models": [{"gamma": 16}], "modality": "t1"})
+    monkeypatch.setattr(sys, "argv", ["cue_hit_rates.py", "--cache", str(cache), "--modality", "t1", "--weights", "1"])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert "whole-volumes" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Where a cue puts its hottest pixel: how often inside the tumour, per cue (cached heatmaps, validation patients).
 
     python training_scripts/cue_hit_rates.py --cache .cache/hmv7_t1_val_gamma64.npz --modality t1
+    python training_scripts/cue_hit_rates.py --cache .cache/hmv7_t1_val_gamma64.npz --modality t1 --weights 0,1,2,4 --contrasts 1.2,1.6,2
 
 On T1-pre the default's answers are mostly in the wrong place (docs/results.md, oracle bounds), so the question
 is which map points at the lesion at all, before any superpixel is chosen. Each cue is smoothed and its brain
@@ -14,19 +15,27 @@ and a tumour slice is a hit when the cue's maximum lies in the tumour:
 - **heat asymmetry**: the heatmap against its mirror in the same way;
 - **heat + intensity asymmetry**: both cues, each over its spread in the counted brain, added.
 
-A measurement to choose what to build next, not a selection: no segment, decision or Dice is involved.
+The hit rates are a measurement to choose what to build next: no segment, decision or Dice is involved. With
+``--weights`` (a cache of whole volumes), the next step is scored as the product would score it: the modality's
+default selection ranks segments on heat + weight x the intensity asymmetry on the lesion's side (its positive
+part, in the heat's units: scaled by the ratio of the two maps' spreads over every brain pixel of the cache), for
+each weight and no-tumour contrast (the grow contrast kept in the same proportion to it), by Dice, false-positive
+rate and volume Dice; weight 0 is the default.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, read_heatmap_cache_for
-from napari_inpaint_seg.segmentation import LESION_SIGN, Selection, default_selection, scoring_heat
+from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, cache_gamma, read_heatmap_cache_for, score_selection
+from napari_inpaint_seg.pipeline import brain_needed
+from napari_inpaint_seg.segmentation import LESION_SIGN, FelzenszwalbParams, Selection, default_selection, scoring_heat, superpixels
 from napari_inpaint_seg.training.arguments import input_errors_exit
 
 MAX_MIDLINE_SHIFT = 40  # pixels; the LGG scans' heads sit within a few pixels of the centre
@@ -77,14 +86,56 @@ def hits(cues: dict[str, np.ndarray], tumour: np.ndarray, brain: np.ndarray, sel
     return {name: bool(tumour.flat[np.argmax(np.where(counted, values, -np.inf))]) for name, values in scored.items()}
 
 
+def asymmetry_in_heat_units(slices: list[EvaluatedSlice], sign: str) -> list[np.ndarray]:
+    """Each slice's intensity asymmetry on the lesion's side (0 where the pixel is not darker/brighter than the one
+    opposite), times the heat's spread over the asymmetry's (every brain pixel of ``slices``): one global factor, so
+    that a slice's asymmetry keeps its size relative to other slices' and a weight of 1 gives both maps the same say."""
+    maps = []
+    for item in slices:
+        brain, image = item.brain.astype(bool), item.image.astype(np.float64)
+        maps.append(np.maximum(asymmetry(image, brain, mirror_shift(image, brain), sign), 0.0))
+    heat_spread = np.concatenate([item.heatmap[item.brain.astype(bool)] for item in slices]).std()
+    asymmetry_spread = np.concatenate([values[item.brain.astype(bool)] for values, item in zip(maps, slices)]).std()
+    return [values * heat_spread / max(asymmetry_spread, 1e-9) for values in maps]
+
+
+def selection_rows(slices: list[EvaluatedSlice], sign: str, selection: Selection, weights: list[float], contrasts: list[float], min_brain: int) -> list[dict]:
+    """The product's scores with ``selection`` on heat + weight x asymmetry, per weight and no-tumour contrast."""
+    added = asymmetry_in_heat_units(slices, sign)
+    params = FelzenszwalbParams()
+    maps = [superpixels(item.image, params) for item in slices]
+    rows = []
+    for weight, contrast in itertools.product(weights, contrasts):
+        scored = [replace(item, heatmap=item.heatmap + weight * values) for item, values in zip(slices, added)]
+        grow = None if selection.grow_contrast is None or not selection.min_contrast else contrast * selection.grow_contrast / selection.min_contrast
+        chosen = replace(selection, min_contrast=contrast, grow_contrast=grow)
+        scores = score_selection(scored, params, chosen, maps, min_brain_pixels=min_brain, whole_volumes=True)
+        scores.pop("dice_per_slice")
+        print(f"weight {weight:g}, {chosen.description}: Dice {shown(scores['dice_mean'])} ± {shown(scores['dice_sd'])}, "
+              f"FPR {shown(scores['false_positive_rate'], 2)}, volume Dice {shown(scores['volume_dice_mean'])}", flush=True)
+        rows.append({"weight": weight, "min_contrast": contrast, "grow_contrast": grow, **scores})
+    return rows
+
+
+def shown(value: float | None, digits: int = 3) -> str:
+    """A score as printed; "–" where there was nothing to score (no tumour-free slice for a false-positive rate)."""
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def floats(text: str) -> list[float]:
+    return [float(value) for value in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, required=True, help="a heatmap cache of inpaint-seg evaluate")
     parser.add_argument("--modality", choices=["t1", "flair"], required=True)
-    parser.add_argument("--json", type=Path, help="also write the hit rates here")
+    parser.add_argument("--weights", type=floats, help="also score the default selection on heat + weight x asymmetry, for these weights (a cache of whole volumes)")
+    parser.add_argument("--contrasts", type=floats, help="--weights: the no-tumour contrasts to try (default: the modality's)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     with input_errors_exit(parser):
-        slices, _ = read_heatmap_cache_for(args.cache, args.modality)
+        slices, _ = read_heatmap_cache_for(args.cache, args.modality, whole_volumes=args.weights is not None)
     selection = default_selection(args.modality)
     counts: dict[str, int] = {}
     tumour_slices = [item for item in slices if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
@@ -94,9 +145,12 @@ def main() -> None:
             counts[name] = counts.get(name, 0) + hit
     result = {"cache": str(args.cache), "modality": args.modality, "tumour_slices": len(tumour_slices),
               "hit_rate": {name: round(count / max(len(tumour_slices), 1), 3) for name, count in counts.items()}}
+    print(json.dumps(result, indent=1), flush=True)
+    if args.weights:
+        contrasts = args.contrasts or [selection.min_contrast]
+        result["selection"] = selection_rows(slices, LESION_SIGN[args.modality], selection, args.weights, contrasts, brain_needed(cache_gamma(args.cache)))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

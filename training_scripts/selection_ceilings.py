@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, patient_volumes, read_heatmap_cache_for, score_labels
+from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, cache_gamma, patient_volumes, read_heatmap_cache_for, score_labels
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.pipeline import brain_needed, consistent_labels, result_from_superpixels
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, default_selection, superpixels
@@ -37,12 +37,6 @@ from napari_inpaint_seg.training.arguments import input_errors_exit
 from napari_inpaint_seg.volume import THRESHOLD_WEIGHT, keep_main_lesions, refine_volume
 
 Labels = dict[int, np.ndarray]  # one patient's labels, keyed by slice index
-
-
-def cache_gamma(path: Path) -> int:
-    """The largest window of the evaluation that wrote the cache: a slice needs that much brain to be labelled."""
-    with np.load(path, allow_pickle=False) as pack:
-        return max(model["gamma"] for model in json.loads(str(pack["key"]))["models"])
 
 
 def tumour_dice(labels: Labels, members: dict[int, int], slices: list[EvaluatedSlice]) -> float:

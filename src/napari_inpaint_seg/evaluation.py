@@ -285,6 +285,11 @@ def cache_key(path: str | Path) -> str:
         return str(pack["key"])
 
 
+def cache_gamma(path: str | Path) -> int:
+    """The largest window of the evaluation that wrote the cache: a slice needs that much brain to be labelled."""
+    return max(model["gamma"] for model in json.loads(cache_key(path))["models"])
+
+
 def differing_settings(path: str | Path, key: dict) -> list[str]:
     """The settings in which the cache at ``path`` differs from ``key``, as 'name: cached -> now'."""
     cached = json.loads(cache_key(path))
