@@ -1,5 +1,6 @@
 """training_scripts/cue_hit_rates.py on a heatmap cache of a slice made here: a one-sided dark lesion that the
-heat misses (it is hot elsewhere) and the slice's asymmetry finds, on a head away from the array's middle."""
+heat misses (it is hot elsewhere) and the slice's asymmetry finds, on a head away from the array's middle; hit
+rates, and (--weights) the default selection on heat plus asymmetry."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from napari_inpaint_seg.evaluation import EvaluatedSlice, save_heatmap_cache
+from napari_inpaint_seg.segmentation import default_selection
 
 SCRIPT = Path(__file__).resolve().parents[1] / "training_scripts" / "cue_hit_rates.py"
 SIDE, MIDLINE = 256, 140
@@ -56,7 +58,7 @@ def test_asymmetry_added_to_the_heat_moves_the_answer_to_the_lesion(tmp_path, mo
     monkeypatch.setattr(sys, "argv", ["cue_hit_rates.py", "--cache", str(cache), "--modality", "t1", "--weights", "0,4", "--json", str(out)])
     runpy.run_path(str(SCRIPT), run_name="__main__")
     rows = {row["weight"]: row for row in json.loads(out.read_text())["selection"]}
-    assert rows[0.0]["min_contrast"] == 1.6 and rows[0.0]["n_tumour_slices"] == 1
+    assert rows[0.0]["min_contrast"] == default_selection("t1").min_contrast and rows[0.0]["n_tumour_slices"] == 1
     assert rows[0.0]["dice_mean"] == 0.0
     assert rows[4.0]["dice_mean"] > 0.3  # the superpixels follow the tissue's stripes, so part of the lesion
 
