@@ -36,7 +36,7 @@ import numpy as np
 from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, cache_gamma, read_heatmap_cache_for, score_selection
 from napari_inpaint_seg.pipeline import brain_needed
 from napari_inpaint_seg.segmentation import LESION_SIGN, FelzenszwalbParams, Selection, default_selection, scoring_heat, superpixels
-from napari_inpaint_seg.training.arguments import input_errors_exit
+from napari_inpaint_seg.training.arguments import float_list, input_errors_exit
 
 MAX_MIDLINE_SHIFT = 40  # pixels; the LGG scans' heads sit within a few pixels of the centre
 MIN_OVERLAP = 100  # brain pixels the slice and its mirror must share for a shift to be scored
@@ -67,8 +67,7 @@ def asymmetry(values: np.ndarray, brain: np.ndarray, shift: int, sign: str) -> n
     return np.where(brain & mirrored(brain, shift), difference, 0.0)
 
 
-def slice_cues(image: np.ndarray, heatmap: np.ndarray, brain: np.ndarray, sign: str) -> dict[str, np.ndarray]:
-    shift = mirror_shift(image.astype(np.float64), brain)
+def slice_cues(image: np.ndarray, heatmap: np.ndarray, brain: np.ndarray, shift: int, sign: str) -> dict[str, np.ndarray]:
     return {
         "heat": heatmap.astype(np.float64),
         "intensity asymmetry": asymmetry(image.astype(np.float64), brain, shift, sign),
@@ -86,22 +85,19 @@ def hits(cues: dict[str, np.ndarray], tumour: np.ndarray, brain: np.ndarray, sel
     return {name: bool(tumour.flat[np.argmax(np.where(counted, values, -np.inf))]) for name, values in scored.items()}
 
 
-def asymmetry_in_heat_units(slices: list[EvaluatedSlice], sign: str) -> list[np.ndarray]:
+def asymmetry_in_heat_units(slices: list[EvaluatedSlice], shifts: list[int], sign: str) -> list[np.ndarray]:
     """Each slice's intensity asymmetry on the lesion's side (0 where the pixel is not darker/brighter than the one
     opposite), times the heat's spread over the asymmetry's (every brain pixel of ``slices``): one global factor, so
     that a slice's asymmetry keeps its size relative to other slices' and a weight of 1 gives both maps the same say."""
-    maps = []
-    for item in slices:
-        brain, image = item.brain.astype(bool), item.image.astype(np.float64)
-        maps.append(np.maximum(asymmetry(image, brain, mirror_shift(image, brain), sign), 0.0))
+    maps = [np.maximum(asymmetry(item.image.astype(np.float64), item.brain.astype(bool), shift, sign), 0.0) for item, shift in zip(slices, shifts)]
     heat_spread = np.concatenate([item.heatmap[item.brain.astype(bool)] for item in slices]).std()
     asymmetry_spread = np.concatenate([values[item.brain.astype(bool)] for values, item in zip(maps, slices)]).std()
     return [values * heat_spread / max(asymmetry_spread, 1e-9) for values in maps]
 
 
-def selection_rows(slices: list[EvaluatedSlice], sign: str, selection: Selection, weights: list[float], contrasts: list[float], min_brain: int) -> list[dict]:
+def selection_rows(slices: list[EvaluatedSlice], shifts: list[int], sign: str, selection: Selection, weights: list[float], contrasts: list[float], min_brain: int) -> list[dict]:
     """The product's scores with ``selection`` on heat + weight x asymmetry, per weight and no-tumour contrast."""
-    added = asymmetry_in_heat_units(slices, sign)
+    added = asymmetry_in_heat_units(slices, shifts, sign)
     params = FelzenszwalbParams()
     maps = [superpixels(item.image, params) for item in slices]
     rows = []
@@ -122,33 +118,30 @@ def shown(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def floats(text: str) -> list[float]:
-    return [float(value) for value in text.split(",")]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, required=True, help="a heatmap cache of inpaint-seg evaluate")
     parser.add_argument("--modality", choices=["t1", "flair"], required=True)
-    parser.add_argument("--weights", type=floats, help="also score the default selection on heat + weight x asymmetry, for these weights (a cache of whole volumes)")
-    parser.add_argument("--contrasts", type=floats, help="--weights: the no-tumour contrasts to try (default: the modality's)")
+    parser.add_argument("--weights", type=float_list, help="also score the default selection on heat + weight x asymmetry, for these weights (a cache of whole volumes)")
+    parser.add_argument("--contrasts", type=float_list, help="--weights: the no-tumour contrasts to try (default: the modality's)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     with input_errors_exit(parser):
         slices, _ = read_heatmap_cache_for(args.cache, args.modality, whole_volumes=args.weights is not None)
-    selection = default_selection(args.modality)
+    selection, sign = default_selection(args.modality), LESION_SIGN[args.modality]
+    shifts = [mirror_shift(item.image.astype(np.float64), item.brain.astype(bool)) for item in slices]  # each slice's midline, once
     counts: dict[str, int] = {}
-    tumour_slices = [item for item in slices if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
-    for item in tumour_slices:
+    tumour = [(item, shift) for item, shift in zip(slices, shifts) if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
+    for item, shift in tumour:
         brain = item.brain.astype(bool)
-        for name, hit in hits(slice_cues(item.image, item.heatmap, brain, LESION_SIGN[args.modality]), item.tumour.astype(bool), brain, selection).items():
+        for name, hit in hits(slice_cues(item.image, item.heatmap, brain, shift, sign), item.tumour.astype(bool), brain, selection).items():
             counts[name] = counts.get(name, 0) + hit
-    result = {"cache": str(args.cache), "modality": args.modality, "tumour_slices": len(tumour_slices),
-              "hit_rate": {name: round(count / max(len(tumour_slices), 1), 3) for name, count in counts.items()}}
+    result = {"cache": str(args.cache), "modality": args.modality, "tumour_slices": len(tumour),
+              "hit_rate": {name: round(count / max(len(tumour), 1), 3) for name, count in counts.items()}}
     print(json.dumps(result, indent=1), flush=True)
     if args.weights:
         contrasts = args.contrasts or [selection.min_contrast]
-        result["selection"] = selection_rows(slices, LESION_SIGN[args.modality], selection, args.weights, contrasts, brain_needed(cache_gamma(args.cache)))
+        result["selection"] = selection_rows(slices, shifts, sign, selection, args.weights, contrasts, brain_needed(cache_gamma(args.cache)))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
 

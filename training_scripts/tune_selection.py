@@ -27,12 +27,8 @@ from napari_inpaint_seg.evaluation import (
 from napari_inpaint_seg.models.checkpoint import load_model
 from napari_inpaint_seg.pipeline import POLARITY_CHOICES, resolve_polarity
 from napari_inpaint_seg.segmentation import LESION_SIGN, FelzenszwalbParams, Selection, superpixels
-from napari_inpaint_seg.training.arguments import input_errors_exit
+from napari_inpaint_seg.training.arguments import float_list as floats, input_errors_exit
 from napari_inpaint_seg.training.data import read_patient_list
-
-
-def floats(text: str) -> list[float]:
-    return [float(value) for value in text.split(",")]
 
 
 def main() -> None:

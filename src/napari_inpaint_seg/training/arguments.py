@@ -27,6 +27,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def float_list(text: str) -> list[float]:
+    """Comma-separated numbers, as the tuning scripts take their grids ("0.2,0.3")."""
+    try:
+        return [float(value) for value in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be numbers separated by commas, got {text!r}") from None
+
+
 @contextmanager
 def input_errors_exit(parser: argparse.ArgumentParser) -> Iterator[None]:
     """Bad input (an :class:`InputError`) inside ends the script as the CLI does: one line, ``PROG: error: ...``,
