@@ -128,6 +128,14 @@ def test_growth_into_an_unlabelled_slice_needs_the_share_tuned_per_modality(moda
     assert chosen.min_grown_share == share
 
 
+@pytest.mark.parametrize("modality,flags,share", [("flair", [], 0.0), ("t1", [], 0.1), ("t1", ["--dark-share", "0"], 0.0)])
+def test_the_darkest_tissue_is_left_out_of_the_heat_as_tuned_per_modality(modality, flags, share):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+    assert chosen.dark_share == share
+
+
 def test_refine_fraction_one_gives_the_reference_heatmap(tmp_path, tiny_model_path, make_brain_slice):
     """--refine-fraction 1 runs every window of the stride, as --reference does; 0 only the first, coarser pass."""
     image, brain, _ = make_brain_slice(size=48)

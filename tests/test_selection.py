@@ -8,7 +8,7 @@ import pytest
 from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.evaluation import EvaluatedSlice, fuse_slices, healthy_slice_indices, load_heatmap_cache, save_heatmap_cache, score_selection
 from napari_inpaint_seg.pipeline import segment_image
-from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams, Segment, Selection, grow_from, rank_segments, scoring_heat
+from napari_inpaint_seg.segmentation import PAPER_SELECTION, FelzenszwalbParams, Segment, Selection, grow_from, rank_segments, scoring_heat, without_darkest
 
 # A 4 x 4 grid of 16 x 16 blocks: superpixel labels are block numbers, so merging is easy to reason about.
 BLOCK = 16
@@ -79,7 +79,8 @@ def test_no_tumour_decision_empties_the_answer_but_keeps_candidates():
     assert result_for(block_heatmap({5: 40.0}), Selection(mode="merge", heat_sigma=0.0, edge_margin=0, min_contrast=1.5)).detected
 
 
-@pytest.mark.parametrize("bad", [dict(mode="best"), dict(merge_ratio=1.5), dict(min_contrast=-1.0), dict(grow_contrast=-0.5)])
+@pytest.mark.parametrize("bad", [dict(mode="best"), dict(merge_ratio=1.5), dict(min_contrast=-1.0), dict(grow_contrast=-0.5), dict(dark_share=-0.1),
+                                 dict(dark_share=1.0)])
 def test_selection_refuses_nonsense(bad):
     with pytest.raises(ValueError):
         Selection(**bad)
@@ -229,6 +230,28 @@ def test_smoothing_inside_the_brain_keeps_a_constant_heat_constant_up_to_the_edg
     heat, counted = scoring_heat(np.where(brain, 7.0, 0.0), brain, sigma=4.0)
     np.testing.assert_allclose(heat[brain], 7.0, rtol=1e-6)  # zeros outside do not cool the rim
     assert not heat[~brain].any() and np.array_equal(counted, brain)
+
+
+def test_the_darkest_share_of_the_brain_loses_its_heat_and_nothing_else_does():
+    image = np.random.default_rng(0).random((40, 40))
+    brain = np.zeros((40, 40), bool)
+    brain[5:35, 5:35] = True
+    heatmap = np.ones((40, 40), np.float32)
+    cooled = without_darkest(heatmap, image, brain, 0.1)
+    assert cooled.dtype == heatmap.dtype and (cooled[~brain] == 1).all()  # dark pixels outside the brain are no concern
+    cold = brain & (cooled == 0)
+    assert cold.sum() == 90 and image[cold].max() < image[brain & ~cold].min()  # the darkest tenth of 900 brain pixels
+    assert without_darkest(heatmap, image, brain, 0.0) is heatmap
+
+
+def test_ignoring_the_darkest_tissue_moves_the_answer_from_hot_fluid_to_the_lesion():
+    """As on T1-pre: the darkest block (fluid, the generator fills it with tissue) has the most heat of the lesion's sign."""
+    heatmap = block_heatmap({0: 50.0, 9: 30.0})  # block 0 is the darkest sixteenth of the image, block 9 a mid-grey lesion
+    plain = Selection(mode="merge", heat_sigma=0.0, edge_margin=0, merge_ratio=0.9)
+    assert result_for(heatmap, plain).answer().sum() == BLOCK * BLOCK and result_for(heatmap, plain).answer()[block_labels() == 0].all()
+    answer = result_for(heatmap, Selection(mode="merge", heat_sigma=0.0, edge_margin=0, merge_ratio=0.9, dark_share=0.1)).answer()
+    assert np.array_equal(answer, block_labels() == 9)
+    assert "darkest 0.1 of the brain" in Selection(dark_share=0.1).description
 
 
 def test_edge_margin_leaves_the_rim_out_of_the_scores():

@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--refines", default="0", help="intensity-refinement radii to try (merge mode; 0 = off; the lesion's sign is the modality's)")
     parser.add_argument("--volume-radii", default="0", help="volume-redraw radii to try (merge mode; 0 = off)")
     parser.add_argument("--component-shares", default="0", help="shares of the largest 3D piece a piece needs to be kept, to try (merge mode; 0 = off)")
+    parser.add_argument("--dark-shares", default="0", help="shares of the brain, its darkest pixels, kept out of the heat, to try (merge mode; 0 = off)")
     parser.add_argument("--grown-shares", default="0.5", help="shares of the neighbour's label that growth into an unlabelled slice needs, to try (merge mode, volume step)")
     parser.add_argument("--polarity", choices=POLARITY_CHOICES, default="auto", help="error sign of the heatmaps (as inpaint-seg evaluate)")
     parser.add_argument("--whole-volumes", action="store_true", help="the cache holds whole volumes (inpaint-seg evaluate --whole-volumes)")
@@ -72,10 +73,10 @@ def main() -> None:
     lesion = LESION_SIGN[args.modality]
     selections += [
         Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin), refine_radius=int(radius), lesion=lesion,
-                  volume_radius=int(volume), min_component_share=share, min_grown_share=grown)
-        for r, (c, g), sigma, margin, radius, volume, share, grown in itertools.product(
+                  volume_radius=int(volume), min_component_share=share, min_grown_share=grown, dark_share=dark)
+        for r, (c, g), sigma, margin, radius, volume, share, grown, dark in itertools.product(
             floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins), floats(args.refines), floats(args.volume_radii), floats(args.component_shares),
-            floats(args.grown_shares),
+            floats(args.grown_shares), floats(args.dark_shares),
         )
     ]
     rows = []

@@ -68,6 +68,9 @@ def add_method_arguments(parser: argparse.ArgumentParser, *, modality_from_scan:
                              "of a neighbouring labelled slice (default: tuned per modality)")
     parser.add_argument("--heat-sigma", type=float, help="merge mode: smooth the heatmap inside the brain with this Gaussian sigma in pixels before scoring (default: tuned)")
     parser.add_argument("--edge-margin", type=int, help="merge mode: leave this many pixels of the brain's rim out of segment scores (default: tuned)")
+    parser.add_argument("--dark-share", type=float,
+                        help="merge mode: take the heat off this share of the brain, its darkest pixels (on T1-pre the fluid of the ventricles "
+                             "and sulci, which the generator fills with tissue) (default: tuned per modality, 0.1 on T1-pre, 0 on FLAIR; 0: off)")
     parser.add_argument("--refine-radius", type=int,
                         help="merge mode: redraw the answer along the lesion's intensity edge (bright on FLAIR, dark on T1-pre) within this many pixels "
                              "(default: tuned per modality, 20 on FLAIR, 0 on T1-pre; 0: off)")
@@ -171,7 +174,7 @@ def probe_writable(folder: Path) -> None:
 def check_method_arguments(args: argparse.Namespace) -> None:
     numbers = {"--scale": args.scale, "--sigma": args.sigma, "--merge-ratio": args.merge_ratio, "--min-contrast": args.min_contrast,
                "--grow-contrast": args.grow_contrast, "--heat-sigma": args.heat_sigma, "--min-component-share": args.min_component_share,
-               "--min-grown-share": args.min_grown_share, "--refine-fraction": getattr(args, "refine_fraction", None)}
+               "--min-grown-share": args.min_grown_share, "--dark-share": args.dark_share, "--refine-fraction": getattr(args, "refine_fraction", None)}
     for flag, value in numbers.items():
         if value is not None and not np.isfinite(value):
             raise InputError(f"{flag} must be a finite number, got {value}")
@@ -185,6 +188,8 @@ def check_method_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--step {args.step} is larger than the window --gamma {min(args.gamma)}: pixels between windows would get no heat")
     if args.merge_ratio is not None and not 0 <= args.merge_ratio <= 1:
         raise InputError(f"--merge-ratio must lie between 0 and 1, got {args.merge_ratio}")
+    if args.dark_share is not None and not 0 <= args.dark_share < 1:
+        raise InputError(f"--dark-share must lie from 0 up to (not including) 1, got {args.dark_share}")
     for flag, value in (("--sigma", args.sigma), ("--min-size", args.min_size), ("--min-contrast", args.min_contrast), ("--grow-contrast", args.grow_contrast),
                         ("--heat-sigma", args.heat_sigma), ("--edge-margin", args.edge_margin), ("--refine-radius", args.refine_radius),
                         ("--volume-radius", args.volume_radius)):
@@ -240,7 +245,8 @@ def selection(args: argparse.Namespace):
 
     if args.mode == "paper":
         given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin, "refine radius": args.refine_radius,
-                 "volume radius": args.volume_radius, "min component share": args.min_component_share, "min grown share": args.min_grown_share}
+                 "volume radius": args.volume_radius, "min component share": args.min_component_share, "min grown share": args.min_grown_share,
+                 "dark share": args.dark_share}
         if any(value is not None for value in given.values()):
             raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
         if args.min_contrast is None and args.grow_contrast is None:
@@ -260,6 +266,7 @@ def selection(args: argparse.Namespace):
             volume_radius=defaults.volume_radius if args.volume_radius is None else args.volume_radius,
             min_component_share=defaults.min_component_share if args.min_component_share is None else args.min_component_share,
             min_grown_share=defaults.min_grown_share if args.min_grown_share is None else args.min_grown_share,
+            dark_share=defaults.dark_share if args.dark_share is None else args.dark_share,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -516,17 +523,20 @@ def run_evaluate(args: argparse.Namespace) -> None:
     models = load_models(args, device)
     chosen = selection(args)
     # Each improvement added in turn: the paper, merging on the raw heatmap, the chosen scoring heat with every
-    # slice answered, the intensity refinement, the chosen no-tumour decision, the volume redrawn together, then
-    # its small 3D pieces dropped.
+    # slice answered, the darkest tissue's heat taken off, the intensity refinement, the chosen no-tumour decision,
+    # the volume redrawn together, then its small 3D pieces dropped.
     redrawn = replace(chosen, min_component_share=0.0)
     decided = replace(redrawn, volume_radius=0)
     always = replace(decided, min_contrast=0.0, grow_contrast=None)
     unrefined = replace(always, refine_radius=0)
-    raw_merge = replace(unrefined, heat_sigma=0.0, edge_margin=0)
+    undarkened = replace(unrefined, dark_share=0.0)
+    raw_merge = replace(undarkened, heat_sigma=0.0, edge_margin=0)
     selections = {"paper": PAPER_SELECTION}
     if chosen.mode != "paper":
-        selections.update({"merge, raw heat": raw_merge, "always answers, unrefined": unrefined, "always answers": always, "before the volume redraw": decided,
-                           "before dropping small pieces": redrawn, "chosen": chosen})
+        selections.update({"merge, raw heat": raw_merge, "always answers, darkest counted": undarkened, "always answers, unrefined": unrefined,
+                           "always answers": always, "before the volume redraw": decided, "before dropping small pieces": redrawn, "chosen": chosen})
+        if not chosen.dark_share:
+            del selections["always answers, darkest counted"]
         if not chosen.refine_radius:
             del selections["always answers, unrefined"]
         if not chosen.min_contrast:  # no decision: the selection before the volume step always answers already

@@ -24,7 +24,7 @@ from .io import Scan
 from .localizer import POLARITIES, HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap, step_for_window
 from .models.config import ModelConfig
 from .segmentation import (
-    LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency,
+    LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency, without_darkest,
     superpixels,
 )
 from .volume import keep_main_lesions, refine_volume
@@ -80,7 +80,8 @@ class SliceResult:
     def scoring(self) -> tuple[np.ndarray, np.ndarray]:
         """(heat, counted pixels) that segments are scored with, as the selection says."""
         if self._scoring is None:
-            self._scoring = scoring_heat(self.heatmap, self.brain, self.selection.heat_sigma, self.selection.edge_margin)
+            heat = without_darkest(self.heatmap, self.image, self.brain, self.selection.dark_share)
+            self._scoring = scoring_heat(heat, self.brain, self.selection.heat_sigma, self.selection.edge_margin)
         return self._scoring
 
     @property
