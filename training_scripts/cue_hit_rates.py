@@ -8,7 +8,7 @@ is which map points at the lesion at all, before any superpixel is chosen. Each 
 rim left out as the modality's default selection scores segments (:func:`~napari_inpaint_seg.segmentation.scoring_heat`),
 and a tumour slice is a hit when the cue's maximum lies in the tumour:
 
-- **heat**: the inpainting heatmap the default ranks segments with;
+- **heat**: the inpainting heatmap the default ranks segments with (on T1-pre without its darkest tissue, ``dark_share``);
 - **intensity asymmetry**: the slice against its own left-right mirror, shifted to the column that best
   matches (a low-grade glioma is mostly one-sided): how much darker (T1-pre) or brighter (FLAIR) a pixel is
   than the pixel opposite; a cue without the inpainting model;
@@ -35,7 +35,7 @@ import numpy as np
 
 from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, cache_gamma, read_heatmap_cache_for, score_selection
 from napari_inpaint_seg.pipeline import brain_needed
-from napari_inpaint_seg.segmentation import LESION_SIGN, FelzenszwalbParams, Selection, default_selection, scoring_heat, superpixels
+from napari_inpaint_seg.segmentation import LESION_SIGN, FelzenszwalbParams, Selection, default_selection, scoring_heat, superpixels, without_darkest
 from napari_inpaint_seg.training.arguments import float_list, input_errors_exit
 
 MAX_MIDLINE_SHIFT = 40  # pixels; the LGG scans' heads sit within a few pixels of the centre
@@ -67,9 +67,10 @@ def asymmetry(values: np.ndarray, brain: np.ndarray, shift: int, sign: str) -> n
     return np.where(brain & mirrored(brain, shift), difference, 0.0)
 
 
-def slice_cues(image: np.ndarray, heatmap: np.ndarray, brain: np.ndarray, shift: int, sign: str) -> dict[str, np.ndarray]:
+def slice_cues(image: np.ndarray, heatmap: np.ndarray, brain: np.ndarray, shift: int, sign: str, dark_share: float = 0.0) -> dict[str, np.ndarray]:
+    """The cues of one slice; the heat as the default ranks with it, without its darkest ``dark_share`` of the brain."""
     return {
-        "heat": heatmap.astype(np.float64),
+        "heat": without_darkest(heatmap.astype(np.float64), image, brain, dark_share),
         "intensity asymmetry": asymmetry(image.astype(np.float64), brain, shift, sign),
         "heat asymmetry": asymmetry(heatmap.astype(np.float64), brain, shift, "bright"),
     }
@@ -134,7 +135,7 @@ def main() -> None:
     tumour = [(item, shift) for item, shift in zip(slices, shifts) if item.tumour.sum() >= MIN_TUMOUR_PIXELS]
     for item, shift in tumour:
         brain = item.brain.astype(bool)
-        for name, hit in hits(slice_cues(item.image, item.heatmap, brain, shift, sign), item.tumour.astype(bool), brain, selection).items():
+        for name, hit in hits(slice_cues(item.image, item.heatmap, brain, shift, sign, selection.dark_share), item.tumour.astype(bool), brain, selection).items():
             counts[name] = counts.get(name, 0) + hit
     result = {"cache": str(args.cache), "modality": args.modality, "tumour_slices": len(tumour),
               "hit_rate": {name: round(count / max(len(tumour), 1), 3) for name, count in counts.items()}}

@@ -92,9 +92,9 @@ DEFAULT_GAMMA = 64
 
 
 # Said wherever a user runs a shipped model of that modality (CLI, widget), since a label looks equally sure either
-# way: on the held-out LGG patients the shipped T1-pre models' heat rarely finds the lesion (docs/results.md).
+# way: on the held-out LGG patients the shipped T1-pre models' heat misses the lesion on most slices (docs/results.md).
 SHIPPED_MODEL_CAVEATS = {
-    "t1": "on T1-pre the shipped models' heat rarely finds a low-grade glioma (docs/results.md: the labels miss it on most "
+    "t1": "on T1-pre the shipped models' heat often misses a low-grade glioma (docs/results.md: the labels miss it on most "
     "held-out slices); check the labels, and segment the FLAIR scan where there is one",
 }
 
