@@ -31,10 +31,11 @@ def volume(scores: dict | None) -> str:
 
 # Rows of the whole-volume runs (error sign of the modality, per-modality tuned selection, scale 50): the
 # selections differ by modality, so the row says what was added rather than quoting one modality's settings.
-# Each row: (label, the selection's names in the T1 file, in the FLAIR file), the first name the file has; none:
-# not part of that modality's default (the intensity refinement is off on T1-pre, so T1's tuned row has no
-# refinement to remove; the darkest tissue is kept out of the heat on T1-pre only). Files written before the
-# darkest tissue was left out (2026-12-06) have no "darkest counted" run: their "always answers" is the tuned row.
+# Each row: (label, the selection's names in the T1 file, in the FLAIR file), the first name the file has that no
+# earlier row took (a run fills one row); none: not part of that modality's default (the intensity refinement is off
+# on T1-pre, so T1's tuned row has no refinement to remove; the darkest tissue is kept out of the heat on T1-pre only).
+# Files written before the darkest tissue was left out (2026-12-06) have no "darkest counted" run: their "always
+# answers" fills the tuned row, and the darkest tissue's row stays empty.
 SIGNED_ROWS = [
     ("γ = 64, error sign of the modality: top segment only", ("paper",), ("paper",)),
     ("γ = 64, error sign: merge on the raw heat", ("merge, raw heat",), ("merge, raw heat",)),
@@ -45,15 +46,16 @@ SIGNED_ROWS = [
     ("γ = 64, error sign: + the volume redrawn with one threshold", ("before dropping small pieces",), ("before dropping small pieces",)),
     ("γ = 64, error sign: + small 3D pieces dropped (default)", ("chosen",), ("chosen",)),
 ]
-DARKEST_ROW = 3
 
 
-def signed_scores(evaluation: dict | None, names: tuple[str, ...], row: int) -> dict | None:
-    """The scores of the first of ``names`` that ``evaluation`` ran (None if none): the darkest tissue's row only
-    from a file that also ran the selection without it, since earlier files' "always answers" is the tuned row."""
-    if not evaluation or (row == DARKEST_ROW and "always answers, darkest counted" not in evaluation["selections"]):
+def signed_scores(evaluation: dict | None, names: tuple[str, ...], taken: set[str]) -> dict | None:
+    """The scores of the first of ``names`` that ``evaluation`` ran and no earlier row took (None if none); the
+    name is added to ``taken``."""
+    found = next((name for name in names if evaluation and name in evaluation["selections"] and name not in taken), None)
+    if found is None:
         return None
-    return next((evaluation["selections"][name] for name in names if name in evaluation["selections"]), None)
+    taken.add(found)
+    return evaluation["selections"][found]
 
 
 def load(folder: Path, name: str) -> dict | None:
@@ -96,8 +98,10 @@ def rows_for(folder: Path, split: str) -> list[tuple[str, dict | None, dict | No
     t1, flair = (load(folder, f"{m}_{split}_g64_volumes.json") for m in ("t1", "flair"))
     if t1 or flair:
         seconds = "/".join(f"{d['seconds_per_slice']:.2f}" for d in (t1, flair) if d) or "–"
-        for row, (label, t1_names, flair_names) in enumerate(SIGNED_ROWS):
-            rows.append((label, signed_scores(t1, t1_names, row), signed_scores(flair, flair_names, row), seconds))
+        t1_taken: set[str] = set()
+        flair_taken: set[str] = set()
+        for label, t1_names, flair_names in SIGNED_ROWS:
+            rows.append((label, signed_scores(t1, t1_names, t1_taken), signed_scores(flair, flair_names, flair_taken), seconds))
     return rows
 
 
