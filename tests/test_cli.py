@@ -62,8 +62,9 @@ def test_paper_mode_labels_one_superpixel_and_merge_mode_at_least_as_much(tmp_pa
     image, _, _ = make_brain_slice(size=48)
     Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp_path / "slice.png")
     assert segment(tmp_path / "slice.png", "--model", tiny_model_path, "--mode", "paper", "--out", tmp_path / "paper.nii.gz") == 0
-    # The paper's heat and scale, unsmoothed: the same ranking as paper mode, so the same seed.
-    raw_heat = ["--heat-sigma", "0", "--edge-margin", "0", "--polarity", "both", "--scale", "75"]
+    # The paper's heat and scale, unsmoothed: the same ranking as paper mode, so the same seed (and labels not
+    # smoothed, which would round the seed's own edge).
+    raw_heat = ["--heat-sigma", "0", "--edge-margin", "0", "--polarity", "both", "--scale", "75", "--label-sigma", "0", "--label-sigma-slices", "0"]
     assert segment(tmp_path / "slice.png", "--model", tiny_model_path, "--mode", "merge", "--merge-ratio", "0", *raw_heat, "--out", tmp_path / "merge.nii.gz") == 0
     paper, merged = (np.asarray(nib.load(str(tmp_path / f"{mode}.nii.gz")).dataobj).astype(bool) for mode in ("paper", "merge"))
     assert paper.any() and (paper <= merged).all()  # merging grows from the paper's segment, never drops it
@@ -134,6 +135,15 @@ def test_the_darkest_tissue_is_left_out_of_the_heat_as_tuned_per_modality(modali
 
     chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
     assert chosen.dark_share == share
+
+
+@pytest.mark.parametrize("modality,flags,sigmas", [("flair", [], (0.0, 0.0)), ("t1", [], (4.0, 1.5)), ("t1", ["--label-sigma", "0", "--label-sigma-slices", "0"], (0.0, 0.0)),
+                                                   ("flair", ["--label-sigma", "2"], (2.0, 0.0))])
+def test_the_labels_are_smoothed_as_tuned_per_modality(modality, flags, sigmas):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+    assert (chosen.label_sigma, chosen.label_sigma_slices) == sigmas
 
 
 def test_refine_fraction_one_gives_the_reference_heatmap(tmp_path, tiny_model_path, make_brain_slice):

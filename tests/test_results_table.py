@@ -43,4 +43,17 @@ def test_the_darkest_tissue_row_is_filled_only_by_files_that_ran_without_it(tmp_
         assert (tuned, darkest) == ("0.300 ± 0.000", "0.400 ± 0.000")
     else:  # a file of before 2026-12-06: its "always answers" is the tuned row, and there is no darkest row to show
         assert (tuned, darkest) == ("0.300 ± 0.000", "–")
-    assert cells["γ = 64, error sign: + small 3D pieces dropped (default)"] == f"{len(names) / 10:.3f} ± 0.000"
+    assert cells["γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)"] == f"{len(names) / 10:.3f} ± 0.000"
+
+
+@pytest.mark.parametrize("with_smoothing", [True, False])
+def test_the_smoothing_row_is_filled_only_by_files_that_smoothed_the_labels(tmp_path, capsys, with_smoothing):
+    names = NAMES[:-1] + ["before smoothing the labels", "chosen"] if with_smoothing else NAMES
+    (tmp_path / "t1_val_g64_volumes.json").write_text(json.dumps(evaluation(names)))
+    cells = table(tmp_path, capsys)
+    pieces = cells["γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)"]
+    smoothed = cells["γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's default)"]
+    if with_smoothing:
+        assert (pieces, smoothed) == ("0.600 ± 0.000", "0.700 ± 0.000")
+    else:  # a file of before the smoothing: its "chosen" is the small pieces' row
+        assert (pieces, smoothed) == ("0.600 ± 0.000", "–")

@@ -1,4 +1,4 @@
-"""The volume redrawn with one threshold (volume.refine_volume), on small volumes made here."""
+"""The volume redrawn with one threshold (volume.refine_volume), its small pieces dropped and its labels smoothed, on small volumes made here."""
 
 from dataclasses import replace
 
@@ -7,7 +7,7 @@ import pytest
 
 from napari_inpaint_seg.evaluation import EvaluatedSlice, answers
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection
-from napari_inpaint_seg.volume import MIN_GROWN_SHARE, keep_main_lesions, refine_volume
+from napari_inpaint_seg.volume import MIN_GROWN_SHARE, keep_main_lesions, refine_volume, smooth_labels
 
 SIDE = 48
 
@@ -157,3 +157,73 @@ def test_evaluation_drops_a_false_positive_apart_from_the_lesion():
     every_piece, main_only = (answers(slices, params, replace(decided, min_component_share=share)) for share in (0.0, 0.5))
     assert every_piece[7].any() and not main_only[7].any()
     assert all(np.array_equal(label, item.tumour) for label, item in zip(main_only, slices))
+
+
+def ragged(index: int) -> np.ndarray:
+    """A lesion's label as a threshold leaves it on T1-pre: a disc with pinholes and a frayed edge."""
+    label = disc(9).copy()
+    label[20, 20] = label[26, 27] = False  # holes
+    label[24, 33:36] = True  # a spur off the edge
+    label[5 + index, 5] = True  # a stray pixel, elsewhere on each slice
+    return label
+
+
+def test_smoothing_fills_holes_and_drops_spurs_and_stray_pixels_but_keeps_the_lesion():
+    brains = {index: disc(22) for index in range(3, 8)}
+    labels = {index: ragged(index) for index in brains}
+    smoothed = smooth_labels(labels, brains, sigma=1.5, sigma_slices=1.0)
+    for index in brains:
+        assert smoothed[index][20, 20] and smoothed[index][26, 27], index
+        assert not smoothed[index][24, 35] and not smoothed[index][5 + index, 5], index
+        assert 0.9 < (smoothed[index] & disc(9)).sum() / disc(9).sum() and not (smoothed[index] & ~disc(10)).any(), index
+
+
+def test_smoothing_across_slices_drops_a_label_on_one_slice_alone_and_stays_inside_the_brain():
+    brains = {index: disc(22) for index in range(8)}
+    labels = {index: disc(8) if index in (1, 2, 3) else np.zeros((SIDE, SIDE), bool) for index in brains}
+    labels[6] = disc(3, centre=(24, 10))  # a label on one slice, nothing next to it
+    labels[2] = disc(30)  # reaching past the brain
+    smoothed = smooth_labels(labels, brains, sigma=0.0, sigma_slices=1.5)
+    assert not smoothed[6].any() and not (smoothed[2] & ~brains[2]).any()
+    assert smoothed[2][disc(8)].all()
+    assert smooth_labels(labels, brains, 0.0, 0.0) is labels
+
+
+def test_smoothing_never_erases_the_largest_piece_whole_but_drops_smaller_ones():
+    # A lesion narrower than the Gaussian keeps its label; a smaller piece apart from it may go.
+    brains = {index: disc(22) for index in (3, 4)}
+    labels = {index: disc(2) | disc(1, centre=(24, 10)) for index in brains}
+    smoothed = smooth_labels(labels, brains, sigma=4.0, sigma_slices=1.5)
+    assert all(np.array_equal(smoothed[index], disc(2)) for index in brains)
+
+
+def test_slices_smoothed_apart_do_not_lend_each_other_labels():
+    # Slices 4 and 6 were segmented, 5 was not: a lone slice keeps a label big enough in-plane, across the gap or not.
+    brains = {index: disc(22) for index in (4, 6)}
+    labels = {4: disc(9), 6: disc(9)}
+    smoothed = smooth_labels(labels, brains, sigma=1.0, sigma_slices=1.0)
+    assert set(smoothed) == {4, 6} and all(smoothed[index][disc(7)].all() for index in (4, 6))
+
+
+def test_negative_label_sigmas_are_refused():
+    with pytest.raises(ValueError, match="label_sigma"):
+        Selection(label_sigma=-1.0)
+    with pytest.raises(ValueError, match="label_sigma"):
+        Selection(label_sigma_slices=-0.5)
+
+
+def test_evaluation_smooths_the_labels_last():
+    """A threshold that follows a thin bright spur off the lesion (on every slice): smoothing cuts it off."""
+    images, brains = volume({3: 8, 4: 9, 5: 8}, n_slices=8)
+    for index in (3, 4, 5):
+        images[index][24, 33:38] = 0.9
+    slices = []
+    for index in range(8):
+        tumour = disc({3: 8, 4: 9, 5: 8}[index]) if index in (3, 4, 5) else np.zeros((SIDE, SIDE), bool)
+        heat = np.where(tumour, 50.0, 10.0) * brains[index]
+        slices.append(EvaluatedSlice("a", index, images[index].astype(np.float32), brains[index], tumour, heat.astype(np.float32), 0.1))
+    params = FelzenszwalbParams(scale=1, sigma=0, min_size=1)
+    decided = Selection(mode="merge", merge_ratio=0.5, min_contrast=1.5, heat_sigma=0.0, edge_margin=0, lesion="bright", volume_radius=5, min_component_share=0.5)
+    plain, smoothed = (answers(slices, params, replace(decided, label_sigma=sigma)) for sigma in (0.0, 1.5))
+    assert plain[4][24, 33:38].all() and not smoothed[4][24, 34:38].any()
+    assert all((label == item.tumour).mean() > 0.99 for label, item in zip(smoothed, slices))

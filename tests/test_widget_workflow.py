@@ -506,8 +506,8 @@ def test_segment_controls_take_the_tuned_settings_of_the_image_modality(session)
         assert (segment.selection.merge_ratio, segment.selection.heat_sigma, segment.selection.edge_margin) == (tuned.merge_ratio, tuned.heat_sigma, tuned.edge_margin)
         assert (segment.selection.refine_radius, segment.selection.lesion, segment.selection.dark_share) == (tuned.refine_radius, tuned.lesion, tuned.dark_share)
         across = segment.volume_selection  # Label all slices: the command line's decision and volume steps
-        assert (across.min_contrast, across.grow_contrast, across.volume_radius, across.min_component_share) == (
-            tuned.min_contrast, tuned.grow_contrast, tuned.volume_radius, tuned.min_component_share)
+        assert (across.min_contrast, across.grow_contrast, across.volume_radius, across.min_component_share, across.label_sigma, across.label_sigma_slices) == (
+            tuned.min_contrast, tuned.grow_contrast, tuned.volume_radius, tuned.min_component_share, tuned.label_sigma, tuned.label_sigma_slices)
 
 
 def test_an_unmarked_scan_is_segmented_with_the_settings_of_the_model_that_localised_it(session, qtbot):

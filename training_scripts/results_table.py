@@ -36,6 +36,8 @@ def volume(scores: dict | None) -> str:
 # on T1-pre, so T1's tuned row has no refinement to remove; the darkest tissue is kept out of the heat on T1-pre only).
 # Files written before the darkest tissue was left out (2026-12-06) have no "darkest counted" run: their "always
 # answers" fills the tuned row, and the darkest tissue's row stays empty.
+# Likewise files written before T1-pre's labels were smoothed (2026-12-06, evening) have no "before smoothing the labels"
+# run: their "chosen" fills the small pieces' row, and the smoothing row stays empty.
 SIGNED_ROWS = [
     ("γ = 64, error sign of the modality: top segment only", ("paper",), ("paper",)),
     ("γ = 64, error sign: merge on the raw heat", ("merge, raw heat",), ("merge, raw heat",)),
@@ -44,7 +46,8 @@ SIGNED_ROWS = [
     ("γ = 64, error sign: + answer refined to the lesion's intensity edge (FLAIR only)", (), ("always answers",)),
     ("γ = 64, error sign: + no-tumour decision across slices", ("before the volume redraw",), ("before the volume redraw",)),
     ("γ = 64, error sign: + the volume redrawn with one threshold", ("before dropping small pieces",), ("before dropping small pieces",)),
-    ("γ = 64, error sign: + small 3D pieces dropped (default)", ("chosen",), ("chosen",)),
+    ("γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)", ("before smoothing the labels", "chosen"), ("chosen",)),
+    ("γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's default)", ("chosen",), ()),
 ]
 
 

@@ -4,8 +4,8 @@ heatmaps (validation patients only; the oracles read the truth, so they are boun
     python training_scripts/selection_ceilings.py --cache .cache/hmv5_flair_val_gamma64.npz --modality flair
 
 After each slice's answer, the default decides across slices which answers to keep (the no-tumour decision),
-redraws the kept labels with one intensity threshold for the scan (the volume step) and drops their small 3D
-pieces. The first two are replaced by oracles in turn:
+redraws the kept labels with one intensity threshold for the scan (the volume step), drops their small 3D
+pieces and (T1-pre) smooths them. The first two are replaced by oracles in turn:
 
 - **oracle decision**: every slice with tumour keeps its own top answer, every tumour-free slice is emptied,
   then the volume step as usual;
@@ -34,7 +34,7 @@ from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.pipeline import brain_needed, consistent_labels, result_from_superpixels
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, default_selection, superpixels
 from napari_inpaint_seg.training.arguments import input_errors_exit
-from napari_inpaint_seg.volume import THRESHOLD_WEIGHT, keep_main_lesions, refine_volume
+from napari_inpaint_seg.volume import THRESHOLD_WEIGHT, keep_main_lesions, refine_volume, smooth_labels
 
 Labels = dict[int, np.ndarray]  # one patient's labels, keyed by slice index
 
@@ -89,8 +89,9 @@ def main() -> None:
         }
         for name, decided in sources.items():  # then the default's last steps, the volume step with each weight
             labels_by_source[name].append({
-                weight: keep_main_lesions(refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight, selection.min_grown_share),
-                                          selection.min_component_share)
+                weight: smooth_labels(keep_main_lesions(refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight,
+                                                                      selection.min_grown_share), selection.min_component_share),
+                                      brains, selection.label_sigma, selection.label_sigma_slices)
                 for weight in weights
             })
 

@@ -350,7 +350,8 @@ class SegmentWidget(Container):
             return chosen
         tuned = default_selection(self._modality())
         return replace(chosen, min_contrast=tuned.min_contrast, grow_contrast=tuned.grow_contrast, volume_radius=tuned.volume_radius,
-                       min_component_share=tuned.min_component_share, min_grown_share=tuned.min_grown_share)
+                       min_component_share=tuned.min_component_share, min_grown_share=tuned.min_grown_share, label_sigma=tuned.label_sigma,
+                       label_sigma_slices=tuned.label_sigma_slices)
 
     @property
     def result(self) -> SliceResult | None:

@@ -27,7 +27,7 @@ from .segmentation import (
     LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency, without_darkest,
     superpixels,
 )
-from .volume import keep_main_lesions, refine_volume
+from .volume import keep_main_lesions, refine_volume, smooth_labels
 
 
 @dataclass
@@ -168,10 +168,10 @@ def consistent_labels(slices: dict[int, SliceAnswer]) -> dict[int, np.ndarray]:
 
 def volume_labels(answers: dict[int, SliceAnswer], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], selection: Selection) -> dict[int, np.ndarray]:
     """The labels of slices segmented together: decided across slices (:func:`consistent_labels`), then redrawn
-    with one threshold for the volume (:func:`~.volume.refine_volume`) and cleared of small 3D pieces
-    (:func:`~.volume.keep_main_lesions`) when the selection asks."""
+    with one threshold for the volume (:func:`~.volume.refine_volume`), cleared of small 3D pieces
+    (:func:`~.volume.keep_main_lesions`) and smoothed (:func:`~.volume.smooth_labels`) when the selection asks."""
     labels = refine_volume(consistent_labels(answers), images, brains, selection.lesion, selection.volume_radius, grown_share=selection.min_grown_share)
-    return keep_main_lesions(labels, selection.min_component_share)
+    return smooth_labels(keep_main_lesions(labels, selection.min_component_share), brains, selection.label_sigma, selection.label_sigma_slices)
 
 
 def scan_labels(prepared: PreparedScan, answers: dict[int, SliceAnswer], selection: Selection) -> dict[int, np.ndarray]:

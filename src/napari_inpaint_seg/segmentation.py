@@ -68,7 +68,9 @@ class Selection:
     ``volume_radius`` (pixels; 0: off) redraws the labels of the slices segmented together, with one threshold for
     the scan, after the decision across slices (:func:`~.volume.refine_volume`); a slice without a label of its own keeps
     what grew into it when that is at least ``min_grown_share`` of its labelled neighbour's label. ``min_component_share`` (0: off)
-    then drops the 3D pieces of those labels smaller than this share of the largest (:func:`~.volume.keep_main_lesions`).
+    then drops the 3D pieces of those labels smaller than this share of the largest (:func:`~.volume.keep_main_lesions`), and
+    ``label_sigma`` (pixels in-plane) with ``label_sigma_slices`` (slices; both 0: off) smooths what is left
+    (:func:`~.volume.smooth_labels`).
     ``dark_share`` (0: off) takes the heat off the darkest share of the brain before scoring (:func:`without_darkest`).
     """
 
@@ -84,6 +86,8 @@ class Selection:
     min_component_share: float = 0.0
     min_grown_share: float = MIN_GROWN_SHARE
     dark_share: float = 0.0
+    label_sigma: float = 0.0
+    label_sigma_slices: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in SELECTION_MODES:
@@ -92,9 +96,9 @@ class Selection:
             raise ValueError(f"merge ratio must lie in [0, 1], got {self.merge_ratio}")
         if self.min_contrast < 0 or (self.grow_contrast is not None and self.grow_contrast < 0):
             raise ValueError(f"min_contrast and grow_contrast must be at least 0, got {self.min_contrast} and {self.grow_contrast}")
-        if min(self.heat_sigma, self.edge_margin, self.refine_radius, self.volume_radius) < 0:
-            raise ValueError(f"heat_sigma, edge_margin, refine_radius and volume_radius must be at least 0, got {self.heat_sigma}, {self.edge_margin}, "
-                             f"{self.refine_radius} and {self.volume_radius}")
+        if min(self.heat_sigma, self.edge_margin, self.refine_radius, self.volume_radius, self.label_sigma, self.label_sigma_slices) < 0:
+            raise ValueError(f"heat_sigma, edge_margin, refine_radius, volume_radius, label_sigma and label_sigma_slices must be at least 0, got "
+                             f"{self.heat_sigma}, {self.edge_margin}, {self.refine_radius}, {self.volume_radius}, {self.label_sigma} and {self.label_sigma_slices}")
         if not 0 <= self.min_component_share <= 1 or not 0 <= self.min_grown_share <= 1:
             raise ValueError(f"min_component_share and min_grown_share must lie in [0, 1], got {self.min_component_share} and {self.min_grown_share}")
         if not 0 <= self.dark_share < 1:
@@ -123,6 +127,8 @@ class Selection:
                 text += f" (kept in a slice of its own from {self.min_grown_share:g} of the neighbour's label)"
         if self.min_component_share:
             text += f", 3D pieces under {self.min_component_share:g} of the largest dropped"
+        if self.label_sigma or self.label_sigma_slices:
+            text += f", labels smoothed sigma {self.label_sigma:g} px, {self.label_sigma_slices:g} slices"
         return text
 
 
@@ -132,13 +138,14 @@ class Selection:
 # one threshold for the whole volume (volume_radius) helped both, and so did dropping the small 3D pieces beside
 # the lesion (min_component_share: the best Dice, ties broken towards dropping less); with those dropped, FLAIR's
 # labels may also grow into the narrow ends of a lesion (min_grown_share), which on T1-pre only added false positives.
-# On T1-pre the darkest tenth of the brain (its fluid) is kept out of the heat (dark_share), and the decision retuned with it.
+# On T1-pre the darkest tenth of the brain (its fluid) is kept out of the heat (dark_share), and the decision retuned with it;
+# its ragged labels are smoothed last (label_sigma, label_sigma_slices), which on FLAIR's sharp edge hardly mattered.
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
 DEFAULT_SELECTIONS = {
     "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=4.0, refine_radius=20, lesion=LESION_SIGN["flair"],
                        volume_radius=3, min_component_share=0.5, min_grown_share=0.25),
     "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=1.4, grow_contrast=1.3, lesion=LESION_SIGN["t1"], volume_radius=3,
-                    min_component_share=0.1, dark_share=0.1),
+                    min_component_share=0.1, dark_share=0.1, label_sigma=4.0, label_sigma_slices=1.5),
 }
 
 

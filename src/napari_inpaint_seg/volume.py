@@ -5,7 +5,8 @@ and a slice whose answer misses the lesion, or that the no-tumour decision empti
 But a lesion has one intensity across the scan and continues into the slices next to it. So the labelled
 voxels of the whole volume set one threshold, and the labels follow the lesion into the neighbouring slices.
 Last, a low-grade glioma is one lesion, so 3D pieces far smaller than the largest are dropped
-(:func:`keep_main_lesions`).
+(:func:`keep_main_lesions`), and where the threshold leaves ragged, fragmented labels (T1-pre) they are smoothed
+into the rounded shape of a lesion (:func:`smooth_labels`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,32 @@ def keep_main_lesions(labels: dict[int, np.ndarray], min_share: float) -> dict[i
             sizes = np.bincount(pieces.ravel())[1:]
             kept.update(zip(run, np.isin(pieces, 1 + np.flatnonzero(sizes >= min_share * sizes.max()))))
     return kept
+
+
+def smooth_labels(labels: dict[int, np.ndarray], brains: dict[int, np.ndarray], sigma: float, sigma_slices: float) -> dict[int, np.ndarray]:
+    """The labels of a volume's slices (keyed by slice index) smoothed: a voxel is labelled where more than half
+    of a Gaussian neighbourhood (``sigma`` pixels in-plane, ``sigma_slices`` slices across) is, inside the brain.
+
+    On T1-pre one intensity threshold follows the lesion's faint edge poorly: the labels come out ragged, with
+    holes and stray fragments on slices around the lesion, where an annotator draws one rounded outline. The vote
+    fills the holes, drops the fragments and rounds the edge (docs/results.md). Only the largest 3D piece is never
+    erased whole: a lesion narrower than the Gaussian keeps the label it had, so smoothing reshapes what was found
+    but never empties the slices segmented together. Runs of consecutive slices are smoothed apart, as in :func:`keep_main_lesions`;
+    0 for both sigmas leaves the labels as they are.
+    """
+    if not (sigma or sigma_slices) or not any(np.any(label) for label in labels.values()):
+        return labels
+    smoothed = dict(labels)
+    for run in consecutive_runs(labels):
+        stack = np.stack([np.asarray(labels[index], bool) for index in run])
+        voted = ndimage.gaussian_filter(stack.astype(np.float32), (sigma_slices, sigma, sigma)) > 0.5
+        pieces, count = ndimage.label(stack)
+        if count:
+            largest = pieces == 1 + np.argmax(np.bincount(pieces.ravel())[1:])
+            if not (voted & largest).any():
+                voted |= largest
+        smoothed.update({index: voted[z] & np.asarray(brains[index], bool) for z, index in enumerate(run)})
+    return smoothed
 
 
 def consecutive_runs(labels: dict[int, np.ndarray]) -> list[list[int]]:
