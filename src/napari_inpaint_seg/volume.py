@@ -73,10 +73,10 @@ def smooth_labels(labels: dict[int, np.ndarray], brains: dict[int, np.ndarray], 
 
     On T1-pre one intensity threshold follows the lesion's faint edge poorly: the labels come out ragged, with
     holes and stray fragments on slices around the lesion, where an annotator draws one rounded outline. The vote
-    fills the holes, drops the fragments and rounds the edge (docs/results.md). Only the largest 3D piece is never
+    fills the holes, drops the fragments and rounds the edge (docs/results.md). The largest 3D piece is never
     erased whole: a lesion narrower than the Gaussian keeps the label it had, so smoothing reshapes what was found
-    but never empties the slices segmented together. Runs of consecutive slices are smoothed apart, as in :func:`keep_main_lesions`;
-    0 for both sigmas leaves the labels as they are.
+    but never empties the slices segmented together. Runs of consecutive slices are smoothed apart, as in
+    :func:`keep_main_lesions`; 0 for both sigmas leaves the labels as they are.
     """
     if not (sigma or sigma_slices) or not any(np.any(label) for label in labels.values()):
         return labels
