@@ -32,28 +32,21 @@ def table(folder: Path, capsys) -> dict[str, str]:
     return {cells[0].lstrip("| "): cells[1] for cells in rows}
 
 
-@pytest.mark.parametrize("with_darkest", [True, False])
-def test_the_darkest_tissue_row_is_filled_only_by_files_that_ran_without_it(tmp_path, capsys, with_darkest):
-    names = NAMES[:2] + ["always answers, darkest counted"] + NAMES[2:] if with_darkest else NAMES
-    (tmp_path / "t1_val_g64_volumes.json").write_text(json.dumps(evaluation(names)))
-    cells = table(tmp_path, capsys)
-    tuned = cells["γ = 64, error sign: merge, tuned smoothing and rim (per modality)"]
-    darkest = cells["γ = 64, error sign: + the darkest tenth of the brain kept out of the heat (T1-pre only)"]
-    if with_darkest:
-        assert (tuned, darkest) == ("0.300 ± 0.000", "0.400 ± 0.000")
-    else:  # a file of before 2026-12-06: its "always answers" is the tuned row, and there is no darkest row to show
-        assert (tuned, darkest) == ("0.300 ± 0.000", "–")
-    assert cells["γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)"] == f"{len(names) / 10:.3f} ± 0.000"
+TUNED = "γ = 64, error sign: merge, tuned smoothing and rim (per modality)"
+DARKEST = "γ = 64, error sign: + the darkest tenth of the brain kept out of the heat (T1-pre only)"
+PIECES = "γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)"
+SMOOTHED = "γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's default)"
 
 
-@pytest.mark.parametrize("with_smoothing", [True, False])
-def test_the_smoothing_row_is_filled_only_by_files_that_smoothed_the_labels(tmp_path, capsys, with_smoothing):
-    names = NAMES[:-1] + ["before smoothing the labels", "chosen"] if with_smoothing else NAMES
+@pytest.mark.parametrize("names,expected", [
+    # a file with every step: each run fills its own row
+    (NAMES[:2] + ["always answers, darkest counted"] + NAMES[2:], {TUNED: "0.300 ± 0.000", DARKEST: "0.400 ± 0.000", PIECES: "0.700 ± 0.000"}),
+    # a file of before 2026-12-06: its "always answers" is the tuned row, and there is no darkest row to show
+    (NAMES, {TUNED: "0.300 ± 0.000", DARKEST: "–", PIECES: "0.600 ± 0.000", SMOOTHED: "–"}),
+    # a file that smoothed the labels: its "chosen" is the smoothing row, the run before it the small pieces' row
+    (NAMES[:-1] + ["before smoothing the labels", "chosen"], {PIECES: "0.600 ± 0.000", SMOOTHED: "0.700 ± 0.000"}),
+])
+def test_each_run_fills_its_row_and_rows_of_steps_a_file_did_not_run_stay_empty(tmp_path, capsys, names, expected):
     (tmp_path / "t1_val_g64_volumes.json").write_text(json.dumps(evaluation(names)))
     cells = table(tmp_path, capsys)
-    pieces = cells["γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)"]
-    smoothed = cells["γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's default)"]
-    if with_smoothing:
-        assert (pieces, smoothed) == ("0.600 ± 0.000", "0.700 ± 0.000")
-    else:  # a file of before the smoothing: its "chosen" is the small pieces' row
-        assert (pieces, smoothed) == ("0.600 ± 0.000", "–")
+    assert {label: cells[label] for label in expected} == expected

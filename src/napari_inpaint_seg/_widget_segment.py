@@ -50,6 +50,7 @@ from .display import AFFINE, MODALITY, READ_AS_LABELS, ROLE, SOURCE_PATH, voxel_
 from .errors import InputError
 from .pipeline import SliceResult, answer_slices, scan_labels, segment_slice
 from .segmentation import (
+    ACROSS_SLICES,
     DEFAULT_EDGE_MARGIN,
     DEFAULT_HEAT_SIGMA,
     DEFAULT_MERGE_RATIO,
@@ -349,9 +350,7 @@ class SegmentWidget(Container):
         if chosen.mode == "paper":
             return chosen
         tuned = default_selection(self._modality())
-        return replace(chosen, min_contrast=tuned.min_contrast, grow_contrast=tuned.grow_contrast, volume_radius=tuned.volume_radius,
-                       min_component_share=tuned.min_component_share, min_grown_share=tuned.min_grown_share, label_sigma=tuned.label_sigma,
-                       label_sigma_slices=tuned.label_sigma_slices)
+        return replace(chosen, **{name: getattr(tuned, name) for name in ACROSS_SLICES})
 
     @property
     def result(self) -> SliceResult | None:

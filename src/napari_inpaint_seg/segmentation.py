@@ -149,6 +149,11 @@ DEFAULT_SELECTIONS = {
 }
 
 
+# The settings that act on the slices segmented together, after each slice's answer (pipeline.volume_labels): the
+# widget has no controls for them, so Label all slices takes the modality's tuned values, as the command line does.
+ACROSS_SLICES = ("min_contrast", "grow_contrast", "volume_radius", "min_component_share", "min_grown_share", "label_sigma", "label_sigma_slices")
+
+
 def default_selection(modality: str | None) -> Selection:
     """The tuned selection of ``modality`` (:data:`DEFAULT_SELECTIONS`); the generic one if it is unknown."""
     return DEFAULT_SELECTIONS.get(modality or "", Selection())
