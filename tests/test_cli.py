@@ -129,12 +129,13 @@ def test_growth_into_an_unlabelled_slice_needs_the_share_tuned_per_modality(moda
     assert chosen.min_grown_share == share
 
 
-@pytest.mark.parametrize("modality,flags,share", [("flair", [], 0.0), ("t1", [], 0.1), ("t1", ["--dark-share", "0"], 0.0)])
-def test_the_darkest_tissue_is_left_out_of_the_heat_as_tuned_per_modality(modality, flags, share):
+@pytest.mark.parametrize("modality,flags,share,margin", [("flair", [], 0.0, 0), ("t1", [], 0.1, 1), ("t1", ["--dark-share", "0"], 0.0, 1),
+                                                        ("t1", ["--dark-margin", "0"], 0.1, 0)])
+def test_the_darkest_tissue_is_left_out_of_the_heat_as_tuned_per_modality(modality, flags, share, margin):
     from napari_inpaint_seg.cli import build_parser, selection
 
     chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
-    assert chosen.dark_share == share
+    assert (chosen.dark_share, chosen.dark_margin) == (share, margin)
 
 
 @pytest.mark.parametrize("modality,flags,sigmas", [("flair", [], (0.0, 0.0)), ("t1", [], (4.0, 1.5)), ("t1", ["--label-sigma", "0", "--label-sigma-slices", "0"], (0.0, 0.0)),

@@ -80,7 +80,7 @@ def test_no_tumour_decision_empties_the_answer_but_keeps_candidates():
 
 
 @pytest.mark.parametrize("bad", [dict(mode="best"), dict(merge_ratio=1.5), dict(min_contrast=-1.0), dict(grow_contrast=-0.5), dict(dark_share=-0.1),
-                                 dict(dark_share=1.0)])
+                                 dict(dark_share=1.0), dict(dark_margin=-1)])
 def test_selection_refuses_nonsense(bad):
     with pytest.raises(ValueError):
         Selection(**bad)
@@ -242,6 +242,24 @@ def test_the_darkest_share_of_the_brain_loses_its_heat_and_nothing_else_does():
     cold = brain & (cooled == 0)
     assert cold.sum() == 90 and image[cold].max() < image[brain & ~cold].min()  # the darkest tenth of 900 brain pixels
     assert without_darkest(heatmap, image, brain, 0.0) is heatmap
+
+
+def test_a_margin_takes_the_heat_off_the_darkest_pixels_rim_inside_the_brain_only():
+    """The fluid's partial-volume rim: a margin of m px cools the brain pixels within m px (4-connected steps) of the
+    darkest share, and nothing outside the brain."""
+    image = np.full((20, 20), 0.5, dtype=np.float32)
+    image[8:12, 8:12] = 0.0  # 16 dark pixels: the darkest share of the brain below
+    brain = np.zeros((20, 20), dtype=bool)
+    brain[2:18, 2:18] = True
+    heatmap = np.ones((20, 20), dtype=np.float32)
+    plain = without_darkest(heatmap, image, brain, 0.1)
+    assert (plain == 0).sum() == 16
+    rim = without_darkest(heatmap, image, brain, 0.1, margin=1)
+    assert (rim == 0).sum() == 16 + 16 and rim[7, 7] == 1 and rim[7, 8] == 0  # the 4-px block grown by one pixel, corners kept
+    wide = without_darkest(heatmap, image, brain, 0.1, margin=12)  # 12 steps reach the brain's corners
+    assert (wide[~brain] == 1).all() and (wide[brain] == 0).all()
+    assert without_darkest(heatmap, image, brain, 0.0, margin=3) is heatmap  # no share, no margin
+    assert "with 1 px around it" in Selection(dark_share=0.1, dark_margin=1).description
 
 
 def test_ignoring_the_darkest_tissue_moves_the_answer_from_hot_fluid_to_the_lesion():

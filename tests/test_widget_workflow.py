@@ -504,7 +504,8 @@ def test_segment_controls_take_the_tuned_settings_of_the_image_modality(session)
         segment._on_image_changed()
         tuned = DEFAULT_SELECTIONS[modality]
         assert (segment.selection.merge_ratio, segment.selection.heat_sigma, segment.selection.edge_margin) == (tuned.merge_ratio, tuned.heat_sigma, tuned.edge_margin)
-        assert (segment.selection.refine_radius, segment.selection.lesion, segment.selection.dark_share) == (tuned.refine_radius, tuned.lesion, tuned.dark_share)
+        assert (segment.selection.refine_radius, segment.selection.lesion, segment.selection.dark_share, segment.selection.dark_margin) == (
+            tuned.refine_radius, tuned.lesion, tuned.dark_share, tuned.dark_margin)
         across = segment.volume_selection  # Label all slices: the command line's decision and volume steps
         assert (across.min_contrast, across.grow_contrast, across.volume_radius, across.min_component_share, across.label_sigma, across.label_sigma_slices) == (
             tuned.min_contrast, tuned.grow_contrast, tuned.volume_radius, tuned.min_component_share, tuned.label_sigma, tuned.label_sigma_slices)

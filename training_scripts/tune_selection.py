@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--volume-radii", default="0", help="volume-redraw radii to try (merge mode; 0 = off)")
     parser.add_argument("--component-shares", default="0", help="shares of the largest 3D piece a piece needs to be kept, to try (merge mode; 0 = off)")
     parser.add_argument("--dark-shares", default="0", help="shares of the brain, its darkest pixels, kept out of the heat, to try (merge mode; 0 = off)")
+    parser.add_argument("--dark-margins", default="0", help="rims (px) around the darkest pixels also kept out of the heat, to try (with a dark share)")
     parser.add_argument("--grown-shares", default="0.5", help="shares of the neighbour's label that growth into an unlabelled slice needs, to try (merge mode, volume step)")
     parser.add_argument("--label-sigmas", default="0", help="in-plane label smoothing sigmas (px) to try (merge mode; 0 = off)")
     parser.add_argument("--label-sigmas-slices", default="0", help="across-slice label smoothing sigmas (slices) to try (merge mode)")
@@ -75,10 +76,11 @@ def main() -> None:
     lesion = LESION_SIGN[args.modality]
     selections += [
         Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin), refine_radius=int(radius), lesion=lesion,
-                  volume_radius=int(volume), min_component_share=share, min_grown_share=grown, dark_share=dark, label_sigma=plane, label_sigma_slices=across)
-        for r, (c, g), sigma, margin, radius, volume, share, grown, dark, plane, across in itertools.product(
+                  volume_radius=int(volume), min_component_share=share, min_grown_share=grown, dark_share=dark, dark_margin=int(rim), label_sigma=plane,
+                  label_sigma_slices=across)
+        for r, (c, g), sigma, margin, radius, volume, share, grown, dark, rim, plane, across in itertools.product(
             floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins), floats(args.refines), floats(args.volume_radii), floats(args.component_shares),
-            floats(args.grown_shares), floats(args.dark_shares), floats(args.label_sigmas), floats(args.label_sigmas_slices),
+            floats(args.grown_shares), floats(args.dark_shares), floats(args.dark_margins), floats(args.label_sigmas), floats(args.label_sigmas_slices),
         )
     ]
     rows = []

@@ -149,6 +149,9 @@ class SegmentWidget(Container):
         self._dark_share = FloatSpinBox(label="darkest share ignored", value=0.0, min=0.0, max=0.9, step=0.025,
                                         tooltip="merge mode: take the heat off this share of the brain, its darkest pixels (on T1-pre the fluid of "
                                                 "the ventricles and sulci, which the generator fills with tissue; 0: off)")
+        self._dark_margin = SpinBox(label="and pixels around it", value=0, min=0, max=20,
+                                    tooltip="merge mode: with a darkest share, also take the heat off the brain within this many pixels of "
+                                            "those darkest pixels (the fluid's partial-volume rim)")
         self._refine_radius = SpinBox(label="refine radius", value=0, min=0, max=100,
                                       tooltip="merge mode: redraw the answer along the lesion's intensity edge within this many pixels (0: off); "
                                               "the lesion is dark on a T1 image, bright otherwise")
@@ -162,7 +165,8 @@ class SegmentWidget(Container):
         self._export = PushButton(text="Export labels…")
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
-        self.extend([self._image, self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._heat_sigma, self._edge_margin, self._dark_share, self._refine_radius, self._labels,
+        self.extend([self._image, self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._heat_sigma, self._edge_margin, self._dark_share, self._dark_margin,
+                     self._refine_radius, self._labels,
                      self._label_value, self._click,
                      Container(widgets=[self._swap, self._accept], layout="horizontal", labels=False), self._label_all, self._export, self._status])
 
@@ -173,7 +177,8 @@ class SegmentWidget(Container):
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self.refresh)
 
-        for widget in (self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._heat_sigma, self._edge_margin, self._dark_share, self._refine_radius):
+        for widget in (self._scale, self._sigma, self._min_size, self._mode, self._merge_ratio, self._heat_sigma, self._edge_margin, self._dark_share, self._dark_margin,
+                       self._refine_radius):
             widget.changed.connect(self.schedule_refresh)
         self._image.changed.connect(self._on_image_changed)
         self._swap.clicked.connect(self.swap)
@@ -281,7 +286,7 @@ class SegmentWidget(Container):
         if modality in DEFAULT_SELECTIONS:
             tuned = DEFAULT_SELECTIONS[modality]
             self._merge_ratio.value, self._heat_sigma.value, self._edge_margin.value = tuned.merge_ratio, tuned.heat_sigma, tuned.edge_margin
-            self._refine_radius.value, self._dark_share.value = tuned.refine_radius, tuned.dark_share
+            self._refine_radius.value, self._dark_share.value, self._dark_margin.value = tuned.refine_radius, tuned.dark_share, tuned.dark_margin
 
     def _modality(self) -> str | None:
         """The image's modality; for a scan not marked with one (opened with File > Open), that of the model whose
@@ -341,7 +346,8 @@ class SegmentWidget(Container):
         if self._mode.value == "paper":
             return PAPER_SELECTION
         return Selection(mode="merge", merge_ratio=float(self._merge_ratio.value), heat_sigma=float(self._heat_sigma.value), edge_margin=int(self._edge_margin.value),
-                         refine_radius=int(self._refine_radius.value), lesion=LESION_SIGN.get(self._modality(), "bright"), dark_share=float(self._dark_share.value))
+                         refine_radius=int(self._refine_radius.value), lesion=LESION_SIGN.get(self._modality(), "bright"), dark_share=float(self._dark_share.value),
+                         dark_margin=int(self._dark_margin.value))
 
     @property
     def volume_selection(self) -> Selection:

@@ -71,6 +71,9 @@ def add_method_arguments(parser: argparse.ArgumentParser, *, modality_from_scan:
     parser.add_argument("--dark-share", type=float,
                         help="merge mode: take the heat off this share of the brain, its darkest pixels (on T1-pre the fluid of the ventricles "
                              "and sulci, which the generator fills with tissue) (default: tuned per modality, 0.1 on T1-pre, 0 on FLAIR; 0: off)")
+    parser.add_argument("--dark-margin", type=int,
+                        help="merge mode: with --dark-share, take the heat off the brain within this many pixels of those darkest pixels too "
+                             "(the fluid's partial-volume rim) (default: tuned per modality, 1 on T1-pre, 0 on FLAIR)")
     parser.add_argument("--refine-radius", type=int,
                         help="merge mode: redraw the answer along the lesion's intensity edge (bright on FLAIR, dark on T1-pre) within this many pixels "
                              "(default: tuned per modality, 20 on FLAIR, 0 on T1-pre; 0: off)")
@@ -197,7 +200,7 @@ def check_method_arguments(args: argparse.Namespace) -> None:
     if args.dark_share is not None and not 0 <= args.dark_share < 1:
         raise InputError(f"--dark-share must lie from 0 up to (not including) 1, got {args.dark_share}")
     for flag, value in (("--sigma", args.sigma), ("--min-size", args.min_size), ("--min-contrast", args.min_contrast), ("--grow-contrast", args.grow_contrast),
-                        ("--heat-sigma", args.heat_sigma), ("--edge-margin", args.edge_margin), ("--refine-radius", args.refine_radius),
+                        ("--heat-sigma", args.heat_sigma), ("--edge-margin", args.edge_margin), ("--dark-margin", args.dark_margin), ("--refine-radius", args.refine_radius),
                         ("--volume-radius", args.volume_radius), ("--label-sigma", args.label_sigma), ("--label-sigma-slices", args.label_sigma_slices)):
         if value is not None and value < 0:
             raise InputError(f"{flag} must be at least 0, got {value}")
@@ -252,7 +255,7 @@ def selection(args: argparse.Namespace):
     if args.mode == "paper":
         given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin, "refine radius": args.refine_radius,
                  "volume radius": args.volume_radius, "min component share": args.min_component_share, "min grown share": args.min_grown_share,
-                 "dark share": args.dark_share, "label sigma": args.label_sigma, "label sigma slices": args.label_sigma_slices}
+                 "dark share": args.dark_share, "dark margin": args.dark_margin, "label sigma": args.label_sigma, "label sigma slices": args.label_sigma_slices}
         if any(value is not None for value in given.values()):
             raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
         if args.min_contrast is None and args.grow_contrast is None:
@@ -273,6 +276,7 @@ def selection(args: argparse.Namespace):
             min_component_share=defaults.min_component_share if args.min_component_share is None else args.min_component_share,
             min_grown_share=defaults.min_grown_share if args.min_grown_share is None else args.min_grown_share,
             dark_share=defaults.dark_share if args.dark_share is None else args.dark_share,
+            dark_margin=defaults.dark_margin if args.dark_margin is None else args.dark_margin,
             label_sigma=defaults.label_sigma if args.label_sigma is None else args.label_sigma,
             label_sigma_slices=defaults.label_sigma_slices if args.label_sigma_slices is None else args.label_sigma_slices,
         )

@@ -80,7 +80,7 @@ class SliceResult:
     def scoring(self) -> tuple[np.ndarray, np.ndarray]:
         """(heat, counted pixels) that segments are scored with, as the selection says."""
         if self._scoring is None:
-            heat = without_darkest(self.heatmap, self.image, self.brain, self.selection.dark_share)
+            heat = without_darkest(self.heatmap, self.image, self.brain, self.selection.dark_share, self.selection.dark_margin)
             self._scoring = scoring_heat(heat, self.brain, self.selection.heat_sigma, self.selection.edge_margin)
         return self._scoring
 

@@ -71,7 +71,8 @@ class Selection:
     then drops the 3D pieces of those labels smaller than this share of the largest (:func:`~.volume.keep_main_lesions`), and
     ``label_sigma`` (pixels in-plane) with ``label_sigma_slices`` (slices; both 0: off) smooths what is left
     (:func:`~.volume.smooth_labels`).
-    ``dark_share`` (0: off) takes the heat off the darkest share of the brain before scoring (:func:`without_darkest`).
+    ``dark_share`` (0: off) takes the heat off the darkest share of the brain before scoring, and ``dark_margin``
+    (pixels) off a rim that wide around it (:func:`without_darkest`).
     """
 
     mode: str = "merge"
@@ -86,6 +87,7 @@ class Selection:
     min_component_share: float = 0.0
     min_grown_share: float = MIN_GROWN_SHARE
     dark_share: float = 0.0
+    dark_margin: int = 0
     label_sigma: float = 0.0
     label_sigma_slices: float = 0.0
 
@@ -103,6 +105,8 @@ class Selection:
             raise ValueError(f"min_component_share and min_grown_share must lie in [0, 1], got {self.min_component_share} and {self.min_grown_share}")
         if not 0 <= self.dark_share < 1:
             raise ValueError(f"dark_share must lie in [0, 1), got {self.dark_share}")
+        if self.dark_margin < 0:
+            raise ValueError(f"dark_margin must be at least 0, got {self.dark_margin}")
         if self.lesion not in LESION_SIGNS:
             raise ValueError(f"lesion must be one of {LESION_SIGNS}, got {self.lesion!r}")
 
@@ -115,6 +119,8 @@ class Selection:
             text += f", brain rim {self.edge_margin} px ignored"
         if self.dark_share:
             text += f", heat of the darkest {self.dark_share:g} of the brain ignored"
+            if self.dark_margin:
+                text += f" with {self.dark_margin} px around it"
         if self.refine_radius:
             text += f", refined to the {self.lesion} lesion's edge within {self.refine_radius} px"
         if self.min_contrast:
@@ -138,14 +144,15 @@ class Selection:
 # one threshold for the whole volume (volume_radius) helped both, and so did dropping the small 3D pieces beside
 # the lesion (min_component_share: the best Dice, ties broken towards dropping less); with those dropped, FLAIR's
 # labels may also grow into the narrow ends of a lesion (min_grown_share), which on T1-pre only added false positives.
-# On T1-pre the darkest tenth of the brain (its fluid) is kept out of the heat (dark_share), and the decision retuned with it;
+# On T1-pre the darkest tenth of the brain (its fluid) and a 1-px rim around it are kept out of the heat (dark_share,
+# dark_margin), and the decision retuned with them;
 # its ragged labels are smoothed last (label_sigma, label_sigma_slices), which on FLAIR's sharp edge hardly mattered.
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
 DEFAULT_SELECTIONS = {
     "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=4.0, refine_radius=20, lesion=LESION_SIGN["flair"],
                        volume_radius=3, min_component_share=0.5, min_grown_share=0.25),
     "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=1.4, grow_contrast=1.3, lesion=LESION_SIGN["t1"], volume_radius=3,
-                    min_component_share=0.1, dark_share=0.1, label_sigma=4.0, label_sigma_slices=1.5),
+                    min_component_share=0.1, dark_share=0.1, dark_margin=1, label_sigma=4.0, label_sigma_slices=1.5),
 }
 
 
@@ -192,19 +199,24 @@ def scoring_heat(heatmap: np.ndarray, brain: np.ndarray, sigma: float = 0.0, edg
     return heat, counted
 
 
-def without_darkest(heatmap: np.ndarray, image: np.ndarray, brain: np.ndarray, share: float) -> np.ndarray:
-    """``heatmap`` without heat on the darkest ``share`` of the brain's pixels (0 returns ``heatmap`` itself).
+def without_darkest(heatmap: np.ndarray, image: np.ndarray, brain: np.ndarray, share: float, margin: int = 0) -> np.ndarray:
+    """``heatmap`` without heat on the darkest ``share`` of the brain's pixels and on the brain within ``margin``
+    pixels of them (share 0 returns ``heatmap`` itself).
 
     Why: on T1-pre the cerebrospinal fluid of the ventricles and sulci is the brain's darkest tissue, and the
     generator fills its odd shapes with tissue, so the fluid is darker than its inpainting: errors of the lesion's
     sign. On the validation slices where the heat missed the tumour, its maximum lay within 8 pixels of the darkest
     tenth of the brain on 79 of 87, while a median 1 % of a tumour's pixels are that dark: a low-grade glioma is
-    darker than white matter, not as dark as fluid (docs/results.md).
+    darker than white matter, not as dark as fluid (docs/results.md). The fluid's partial-volume rim is darker than
+    the tissue the generator paints over it as well, so a margin of a pixel takes that off too.
     """
     inside = np.asarray(brain, dtype=bool)
     if share <= 0 or not inside.any():
         return heatmap
-    return np.where(inside & (image < np.quantile(image[inside], share)), 0, heatmap).astype(heatmap.dtype, copy=False)
+    darkest = inside & (image < np.quantile(image[inside], share))
+    if margin > 0:
+        darkest = ndimage.binary_dilation(darkest, iterations=margin) & inside
+    return np.where(darkest, 0, heatmap).astype(heatmap.dtype, copy=False)
 
 
 def rank_segments(labels: np.ndarray, heatmap: np.ndarray, brain: np.ndarray, counted: np.ndarray | None = None) -> list[Segment]:
