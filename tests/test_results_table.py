@@ -33,7 +33,7 @@ def table(folder: Path, capsys) -> dict[str, str]:
 
 
 TUNED = "γ = 64, error sign: merge, tuned smoothing and rim (per modality)"
-DARKEST = "γ = 64, error sign: + the darkest tenth of the brain kept out of the heat (T1-pre only)"
+DARKEST = "γ = 64, error sign: + the darkest tenth of the brain and a rim around it kept out of the heat (T1-pre only)"
 PIECES = "γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)"
 SMOOTHED = "γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's default)"
 
