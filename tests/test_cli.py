@@ -83,6 +83,22 @@ def test_polarity_auto_is_the_modality_lesion_sign(tmp_path, tiny_model_path, ma
 
 
 @pytest.mark.parametrize(
+    "modality,polarity,lesion",
+    [("t1", "auto", "dark"), ("t1", "both", "dark"), ("t1", "bright", "bright"), ("flair", "auto", "bright"), ("flair", "dark", "dark")],
+)
+def test_an_explicit_error_sign_sets_the_lesion_side(modality, polarity, lesion):
+    """--polarity bright on T1-pre (an LGG that is not dark there) draws a bright lesion; the modality's other
+    tuned settings stay."""
+    from dataclasses import replace
+
+    from napari_inpaint_seg.cli import build_parser, selection
+    from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--polarity", polarity, "--out", "x.nii.gz"]))
+    assert chosen == replace(DEFAULT_SELECTIONS[modality], lesion=lesion)
+
+
+@pytest.mark.parametrize(
     "flags,polarity,scale",
     [([], "bright", 50.0), (["--mode", "paper"], "both", 75.0), (["--mode", "paper", "--polarity", "bright", "--scale", "60"], "bright", 60.0),
      (["--polarity", "both"], "both", 50.0)],

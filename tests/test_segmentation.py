@@ -53,3 +53,10 @@ def test_superpixels_cover_the_slice_with_int_labels(make_brain_slice):
     labels = superpixels(image)
     assert labels.shape == image.shape and labels.dtype == np.int32 and labels.min() == 0
     assert set(np.unique(labels)) == set(range(labels.max() + 1))
+
+
+def test_lesion_sign_follows_an_explicit_error_sign_else_the_modality():
+    from napari_inpaint_seg.segmentation import lesion_sign
+
+    assert [lesion_sign("auto", "t1"), lesion_sign("both", "t1"), lesion_sign("bright", "t1"), lesion_sign("dark", "flair")] == ["dark", "dark", "bright", "dark"]
+    assert lesion_sign("both", None) == lesion_sign("auto", "unknown") == "bright"  # the generic selection's

@@ -495,6 +495,24 @@ def test_error_sign_follows_the_model_modality_unless_chosen(session, qtbot):
     assert heat["dark"].max() > 0 and not np.array_equal(heat["bright"], heat["dark"])
 
 
+def test_segment_draws_the_lesion_on_the_side_of_the_heat_error_sign(session, qtbot):
+    """Localize's error sign bright on a T1-pre scan (an LGG that is not dark there) makes Segment draw a bright
+    lesion, dark a dark one; heat of mixed signs over the slices leaves the modality's side (dark on T1-pre)."""
+    localize, segment, image = session.localize, session.segment, session.image
+    image.metadata["modality"] = "t1"
+    segment._on_image_changed()
+    assert segment.selection.lesion == "dark"  # no heat yet
+    localize._slices.value = "all slices"
+    for sign in ("bright", "dark"):
+        localize._polarity.value = sign
+        run_and_wait(qtbot, localize)
+        assert segment.selection.lesion == sign
+    localize._polarity.value = "bright"
+    localize._slices.value = "current slice"
+    run_and_wait(qtbot, localize)  # this slice's heat bright, the others' dark
+    assert segment.selection.lesion == "dark"
+
+
 def test_segment_controls_take_the_tuned_settings_of_the_image_modality(session):
     from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS
 

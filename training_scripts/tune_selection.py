@@ -26,7 +26,7 @@ from napari_inpaint_seg.evaluation import (
 )
 from napari_inpaint_seg.models.checkpoint import load_model
 from napari_inpaint_seg.pipeline import POLARITY_CHOICES, resolve_polarity
-from napari_inpaint_seg.segmentation import LESION_SIGN, FelzenszwalbParams, Selection, superpixels
+from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection, lesion_sign, superpixels
 from napari_inpaint_seg.training.arguments import float_list as floats, input_errors_exit
 from napari_inpaint_seg.training.data import read_patient_list
 
@@ -73,7 +73,7 @@ def main() -> None:
         if args.fuse_with:
             slices = fuse_slices([slices, *(read_heatmap_cache_for(path, args.modality, whole_volumes=args.whole_volumes)[0] for path in args.fuse_with)])
     selections = [Selection(mode="paper", min_contrast=c, grow_contrast=g, heat_sigma=0.0, edge_margin=0) for c, g in decisions]
-    lesion = LESION_SIGN[args.modality]
+    lesion = lesion_sign(args.polarity, args.modality)
     selections += [
         Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin), refine_radius=int(radius), lesion=lesion,
                   volume_radius=int(volume), min_component_share=share, min_grown_share=grown, dark_share=dark, dark_margin=int(rim), label_sigma=plane,

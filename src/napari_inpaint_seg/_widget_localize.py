@@ -163,7 +163,8 @@ class LocalizeWidget(Container):
                              tooltip="window stride in pixels (the paper's k); 0 = auto: 4, or gamma/8 for windows above 32 px")
         self._polarity = ComboBox(label="error sign", choices=POLARITY_CHOICES, value="auto",
                                   tooltip="which inpainting error counts: auto = the sign that marks LGG on the model's modality (bright on FLAIR, "
-                                          "dark on T1-pre); both = the absolute error, as the paper")
+                                          "dark on T1-pre); both = the absolute error, as the paper; bright or dark also tells Segment the lesion's side "
+                                          "(bright for an LGG that is not dark on T1-pre)")
         self._device = ComboBox(label="device", choices=DEVICES, value="auto")
         self._slices = RadioButtons(label="slices", choices=(CURRENT_SLICE, ALL_SLICES), value=CURRENT_SLICE, orientation="horizontal")
         self._fast = CheckBox(text="fast localiser (off: the paper's reference, slower)", value=True)

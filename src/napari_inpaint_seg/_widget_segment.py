@@ -58,12 +58,12 @@ from .segmentation import (
     DEFAULT_SCALE,
     DEFAULT_SELECTIONS,
     DEFAULT_SIGMA,
-    LESION_SIGN,
     PAPER_SELECTION,
     SELECTION_MODES,
     FelzenszwalbParams,
     Selection,
     default_selection,
+    lesion_sign,
 )
 
 SWAP_KEY = "Shift-S"
@@ -154,7 +154,7 @@ class SegmentWidget(Container):
                                             "those darkest pixels (the fluid's partial-volume rim)")
         self._refine_radius = SpinBox(label="refine radius", value=0, min=0, max=100,
                                       tooltip="merge mode: redraw the answer along the lesion's intensity edge within this many pixels (0: off); "
-                                              "the lesion is dark on a T1 image, bright otherwise")
+                                              "the lesion is dark on a T1 image, bright otherwise, or as Localize's error sign when that is bright or dark")
         self._labels = ComboBox(label="labels layer", choices=self._labels_choices)
         self._label_value = SpinBox(label="label value", value=1, min=1, max=255)
         self._click = CheckBox(text="click a segment to pick it", value=True)
@@ -297,6 +297,14 @@ class SegmentWidget(Container):
         heatmap = heatmap_for(self._viewer, image)
         return image.metadata.get(MODALITY) or (heatmap.metadata.get(MODEL_MODALITY) if heatmap is not None else None)
 
+    def _lesion(self) -> str:
+        """The lesion's side: the error sign the heat was made with (Localize's "error sign") when every slice's
+        run used the same bright or dark one, else the modality's (:func:`~.segmentation.lesion_sign`)."""
+        image = self._image.value
+        heatmap = heatmap_for(self._viewer, image) if image is not None else None
+        signs = {run.get("Localiser", {}).get("ErrorSign") for run in (heatmap.metadata.get(LOCALISER_RUNS, []) if heatmap is not None else [])}
+        return lesion_sign(signs.pop() if len(signs) == 1 else "auto", self._modality())
+
     def _follow_modality(self) -> None:
         """The settings tuned for the modality, when it becomes known or changes (a heatmap of another model)."""
         modality = self._modality()
@@ -346,7 +354,7 @@ class SegmentWidget(Container):
         if self._mode.value == "paper":
             return PAPER_SELECTION
         return Selection(mode="merge", merge_ratio=float(self._merge_ratio.value), heat_sigma=float(self._heat_sigma.value), edge_margin=int(self._edge_margin.value),
-                         refine_radius=int(self._refine_radius.value), lesion=LESION_SIGN.get(self._modality(), "bright"), dark_share=float(self._dark_share.value),
+                         refine_radius=int(self._refine_radius.value), lesion=self._lesion(), dark_share=float(self._dark_share.value),
                          dark_margin=int(self._dark_margin.value))
 
     @property

@@ -93,7 +93,8 @@ def add_method_arguments(parser: argparse.ArgumentParser, *, modality_from_scan:
                         help="merge mode: the same Gaussian's sigma across slices, in slices (default: tuned per modality, 1.5 on T1-pre, 0 on FLAIR)")
     parser.add_argument("--polarity", choices=["auto", "both", "bright", "dark"], default="auto",
                         help="which inpainting error counts: auto (default) the sign that marks LGG on the modality, bright on FLAIR, dark on T1-pre "
-                             "(with --mode paper: both); both: the absolute error, as the paper")
+                             "(with --mode paper: both); both: the absolute error, as the paper. bright or dark also sets the side of the "
+                             "lesion's edge (e.g. --polarity bright for an LGG that is not dark on T1-pre)")
     parser.add_argument("--reference", action="store_true", help="the paper's literal (slow) localiser instead of the fast one")
     parser.add_argument("--device", choices=DEVICES, default="auto")
 
@@ -249,8 +250,9 @@ def felzenszwalb_params(args: argparse.Namespace):
 
 def selection(args: argparse.Namespace):
     """The selection the flags ask for: the paper's in paper mode, else the defaults of the modality
-    (:func:`~.segmentation.default_selection`) with what was given."""
-    from .segmentation import PAPER_SELECTION, Selection, default_selection
+    (:func:`~.segmentation.default_selection`) with what was given; the lesion's side follows an explicit
+    --polarity bright or dark (:func:`~.segmentation.lesion_sign`)."""
+    from .segmentation import PAPER_SELECTION, Selection, default_selection, lesion_sign
 
     if args.mode == "paper":
         given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin, "refine radius": args.refine_radius,
@@ -271,7 +273,7 @@ def selection(args: argparse.Namespace):
             heat_sigma=defaults.heat_sigma if args.heat_sigma is None else args.heat_sigma,
             edge_margin=defaults.edge_margin if args.edge_margin is None else args.edge_margin,
             refine_radius=defaults.refine_radius if args.refine_radius is None else args.refine_radius,
-            lesion=defaults.lesion,
+            lesion=lesion_sign(args.polarity, args.modality),
             volume_radius=defaults.volume_radius if args.volume_radius is None else args.volume_radius,
             min_component_share=defaults.min_component_share if args.min_component_share is None else args.min_component_share,
             min_grown_share=defaults.min_grown_share if args.min_grown_share is None else args.min_grown_share,
