@@ -95,7 +95,8 @@ DEFAULT_GAMMA = 64
 # way: on the held-out LGG patients the shipped T1-pre models' heat misses the lesion on most slices (docs/results.md).
 SHIPPED_MODEL_CAVEATS = {
     "t1": "on T1-pre the shipped models' heat often misses a low-grade glioma (docs/results.md: the labels miss it on most "
-    "held-out slices); check the labels, and segment the FLAIR scan where there is one",
+    "held-out slices); check the labels, and segment the FLAIR scan where there is one; for a lesion that is not dark on "
+    "T1-pre, use the error sign bright (--polarity bright)",
 }
 
 
