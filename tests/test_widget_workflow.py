@@ -507,6 +507,9 @@ def test_segment_draws_the_lesion_on_the_side_of_the_heat_error_sign(session, qt
         localize._polarity.value = sign
         run_and_wait(qtbot, localize)
         assert segment.selection.lesion == sign
+        segment.label_all()
+        qtbot.waitUntil(lambda: not segment.labelling, timeout=WORKER_TIMEOUT_MS)
+        assert segment._status.value.endswith("(settings tuned for t1, bright lesion (Localize's error sign))" if sign == "bright" else "(settings tuned for t1)")
     localize._polarity.value = "bright"
     localize._slices.value = "current slice"
     run_and_wait(qtbot, localize)  # this slice's heat bright, the others' dark

@@ -626,7 +626,10 @@ class SegmentWidget(Container):
         if self.selection.mode == "paper":
             return "paper mode: the top segment of every slice"
         modality = self._modality()
-        return f"settings tuned for {modality}" if modality in DEFAULT_SELECTIONS else "modality unknown: generic settings, no no-tumour decision"
+        if modality not in DEFAULT_SELECTIONS:
+            return "modality unknown: generic settings, no no-tumour decision"
+        lesion = self.selection.lesion
+        return f"settings tuned for {modality}" + ("" if lesion == DEFAULT_SELECTIONS[modality].lesion else f", {lesion} lesion (Localize's error sign)")
 
     def _write_slices(self, labels, masks: dict[int, np.ndarray], value: int, shape: tuple, note: str) -> None:
         """Write the labelled slices into ``labels`` in one undoable step, if the layer is still there and fits."""
