@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, answers, read_heatmap_cache_for, score_labels
+from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, answers, cache_gamma, read_heatmap_cache_for, score_labels
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.pipeline import brain_needed
 from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS, FelzenszwalbParams, superpixels
@@ -65,7 +65,7 @@ def main() -> None:
     params = FelzenszwalbParams(scale=50)
     maps = [superpixels(item.image, params) for item in slices]
     default = DEFAULT_SELECTIONS["t1"]
-    min_brain = brain_needed(64)
+    min_brain = brain_needed(cache_gamma(args.dark))  # a slice needs one window of brain to be segmented, as the CLI
     labels = {sign: answers(runs[sign], params, replace(default, lesion=sign), maps, min_brain) for sign in runs}
     patients = list(dict.fromkeys(item.patient for item in slices))
     scans = {}
@@ -87,7 +87,8 @@ def main() -> None:
         scores = score_labels(slices, [labels[side[item.patient]][i] for i, item in enumerate(slices)], min_brain_pixels=min_brain, whole_volumes=True)
         scores.pop("dice_per_slice")
         summary[name] = {**scores, "bright_scans": sorted(p for p in patients if side[p] == "bright")}
-        print(f"{name:22s} Dice {scores['dice_mean']:.3f}  FPR {scores['false_positive_rate']:.2f}  volume Dice {scores['volume_dice_mean']:.3f}  "
+        fpr = "–" if scores["false_positive_rate"] is None else f"{scores['false_positive_rate']:.2f}"  # None: no tumour-free slice
+        print(f"{name:22s} Dice {scores['dice_mean']:.3f}  FPR {fpr}  volume Dice {scores['volume_dice_mean']:.3f}  "
               f"bright on {len(summary[name]['bright_scans'])} of {len(patients)}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"dark": str(args.dark), "bright": str(args.bright), "selection": default.description, "scans": scans, "choices": summary}, indent=1))
