@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from napari_inpaint_seg.evaluation import EvaluatedSlice, save_heatmap_cache
 
@@ -30,7 +31,7 @@ def test_a_bright_lesion_is_found_on_the_bright_side_only(tmp_path, monkeypatch)
     for sign, heat in heats.items():
         caches[sign] = tmp_path / f"{sign}.npz"
         item = EvaluatedSlice("p", 0, image, brain, lesion, np.where(brain, heat, 0.0).astype(np.float32), 0.0)
-        save_heatmap_cache(caches[sign], [item], [], {"models": [{"gamma": 32}], "modality": "t1", "whole_volumes": True})
+        save_heatmap_cache(caches[sign], [item], [], {"models": [{"gamma": 32}], "modality": "t1", "whole_volumes": True, "polarity": sign})
     out = tmp_path / "sides.json"
     monkeypatch.setattr(sys, "argv", ["lesion_sign_per_scan.py", "--dark", str(caches["dark"]), "--bright", str(caches["bright"]), "--json", str(out)])
     runpy.run_path(str(SCRIPT), run_name="__main__")
@@ -40,3 +41,16 @@ def test_a_bright_lesion_is_found_on_the_bright_side_only(tmp_path, monkeypatch)
     assert scan["dark"]["dice"] < 0.1 and scan["bright"]["dice"] > 0.7
     assert result["choices"]["better Dice (oracle)"]["bright_scans"] == ["p"]
     assert result["choices"]["always dark"]["dice_mean"] == scan["dark"]["dice"]
+
+
+def test_swapped_caches_are_refused(tmp_path, monkeypatch, capsys):
+    brain = disc(100, (128, 128))
+    item = EvaluatedSlice("p", 0, brain.astype(np.float32), brain, np.zeros_like(brain), brain.astype(np.float32), 0.0)
+    caches = {sign: tmp_path / f"{sign}.npz" for sign in ("dark", "bright")}
+    for sign, path in caches.items():
+        save_heatmap_cache(path, [item], [], {"models": [{"gamma": 32}], "modality": "t1", "whole_volumes": True, "polarity": sign})
+    monkeypatch.setattr(sys, "argv", ["lesion_sign_per_scan.py", "--dark", str(caches["bright"]), "--bright", str(caches["dark"]), "--json", str(tmp_path / "x.json")])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert "heat of error sign 'bright', not 'dark'" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, answers, cache_gamma, read_heatmap_cache_for, score_labels
+from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, answers, cache_gamma, cache_key, read_heatmap_cache_for, score_labels
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.pipeline import brain_needed
 from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS, FelzenszwalbParams, superpixels
@@ -60,7 +60,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
 
+    for sign, path in (("dark", args.dark), ("bright", args.bright)):
+        made_with = json.loads(cache_key(path)).get("polarity")
+        if made_with != sign:
+            parser.error(f"--{sign} {path}: heat of error sign {made_with!r}, not {sign!r}")
     runs = {"dark": read_heatmap_cache_for(args.dark, "t1", whole_volumes=True)[0], "bright": read_heatmap_cache_for(args.bright, "t1", whole_volumes=True)[0]}
+    if [(item.patient, item.index) for item in runs["dark"]] != [(item.patient, item.index) for item in runs["bright"]]:
+        parser.error("--dark and --bright hold different slices: make both with the same patients and settings")
     slices = runs["dark"]
     params = FelzenszwalbParams(scale=50)
     maps = [superpixels(item.image, params) for item in slices]
