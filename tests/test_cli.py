@@ -128,6 +128,23 @@ def test_the_volume_is_redrawn_together_by_default(flags, radius):
         assert chosen.volume_radius == radius
 
 
+@pytest.mark.parametrize("modality,flags,level", [("flair", [], True), ("t1", [], False), ("flair", ["--no-level-slices"], False), ("t1", ["--level-slices"], True)])
+def test_the_slices_are_levelled_for_the_volume_step_as_tuned_per_modality(modality, flags, level):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+    assert chosen.level_slices is level
+
+
+def test_levelling_the_slices_is_refused_in_paper_mode():
+    from napari_inpaint_seg.cli import build_parser, selection
+    from napari_inpaint_seg.errors import InputError
+
+    args = build_parser().parse_args(["segment", "scan.nii.gz", "--modality", "flair", "--out", "labels.nii.gz", "--mode", "paper", "--no-level-slices"])
+    with pytest.raises(InputError, match="level slices apply to --mode merge"):
+        selection(args)
+
+
 @pytest.mark.parametrize("modality,flags,share", [("flair", [], 0.5), ("t1", [], 0.1), ("flair", ["--min-component-share", "0"], 0.0),
                                                   ("t1", ["--min-component-share", "1"], 1.0)])
 def test_small_3d_pieces_are_dropped_by_default_as_tuned_per_modality(modality, flags, share):

@@ -36,6 +36,8 @@ TUNED = "γ = 64, error sign: merge, tuned smoothing and rim (per modality)"
 DARKEST = "γ = 64, error sign: + the darkest tenth of the brain and a rim around it kept out of the heat (T1-pre only)"
 PIECES = "γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)"
 SMOOTHED = "γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's default)"
+REDRAWN = "γ = 64, error sign: + the volume redrawn with one threshold"
+LEVELLED = "γ = 64, error sign: + the slices brought to one brightness first (FLAIR only)"
 
 
 @pytest.mark.parametrize("names,expected", [
@@ -45,6 +47,10 @@ SMOOTHED = "γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's defaul
     (NAMES, {TUNED: "0.300 ± 0.000", DARKEST: "–", PIECES: "0.600 ± 0.000", SMOOTHED: "–"}),
     # a file that smoothed the labels: its "chosen" is the smoothing row, the run before it the small pieces' row
     (NAMES[:-1] + ["before smoothing the labels", "chosen"], {PIECES: "0.600 ± 0.000", SMOOTHED: "0.700 ± 0.000"}),
+    # a file that levelled the slices: the unlevelled redraw fills the volume's row, the levelled one its own
+    (NAMES[:4] + ["volume redrawn, slices not levelled"] + NAMES[4:], {REDRAWN: "0.500 ± 0.000", LEVELLED: "0.600 ± 0.000", PIECES: "0.700 ± 0.000"}),
+    # a file of before 2026-12-07: the redraw's row as before, no levelling row
+    (NAMES, {REDRAWN: "0.500 ± 0.000", LEVELLED: "–"}),
 ])
 def test_each_run_fills_its_row_and_rows_of_steps_a_file_did_not_run_stay_empty(tmp_path, capsys, names, expected):
     (tmp_path / "t1_val_g64_volumes.json").write_text(json.dumps(evaluation(names)))

@@ -7,7 +7,7 @@ import pytest
 
 from napari_inpaint_seg.evaluation import EvaluatedSlice, answers
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection
-from napari_inpaint_seg.volume import MIN_GROWN_SHARE, keep_main_lesions, refine_volume, smooth_labels
+from napari_inpaint_seg.volume import MIN_GROWN_SHARE, MIN_LEVEL_PIXELS, keep_main_lesions, level_slices, refine_volume, smooth_labels
 
 SIDE = 48
 
@@ -59,6 +59,28 @@ def test_a_label_with_nothing_on_the_lesions_side_is_dropped_and_dark_lesions_wo
     labels[8] = disc(4, centre=(10, 24))  # a false answer on ordinary tissue, far from the lesion
     refined = refine_volume(labels, images, brains, "dark", radius=5)
     assert np.array_equal(refined[4], disc(8)) and not refined[8].any()
+
+
+def test_slices_brought_to_one_brightness_keep_a_dimmer_slices_lesion():
+    # Slice 5 is the same lesion as slice 4 on a slice half as bright overall (a scan's slices drift in brightness):
+    # against one threshold for the scan its lesion is no brighter than slice 4's tissue and is lost. Levelled, it is kept.
+    images, brains = volume({3: 8, 4: 8, 5: 8})
+    images[5] = images[5] * 0.45
+    labels = {index: disc(6) if index in (3, 4) else np.zeros((SIDE, SIDE), bool) for index in images}
+    assert not refine_volume(labels, images, brains, "bright", radius=5)[5].any()
+    levelled = refine_volume(labels, images, brains, "bright", radius=5, level=True)
+    assert all(np.array_equal(levelled[index], disc(8)) for index in (3, 4, 5))
+
+
+def test_levelling_scales_each_slice_to_the_scans_median_and_leaves_thin_slices_alone():
+    images, brains = volume({})
+    images[2] = images[2] * 2
+    brains[7] = disc(5)  # fewer brain pixels than a level needs: kept as it is
+    images[7] = images[7] * 3
+    assert disc(5).sum() < MIN_LEVEL_PIXELS <= disc(22).sum()
+    levelled = level_slices(images, brains)
+    assert np.allclose(levelled[2], images[0]) and np.allclose(levelled[4], images[4]) and levelled[7] is images[7]
+    assert level_slices(images, {index: np.zeros((SIDE, SIDE), bool) for index in images}) is images  # no brain: nothing to level
 
 
 def test_nothing_to_sharpen_leaves_the_labels_alone():

@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--margins", default="0", help="brain-rim margins to try (merge mode)")
     parser.add_argument("--refines", default="0", help="intensity-refinement radii to try (merge mode; 0 = off; the lesion's sign is the modality's)")
     parser.add_argument("--volume-radii", default="0", help="volume-redraw radii to try (merge mode; 0 = off)")
+    parser.add_argument("--level-slices", type=levels, default="0", help="volume step on slices brought to one brightness first: 0 (off), 1 (on) or 0,1 (both) (merge mode)")
     parser.add_argument("--component-shares", default="0", help="shares of the largest 3D piece a piece needs to be kept, to try (merge mode; 0 = off)")
     parser.add_argument("--dark-shares", default="0", help="shares of the brain, its darkest pixels, kept out of the heat, to try (merge mode; 0 = off)")
     parser.add_argument("--dark-margins", default="0", help="rims (px) around the darkest pixels also kept out of the heat, to try (with a dark share)")
@@ -76,10 +77,11 @@ def main() -> None:
     lesion = lesion_sign(args.polarity, args.modality)
     selections += [
         Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin), refine_radius=int(radius), lesion=lesion,
-                  volume_radius=int(volume), min_component_share=share, min_grown_share=grown, dark_share=dark, dark_margin=int(rim), label_sigma=plane,
+                  volume_radius=int(volume), level_slices=bool(level), min_component_share=share, min_grown_share=grown, dark_share=dark, dark_margin=int(rim), label_sigma=plane,
                   label_sigma_slices=across)
-        for r, (c, g), sigma, margin, radius, volume, share, grown, dark, rim, plane, across in itertools.product(
-            floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins), floats(args.refines), floats(args.volume_radii), floats(args.component_shares),
+        for r, (c, g), sigma, margin, radius, volume, level, share, grown, dark, rim, plane, across in itertools.product(
+            floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins), floats(args.refines), floats(args.volume_radii), args.level_slices,
+            floats(args.component_shares),
             floats(args.grown_shares), floats(args.dark_shares), floats(args.dark_margins), floats(args.label_sigmas), floats(args.label_sigmas_slices),
         )
     ]
@@ -92,6 +94,14 @@ def main() -> None:
     print(f"best: {best}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"modality": args.modality, "patients": str(args.patients), "model_iterations": config.iterations, "fused_with": [str(p) for p in args.fuse_with], "best": best, "rows": rows}, indent=1))
+
+
+def levels(text: str) -> list[bool]:
+    """``"0,1"`` -> [False, True]; anything but 0 and 1 is refused."""
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    if not values or any(value not in ("0", "1") for value in values):
+        raise argparse.ArgumentTypeError(f"takes 0, 1 or 0,1, got {text!r}")
+    return [value == "1" for value in values]
 
 
 def score_row(slices, params: FelzenszwalbParams, selection: Selection, maps, min_brain: int, whole_volumes: bool) -> dict:

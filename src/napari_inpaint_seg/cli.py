@@ -80,6 +80,9 @@ def add_method_arguments(parser: argparse.ArgumentParser, *, modality_from_scan:
     parser.add_argument("--volume-radius", type=int,
                         help="merge mode: after deciding across slices, redraw the labels of all segmented slices with one intensity threshold for "
                              "the scan, within this many pixels of a label on the same or a neighbouring slice (default: tuned, 3; 0: off)")
+    parser.add_argument("--level-slices", action=argparse.BooleanOptionalAction, default=None,
+                        help="merge mode, volume step: first scale each slice so that its brain's median is the scan's, since a scan's slices "
+                             "drift in brightness and the threshold is one for all (default: tuned per modality, on for FLAIR, off on T1-pre)")
     parser.add_argument("--min-component-share", type=float,
                         help="merge mode: last, drop the labels' 3D pieces smaller than this share of the largest piece (default: tuned per modality, "
                              "0.5 on FLAIR, 0.1 on T1-pre; 0: keep every piece; 1: the largest only)")
@@ -256,7 +259,7 @@ def selection(args: argparse.Namespace):
 
     if args.mode == "paper":
         given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin, "refine radius": args.refine_radius,
-                 "volume radius": args.volume_radius, "min component share": args.min_component_share, "min grown share": args.min_grown_share,
+                 "volume radius": args.volume_radius, "level slices": args.level_slices, "min component share": args.min_component_share, "min grown share": args.min_grown_share,
                  "dark share": args.dark_share, "dark margin": args.dark_margin, "label sigma": args.label_sigma, "label sigma slices": args.label_sigma_slices}
         if any(value is not None for value in given.values()):
             raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
@@ -275,6 +278,7 @@ def selection(args: argparse.Namespace):
             refine_radius=defaults.refine_radius if args.refine_radius is None else args.refine_radius,
             lesion=lesion_sign(args.polarity, args.modality),
             volume_radius=defaults.volume_radius if args.volume_radius is None else args.volume_radius,
+            level_slices=defaults.level_slices if args.level_slices is None else args.level_slices,
             min_component_share=defaults.min_component_share if args.min_component_share is None else args.min_component_share,
             min_grown_share=defaults.min_grown_share if args.min_grown_share is None else args.min_grown_share,
             dark_share=defaults.dark_share if args.dark_share is None else args.dark_share,
@@ -538,10 +542,11 @@ def run_evaluate(args: argparse.Namespace) -> None:
     chosen = selection(args)
     # Each improvement added in turn: the paper, merging on the raw heatmap, the chosen scoring heat with every
     # slice answered, the darkest tissue's heat taken off, the intensity refinement, the chosen no-tumour decision,
-    # the volume redrawn together, its small 3D pieces dropped, then the labels smoothed.
+    # the volume redrawn together, then on slices levelled first, its small 3D pieces dropped, then the labels smoothed.
     pieces_dropped = replace(chosen, label_sigma=0.0, label_sigma_slices=0.0)
     redrawn = replace(pieces_dropped, min_component_share=0.0)
-    decided = replace(redrawn, volume_radius=0)
+    unlevelled = replace(redrawn, level_slices=False)
+    decided = replace(unlevelled, volume_radius=0)
     always = replace(decided, min_contrast=0.0, grow_contrast=None)
     unrefined = replace(always, refine_radius=0)
     undarkened = replace(unrefined, dark_share=0.0)
@@ -549,7 +554,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
     selections = {"paper": PAPER_SELECTION}
     if chosen.mode != "paper":
         selections.update({"merge, raw heat": raw_merge, "always answers, darkest counted": undarkened, "always answers, unrefined": unrefined,
-                           "always answers": always, "before the volume redraw": decided, "before dropping small pieces": redrawn,
+                           "always answers": always, "before the volume redraw": decided, "volume redrawn, slices not levelled": unlevelled,
+                           "before dropping small pieces": redrawn,
                            "before smoothing the labels": pieces_dropped, "chosen": chosen})
         if not chosen.dark_share:
             del selections["always answers, darkest counted"]
@@ -559,6 +565,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
             del selections["always answers"]
         if not chosen.volume_radius:
             del selections["before the volume redraw"]
+        if not (chosen.volume_radius and chosen.level_slices):
+            del selections["volume redrawn, slices not levelled"]
         if not chosen.min_component_share:
             del selections["before dropping small pieces"]
         if not (chosen.label_sigma or chosen.label_sigma_slices):

@@ -66,7 +66,8 @@ class Selection:
     ``refine_radius`` (pixels; 0: off, as the paper) redraws each answer along the lesion's own intensity edge
     (:func:`refine_by_intensity`; ``lesion`` says whether the lesion is "bright" or "dark" on the modality).
     ``volume_radius`` (pixels; 0: off) redraws the labels of the slices segmented together, with one threshold for
-    the scan, after the decision across slices (:func:`~.volume.refine_volume`); a slice without a label of its own keeps
+    the scan, after the decision across slices (:func:`~.volume.refine_volume`), on slices brought to one brightness first
+    when ``level_slices`` (:func:`~.volume.level_slices`); a slice without a label of its own keeps
     what grew into it when that is at least ``min_grown_share`` of its labelled neighbour's label. ``min_component_share`` (0: off)
     then drops the 3D pieces of those labels smaller than this share of the largest (:func:`~.volume.keep_main_lesions`), and
     ``label_sigma`` (pixels in-plane) with ``label_sigma_slices`` (slices; both 0: off) smooths what is left
@@ -86,6 +87,7 @@ class Selection:
     volume_radius: int = 0
     min_component_share: float = 0.0
     min_grown_share: float = MIN_GROWN_SHARE
+    level_slices: bool = False
     dark_share: float = 0.0
     dark_margin: int = 0
     label_sigma: float = 0.0
@@ -129,6 +131,8 @@ class Selection:
                 text += f" ({self.grow_contrast:g} beside a labelled slice)"
         if self.volume_radius:
             text += f", volume redrawn with one threshold within {self.volume_radius} px"
+            if self.level_slices:
+                text += " on slices brought to one brightness"
             if self.min_grown_share != MIN_GROWN_SHARE:
                 text += f" (kept in a slice of its own from {self.min_grown_share:g} of the neighbour's label)"
         if self.min_component_share:
@@ -141,8 +145,9 @@ class Selection:
 # Per modality, because the heat differs: one-sided FLAIR heat is sharp and wants little smoothing, T1-pre
 # heat is noisy and wants much; contrasts scale with the smoothing, so the no-tumour decision goes with it.
 # LGG is bright on FLAIR, where its edge is sharp enough to refine each answer; on T1-pre that did not help, but
-# one threshold for the whole volume (volume_radius) helped both, and so did dropping the small 3D pieces beside
-# the lesion (min_component_share: the best Dice, ties broken towards dropping less); with those dropped, FLAIR's
+# one threshold for the whole volume (volume_radius) helped both (on FLAIR more so on slices brought to one
+# brightness first, level_slices; on T1-pre that left the Dice as it was and cost volume Dice), and so did dropping
+# the small 3D pieces beside the lesion (min_component_share: the best Dice, ties broken towards dropping less); with those dropped, FLAIR's
 # labels may also grow into the narrow ends of a lesion (min_grown_share), which on T1-pre only added false positives.
 # On T1-pre the darkest tenth of the brain (its fluid) and a 1-px rim around it are kept out of the heat (dark_share,
 # dark_margin), and the decision retuned with them;
@@ -150,7 +155,7 @@ class Selection:
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
 DEFAULT_SELECTIONS = {
     "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=4.0, refine_radius=20, lesion=LESION_SIGN["flair"],
-                       volume_radius=3, min_component_share=0.5, min_grown_share=0.25),
+                       volume_radius=3, level_slices=True, min_component_share=0.5, min_grown_share=0.25),
     "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=1.4, grow_contrast=1.3, lesion=LESION_SIGN["t1"], volume_radius=3,
                     min_component_share=0.1, dark_share=0.1, dark_margin=1, label_sigma=4.0, label_sigma_slices=1.5),
 }
@@ -158,7 +163,7 @@ DEFAULT_SELECTIONS = {
 
 # The settings that act on the slices segmented together, after each slice's answer (pipeline.volume_labels): the
 # widget has no controls for them, so Label all slices takes the modality's tuned values, as the command line does.
-ACROSS_SLICES = ("min_contrast", "grow_contrast", "volume_radius", "min_component_share", "min_grown_share", "label_sigma", "label_sigma_slices")
+ACROSS_SLICES = ("min_contrast", "grow_contrast", "volume_radius", "level_slices", "min_component_share", "min_grown_share", "label_sigma", "label_sigma_slices")
 
 
 def lesion_sign(polarity: str, modality: str | None) -> str:

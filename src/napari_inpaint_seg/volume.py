@@ -20,21 +20,25 @@ from .segmentation import MIN_GROWN_SHARE, redraw_along_edge
 # than the per-slice refinement's halfway: the labels it starts from already include the lesion's faint fringe.
 # Both constants were chosen on the validation patients (docs/results.md).
 THRESHOLD_WEIGHT = 0.6
+# A slice's brain needs this many pixels for its median to set its level (levelled slices); the scan's thin ends keep theirs.
+MIN_LEVEL_PIXELS = 100
 
 
 def refine_volume(
     labels: dict[int, np.ndarray], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], lesion: str, radius: int, weight: float = THRESHOLD_WEIGHT,
-    grown_share: float = MIN_GROWN_SHARE,
+    grown_share: float = MIN_GROWN_SHARE, level: bool = False,
 ) -> dict[int, np.ndarray]:
     """The labels of a volume's slices (keyed by slice index), redrawn along the lesion's intensity edge with one
     threshold for the scan, ``weight`` of the way from the rest of the brain to the labels
     (:func:`~.segmentation.redraw_along_edge`), neighbours being slice index ± 1. So a label with no voxel on the
     lesion's side is dropped, and a label grows into the next slice (kept there when at least ``grown_share`` of the
-    labelled neighbour's label, :data:`MIN_GROWN_SHARE` by default). With
-    nothing to sharpen the labels are returned as they are.
+    labelled neighbour's label, :data:`MIN_GROWN_SHARE` by default). ``level`` first brings the slices to one
+    brightness (:func:`level_slices`). With nothing to sharpen the labels are returned as they are.
     """
     if radius <= 0 or not any(label.any() for label in labels.values()):
         return labels  # nothing to redraw: spare stacking the scan
+    if level:
+        images = level_slices(images, brains)
     label, image, brain = (stacked(arrays, labels, dtype) for arrays, dtype in ((labels, bool), (images, np.float32), (brains, bool)))
     grown = redraw_along_edge(label, image, brain, lesion, radius, weight)
     if grown is None:
@@ -45,6 +49,23 @@ def refine_volume(
         if grown[z].sum() < grown_share * neighbour_area:
             grown[z] = False
     return unstacked(grown, labels)
+
+
+def level_slices(images: dict[int, np.ndarray], brains: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Each slice's intensities scaled so that the median of its brain is the scan's (the median of the slices').
+
+    The volume step's one threshold assumes the lesion is equally bright on every slice, but a scan's slices drift
+    in brightness along the slice axis, so the lesion's fringe fell on the wrong side of the threshold on some
+    slices and the rest of the brain on the lesion's side on others. Scaling, not shifting: intensities are
+    normalised to [0, 1] with the background at 0, which stays 0. Slices with fewer than :data:`MIN_LEVEL_PIXELS`
+    brain pixels, or whose brain's median is 0, keep their intensities.
+    """
+    medians = {index: float(np.median(images[index][brain])) for index, brain in brains.items() if brain.sum() >= MIN_LEVEL_PIXELS}
+    medians = {index: median for index, median in medians.items() if median > 0}
+    if not medians:
+        return images
+    scan = float(np.median(list(medians.values())))
+    return {index: image * np.float32(scan / medians[index]) if index in medians else image for index, image in images.items()}
 
 
 def keep_main_lesions(labels: dict[int, np.ndarray], min_share: float) -> dict[int, np.ndarray]:
