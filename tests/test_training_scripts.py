@@ -261,3 +261,14 @@ def test_variants_of_each_scan_are_scored_against_its_mask(tmp_path, capsys):
         ("P1", "right", 1.0), ("P1", "half", pytest.approx(2 / 3)), ("P2", "right", 1.0), ("P2", "half", pytest.approx(2 / 3))]
     assert json.loads((tmp_path / "out" / "scores.json").read_text())["mean_slice_dice"] == result["mean_slice_dice"]
     assert len(capsys.readouterr().out.splitlines()) == 5  # a line per row as it comes, then the summary
+
+
+def test_tune_selection_refuses_a_levelling_grid_other_than_0_and_1(capsys, monkeypatch):
+    tune = script("tune_selection")
+    monkeypatch.setattr("sys.argv", ["tune_selection.py", "--data", "d", "--patients", "p.txt", "--modality", "flair", "--cache", "c.npz",
+                                     "--json", "o.json", "--level-slices", "0,2"])
+    with pytest.raises(SystemExit) as stopped:
+        tune.main()
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stopped.value.code == 2 and "--level-slices" in error and "takes 0, 1 or 0,1" in error
+    assert tune.levels("1,0") == [True, False]
