@@ -272,3 +272,21 @@ def test_tune_selection_refuses_a_levelling_grid_other_than_0_and_1(capsys, monk
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert stopped.value.code == 2 and "--level-slices" in error and "takes 0, 1 or 0,1" in error
     assert tune.levels("1,0") == [True, False]
+
+
+def test_slice_positions_counts_tumour_free_and_tumour_slices_along_the_scan(tmp_path, capsys):
+    import json
+
+    import nibabel as nib
+
+    (tmp_path / "lgg").mkdir()
+    mask = np.zeros((8, 8, 11), np.uint8)  # positions 0, 0.1, ..., 1: tumour on slices 4-6, a speck on slice 7
+    mask[2:7, 2:7, 4:7] = 1
+    mask[0, 0, 7] = 1
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), str(tmp_path / "lgg" / "P1_mask.nii.gz"))
+    (tmp_path / "patients.txt").write_text("P1\n")
+    script("slice_positions").main(["--lgg", str(tmp_path / "lgg"), "--patients", str(tmp_path / "patients.txt"), "--bins", "2", "--min-tumour", "20"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["tumour_free_slices"] == [4, 3] and report["tumour_slices"] == [1, 2]  # 0.4 | 0.5, 0.6; the speck in neither
+    status, lines = exit_status_and_error(script("slice_positions").main, ["--lgg", str(tmp_path), "--patients", str(tmp_path / "patients.txt")], capsys)
+    assert status == 2 and "P1_mask.nii.gz" in lines[-1]
