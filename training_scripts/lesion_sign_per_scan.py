@@ -68,7 +68,7 @@ def main() -> None:
     if [(item.patient, item.index) for item in runs["dark"]] != [(item.patient, item.index) for item in runs["bright"]]:
         parser.error("--dark and --bright hold different slices: make both with the same patients and settings")
     slices = runs["dark"]
-    params = FelzenszwalbParams(scale=50)
+    params = FelzenszwalbParams()  # the default selection's superpixels, as the CLI
     maps = [superpixels(item.image, params) for item in slices]
     default = DEFAULT_SELECTIONS["t1"]
     min_brain = brain_needed(cache_gamma(args.dark))  # a slice needs one window of brain to be segmented, as the CLI
@@ -84,7 +84,7 @@ def main() -> None:
               + "   ".join(f"{s}: Dice {row[s]['dice']:.3f} vol {row[s]['volume_dice']:.3f} heat x{row[s]['heat_contrast']:.2f} offset {row[s]['label_offset']:.2f}" for s in runs))
 
     def better(key):
-        return {p: max(runs, key=lambda s: scans[p][s][key]) for p in patients}
+        return {p: max(runs, key=lambda s: scans[p][s][key] or 0.0) for p in patients}  # Dice is None without a tumour slice
 
     choices = {"always dark": dict.fromkeys(patients, "dark"), "always bright": dict.fromkeys(patients, "bright"),
                "higher heat contrast": better("heat_contrast"), "larger label offset": better("label_offset"), "better Dice (oracle)": better("dice")}

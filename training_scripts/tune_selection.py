@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--grows", default="none", help="grow contrasts to try beside a labelled slice ('none' = no growth; only below the no-tumour contrast)")
     parser.add_argument("--sigmas", default="0", help="heat smoothing sigmas to try (merge mode)")
     parser.add_argument("--margins", default="0", help="brain-rim margins to try (merge mode)")
-    parser.add_argument("--refines", default="0", help="intensity-refinement radii to try (merge mode; 0 = off; the lesion's sign is the modality's)")
+    parser.add_argument("--refines", default="0", help="intensity-refinement radii to try (merge mode; 0 = off; the lesion's side follows --polarity bright or dark, else the modality's)")
     parser.add_argument("--volume-radii", default="0", help="volume-redraw radii to try (merge mode; 0 = off)")
     parser.add_argument("--level-slices", type=levels, default="0", help="volume step on slices brought to one brightness first: 0 (off), 1 (on) or 0,1 (both) (merge mode)")
     parser.add_argument("--component-shares", default="0", help="shares of the largest 3D piece a piece needs to be kept, to try (merge mode; 0 = off)")
@@ -77,7 +77,7 @@ def main() -> None:
     lesion = lesion_sign(args.polarity, args.modality)
     selections += [
         Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin), refine_radius=int(radius), lesion=lesion,
-                  volume_radius=int(volume), level_slices=bool(level), min_component_share=share, min_grown_share=grown, dark_share=dark, dark_margin=int(rim), label_sigma=plane,
+                  volume_radius=int(volume), level_slices=level, min_component_share=share, min_grown_share=grown, dark_share=dark, dark_margin=int(rim), label_sigma=plane,
                   label_sigma_slices=across)
         for r, (c, g), sigma, margin, radius, volume, level, share, grown, dark, rim, plane, across in itertools.product(
             floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins), floats(args.refines), floats(args.volume_radii), args.level_slices,
