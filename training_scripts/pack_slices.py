@@ -14,7 +14,7 @@ from pathlib import Path
 
 from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.models.config import MODALITIES
-from napari_inpaint_seg.training.arguments import input_errors_exit
+from napari_inpaint_seg.training.arguments import input_errors_exit, positive_int
 from napari_inpaint_seg.training.data import gather_slices, save_slice_pack
 
 
@@ -22,6 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pack_slices.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lgg", type=Path, help="folder in the LGG layout (PATIENT_t1pre/flair/mask.nii.gz); needs --patients")
     parser.add_argument("--patients", type=Path, help="text file, one LGG patient id per line (for T1: splits/lgg_train_t1.txt)")
+    parser.add_argument(
+        "--tumour-margin",
+        type=positive_int,
+        metavar="PIXELS",
+        help="also take the tumour slices of the --lgg patients, with holes centred at least PIXELS from the tumour (gamma / 2 keeps the hole off it)",
+    )
     parser.add_argument("--images", type=Path, help="folder of skull-stripped healthy 2D slices (PNG/JPEG/TIFF)")
     parser.add_argument("--volumes", type=Path, help="folder of healthy NIfTI volumes (brain-extracted here)")
     parser.add_argument("--modality", choices=MODALITIES, required=True, help="modality of the slices, recorded in the pack")
@@ -37,7 +43,7 @@ def pack_path(out: Path) -> Path:
 
 def run(args: argparse.Namespace) -> None:
     out = pack_path(args.out)
-    slices = gather_slices(args.modality, lgg=args.lgg, patients=args.patients, images=args.images, volumes=args.volumes, cache_dir=args.cache)
+    slices = gather_slices(args.modality, lgg=args.lgg, patients=args.patients, images=args.images, volumes=args.volumes, cache_dir=args.cache, tumour_margin=args.tumour_margin)
     if not len(slices):
         raise InputError("no slices found; give --lgg with --patients, --images or --volumes")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pack", type=Path, help=".npz made by pack_slices.py")
     parser.add_argument("--lgg", type=Path, help="folder in the LGG layout (PATIENT_t1pre/flair/mask.nii.gz); needs --patients")
     parser.add_argument("--patients", type=Path, help="text file, one LGG patient id per line (for T1: splits/lgg_train_t1.txt)")
+    parser.add_argument(
+        "--tumour-margin",
+        type=positive_int,
+        metavar="PIXELS",
+        help="also take the tumour slices of the --lgg patients, with holes centred at least PIXELS from the tumour (gamma / 2 keeps the hole off it)",
+    )
     parser.add_argument("--images", type=Path, help="folder of skull-stripped healthy 2D slices (PNG/JPEG/TIFF)")
     parser.add_argument("--volumes", type=Path, help="folder of healthy NIfTI volumes (brain-extracted here)")
     parser.add_argument("--cache", type=Path, default=Path(".cache/brain"), help="where brain masks are cached (default: %(default)s)")
@@ -78,7 +84,7 @@ def run(args: argparse.Namespace, distributed: bool) -> Path:
         if device == "cuda":
             device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
             torch.cuda.set_device(device)
-    slices = gather_slices(args.modality, pack=args.pack, lgg=args.lgg, patients=args.patients, images=args.images, volumes=args.volumes, cache_dir=args.cache)
+    slices = gather_slices(args.modality, pack=args.pack, lgg=args.lgg, patients=args.patients, images=args.images, volumes=args.volumes, cache_dir=args.cache, tumour_margin=args.tumour_margin)
     if not len(slices):
         raise InputError("no training slices: give --pack, --lgg with --patients, --images or --volumes")
     max_seconds = args.max_minutes * 60 if args.max_minutes is not None else None

@@ -74,13 +74,16 @@ def check_slices(slices: SliceSet) -> None:
             raise InputError(f"{where}: values outside [0, 1] or NaN; slices must follow the intensity convention (normalize_in_brain)")
 
 
-def _slices_of_volume(volume: np.ndarray, brain: np.ndarray, keep: np.ndarray) -> SliceSet:
+def _slices_of_volume(volume: np.ndarray, brain: np.ndarray, keep: np.ndarray, hole_centres: np.ndarray | None = None) -> SliceSet:
+    """The kept axial slices with enough room for holes; a slice's stored mask is where holes may be centred,
+    the whole brain unless ``hole_centres`` narrows it (intensities are normalised over the whole brain)."""
     normalized = normalize_in_brain(volume, brain)
+    centres = brain if hole_centres is None else brain & hole_centres
     images, brains = [], []
     for z in np.flatnonzero(keep):
-        if brain[:, :, z].sum() >= MIN_BRAIN_PIXELS:
+        if centres[:, :, z].sum() >= MIN_BRAIN_PIXELS:
             images.append(normalized[:, :, z])
-            brains.append(brain[:, :, z])
+            brains.append(centres[:, :, z])
     return SliceSet(images, brains)
 
 
@@ -175,12 +178,20 @@ def check_lgg_patients(data_dir: str | os.PathLike, patients: list[str], modalit
 
 
 def lgg_tumour_free_slices(
-    data_dir: str | os.PathLike, patients: list[str], modality: str, cache_dir: Path | None = None, report: Callable[[str], object] = print
+    data_dir: str | os.PathLike,
+    patients: list[str],
+    modality: str,
+    cache_dir: Path | None = None,
+    report: Callable[[str], object] = print,
+    tumour_margin: int | None = None,
 ) -> SliceSet:
     """The slices without any tumour voxel of the listed LGG patients (training data of the shipped models).
 
     For T1, patients whose T1-pre is a copy of FLAIR are skipped (``report`` names them): they would teach the
-    T1 generator FLAIR contrast.
+    T1 generator FLAIR contrast. With ``tumour_margin``, the tumour slices join too, with hole centres only
+    where no tumour pixel lies within that many pixels (a square neighbourhood, so ``gamma / 2`` keeps the hole
+    off the tumour): tumour-free slices lie mostly at the scan's ends, and this adds the mid-brain anatomy
+    around which tumours grow.
     """
     data_dir = Path(data_dir)
     check_lgg_patients(data_dir, patients, modality)
@@ -190,14 +201,27 @@ def lgg_tumour_free_slices(
         if copies:
             report(f"note: skipping {len(copies)} patient(s) whose T1-pre is a copy of FLAIR (summary.json): {', '.join(copies)}")
         patients = [p for p in patients if p not in copies]
-    result = SliceSet([], [], f"lgg tumour-free {modality} slices of {len(patients)} patients", modality)
+    description = f"lgg tumour-free {modality} slices of {len(patients)} patients"
+    if tumour_margin is not None:
+        description += f", plus their tumour slices with hole centres at least {tumour_margin} px from the tumour"
+    result = SliceSet([], [], description, modality)
     for patient in patients:
         scan_path, mask_path = lgg_patient_volume_paths(data_dir, patient, modality)
         volume = read_scan(scan_path).data
         tumour = read_scan(mask_path).data > 0
         brain = cached_brain_mask(scan_path, cache_dir)
-        result.extend(_slices_of_volume(volume, brain, keep=~tumour.any(axis=(0, 1))))
+        has_tumour = tumour.any(axis=(0, 1))
+        result.extend(_slices_of_volume(volume, brain, keep=~has_tumour))
+        if tumour_margin is not None:
+            result.extend(_slices_of_volume(volume, brain, keep=has_tumour, hole_centres=_away_from(tumour, tumour_margin)))
     return result
+
+
+def _away_from(tumour: np.ndarray, margin: int) -> np.ndarray:
+    """Per axial slice, the pixels with no tumour pixel within ``margin`` (square neighbourhood)."""
+    from scipy import ndimage  # imported here: only this training option needs it
+
+    return ~ndimage.maximum_filter(tumour, size=(2 * margin + 1, 2 * margin + 1, 1))
 
 
 def image_folder_slices(folder: str | os.PathLike) -> SliceSet:
@@ -234,6 +258,7 @@ def gather_slices(
     volumes: Path | None = None,
     cache_dir: Path | None = None,
     report: Callable[[str], object] = print,
+    tumour_margin: int | None = None,
 ) -> SliceSet:
     """Slices from any mix of the sources of ``pack_slices.py`` and ``train.py`` (``None`` skips a source).
 
@@ -242,9 +267,11 @@ def gather_slices(
     """
     if lgg is not None and patients is None:
         raise InputError("an LGG folder (--lgg) needs its patient list (--patients)")
+    if tumour_margin is not None and lgg is None:
+        raise InputError("--tumour-margin picks regions of LGG tumour slices; it needs --lgg")
     slices = load_slice_pack(pack) if pack is not None else SliceSet([], [])
     if lgg is not None:
-        slices.extend(lgg_tumour_free_slices(lgg, read_patient_list(patients), modality, cache_dir, report))
+        slices.extend(lgg_tumour_free_slices(lgg, read_patient_list(patients), modality, cache_dir, report, tumour_margin))
     if images is not None:
         slices.extend(image_folder_slices(images))
     if volumes is not None:
