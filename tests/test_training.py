@@ -23,7 +23,7 @@ from napari_inpaint_seg.training import data, loop
 from napari_inpaint_seg.training.data import (
     SliceSet,
     cached_brain_mask,
-    lgg_tumour_free_slices,
+    lgg_healthy_slices,
     load_slice_pack,
     sample_hole_crops,
     save_slice_pack,
@@ -353,26 +353,26 @@ def lgg_folder(tmp_path, monkeypatch) -> Path:
 
 def test_lgg_t1_slices_skip_patients_whose_t1_is_a_copy_of_flair(lgg_folder):
     notes = []
-    t1 = lgg_tumour_free_slices(lgg_folder, ["A", "B"], "t1", report=notes.append)
+    t1 = lgg_healthy_slices(lgg_folder, ["A", "B"], "t1", report=notes.append)
     assert len(t1) == 3 and t1.modality == "t1" and "1 patients" in t1.description
     assert len(notes) == 1 and "B" in notes[0] and "copy of FLAIR" in notes[0]
-    assert len(lgg_tumour_free_slices(lgg_folder, ["A", "B"], "flair", report=notes.append)) == 6  # FLAIR is real
+    assert len(lgg_healthy_slices(lgg_folder, ["A", "B"], "flair", report=notes.append)) == 6  # FLAIR is real
 
 
 def test_tumour_margin_adds_tumour_slices_with_holes_centred_away_from_the_tumour(lgg_folder):
     tumour = np.zeros((64, 64, 3), dtype=np.uint8)
     tumour[30:34, 30:34, 1] = 1  # a small tumour in the middle slice, at the disc's centre
     nib.save(nib.Nifti1Image(tumour, np.eye(4)), str(lgg_folder / "A_mask.nii.gz"))
-    assert len(lgg_tumour_free_slices(lgg_folder, ["A"], "flair")) == 2  # without the option the slice is left out
+    assert len(lgg_healthy_slices(lgg_folder, ["A"], "flair")) == 2  # without the option the slice is left out
 
-    slices = lgg_tumour_free_slices(lgg_folder, ["A"], "flair", tumour_margin=3)
+    slices = lgg_healthy_slices(lgg_folder, ["A"], "flair", tumour_margin=3)
     assert len(slices) == 3 and "hole centres at least 3 px from the tumour" in slices.description
     centres = slices.brains[2]
     assert not centres[27:37, 27:37].any()  # within 3 px (square) of the tumour: never a hole centre
     assert centres[26, 32] and centres[32, 37] and centres.sum() == slices.brains[0].sum() - 100
     assert slices.images[2][27:37, 27:37].mean() > 0.2  # the image itself keeps the tumour's surroundings
 
-    assert len(lgg_tumour_free_slices(lgg_folder, ["A"], "flair", tumour_margin=20)) == 2  # too little room left
+    assert len(lgg_healthy_slices(lgg_folder, ["A"], "flair", tumour_margin=20)) == 2  # too little room left
 
 
 def test_tumour_margin_needs_an_lgg_folder(tmp_path):
@@ -384,4 +384,4 @@ def test_tumour_margin_needs_an_lgg_folder(tmp_path):
 def test_unknown_or_repeated_patients_are_refused_before_any_scan_is_read(lgg_folder, monkeypatch, patients, message):
     monkeypatch.setattr(data, "read_scan", lambda path: pytest.fail(f"read {path} before checking the list"))
     with pytest.raises(InputError, match=message):
-        lgg_tumour_free_slices(lgg_folder, patients, "flair")
+        lgg_healthy_slices(lgg_folder, patients, "flair")

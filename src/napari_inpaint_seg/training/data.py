@@ -23,7 +23,7 @@ from ..errors import InputError, first_line
 from ..intensity import normalize_in_brain
 from ..io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, has_suffix, read_scan, write_npz_atomically
 
-# A slice needs this much brain to hold a hole with context around it.
+# A slice needs this much brain (where holes may be centred) to hold a hole with context around it.
 MIN_BRAIN_PIXELS = 2000
 # What np.load raises for a file that is not a readable .npz (truncated, text, another format).
 NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
@@ -177,7 +177,7 @@ def check_lgg_patients(data_dir: str | os.PathLike, patients: list[str], modalit
             raise InputError(f"patient {patient!r}: scan {shapes[0]} and mask {shapes[1]} differ in shape")
 
 
-def lgg_tumour_free_slices(
+def lgg_healthy_slices(
     data_dir: str | os.PathLike,
     patients: list[str],
     modality: str,
@@ -271,7 +271,7 @@ def gather_slices(
         raise InputError("--tumour-margin picks regions of LGG tumour slices; it needs --lgg")
     slices = load_slice_pack(pack) if pack is not None else SliceSet([], [])
     if lgg is not None:
-        slices.extend(lgg_tumour_free_slices(lgg, read_patient_list(patients), modality, cache_dir, report, tumour_margin))
+        slices.extend(lgg_healthy_slices(lgg, read_patient_list(patients), modality, cache_dir, report, tumour_margin))
     if images is not None:
         slices.extend(image_folder_slices(images))
     if volumes is not None:
