@@ -74,11 +74,9 @@ def check_slices(slices: SliceSet) -> None:
             raise InputError(f"{where}: values outside [0, 1] or NaN; slices must follow the intensity convention (normalize_in_brain)")
 
 
-def _slices_of_volume(volume: np.ndarray, brain: np.ndarray, keep: np.ndarray, hole_centres: np.ndarray | None = None) -> SliceSet:
-    """The kept axial slices with enough room for holes; a slice's stored mask is where holes may be centred,
-    the whole brain unless ``hole_centres`` narrows it (intensities are normalised over the whole brain)."""
-    normalized = normalize_in_brain(volume, brain)
-    centres = brain if hole_centres is None else brain & hole_centres
+def _slices_of_volume(normalized: np.ndarray, centres: np.ndarray, keep: np.ndarray) -> SliceSet:
+    """The kept axial slices of a volume normalised over its whole brain, with enough room for holes: a slice's
+    stored mask is ``centres``, where holes may be centred (the brain, or the part of it away from a tumour)."""
     images, brains = [], []
     for z in np.flatnonzero(keep):
         if centres[:, :, z].sum() >= MIN_BRAIN_PIXELS:
@@ -210,10 +208,11 @@ def lgg_healthy_slices(
         volume = read_scan(scan_path).data
         tumour = read_scan(mask_path).data > 0
         brain = cached_brain_mask(scan_path, cache_dir)
+        normalized = normalize_in_brain(volume, brain)
         has_tumour = tumour.any(axis=(0, 1))
-        result.extend(_slices_of_volume(volume, brain, keep=~has_tumour))
+        result.extend(_slices_of_volume(normalized, brain, keep=~has_tumour))
         if tumour_margin is not None:
-            result.extend(_slices_of_volume(volume, brain, keep=has_tumour, hole_centres=_away_from(tumour, tumour_margin)))
+            result.extend(_slices_of_volume(normalized, brain & _away_from(tumour, tumour_margin), keep=has_tumour))
     return result
 
 
@@ -244,7 +243,7 @@ def nifti_folder_slices(folder: str | os.PathLike, cache_dir: Path | None = None
         if has_suffix(path, NIFTI_SUFFIXES):
             volume = read_scan(path).data
             brain = cached_brain_mask(path, cache_dir)
-            result.extend(_slices_of_volume(volume, brain, keep=np.ones(volume.shape[2], dtype=bool)))
+            result.extend(_slices_of_volume(normalize_in_brain(volume, brain), brain, keep=np.ones(volume.shape[2], dtype=bool)))
     return result
 
 
