@@ -162,6 +162,14 @@ def test_growth_into_an_unlabelled_slice_needs_the_share_tuned_per_modality(moda
     assert chosen.min_grown_share == share
 
 
+@pytest.mark.parametrize("modality,flags,weight", [("flair", [], 0.45), ("t1", [], None), ("t1", ["--end-weight", "0.5"], 0.5)])
+def test_the_lesions_ends_get_the_threshold_tuned_per_modality(modality, flags, weight):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+    assert chosen.end_weight == weight
+
+
 @pytest.mark.parametrize("modality,flags,share,margin", [("flair", [], 0.0, 0), ("t1", [], 0.1, 1), ("t1", ["--dark-share", "0"], 0.0, 1),
                                                         ("t1", ["--dark-margin", "0"], 0.1, 0)])
 def test_the_darkest_tissue_is_left_out_of_the_heat_as_tuned_per_modality(modality, flags, share, margin):

@@ -20,8 +20,8 @@ def evaluation(names: list[str]) -> dict:
     return {"seconds_per_slice": 1.0, "selections": scores, "inpainting": {}}
 
 
-def table(folder: Path, capsys) -> dict[str, str]:
-    """The T1-pre Dice cell of each row of the validation table, by the row's label."""
+def table(folder: Path, capsys, column: int = 1) -> dict[str, str]:
+    """The Dice cell of each row of the validation table (column 1: T1-pre, 2: FLAIR), by the row's label."""
     argv = sys.argv
     sys.argv = [str(SCRIPT), str(folder)]
     try:
@@ -29,7 +29,7 @@ def table(folder: Path, capsys) -> dict[str, str]:
     finally:
         sys.argv = argv
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| γ = 64, error sign")]
-    return {cells[0].lstrip("| "): cells[1] for cells in rows}
+    return {cells[0].lstrip("| "): cells[column] for cells in rows}
 
 
 TUNED = "γ = 64, error sign: merge, tuned smoothing and rim (per modality)"
@@ -38,6 +38,7 @@ PIECES = "γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)"
 SMOOTHED = "γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's default)"
 REDRAWN = "γ = 64, error sign: + the volume redrawn with one threshold"
 LEVELLED = "γ = 64, error sign: + the slices brought to one brightness first (FLAIR only)"
+ENDS = "γ = 64, error sign: + the lesion's ends drawn at a lower threshold (FLAIR only)"
 
 
 @pytest.mark.parametrize("names,expected", [
@@ -55,4 +56,20 @@ LEVELLED = "γ = 64, error sign: + the slices brought to one brightness first (F
 def test_each_run_fills_its_row_and_rows_of_steps_a_file_did_not_run_stay_empty(tmp_path, capsys, names, expected):
     (tmp_path / "t1_val_g64_volumes.json").write_text(json.dumps(evaluation(names)))
     cells = table(tmp_path, capsys)
+    assert {label: cells[label] for label in expected} == expected
+
+
+LEVELLED_NAMES = NAMES[:4] + ["volume redrawn, slices not levelled"] + NAMES[4:]
+
+
+@pytest.mark.parametrize("names,expected", [
+    # a file that drew the lesion's ends at their own threshold: the run before that fills the levelling's row
+    (LEVELLED_NAMES[:5] + ["ends at the scan's threshold"] + LEVELLED_NAMES[5:],
+     {REDRAWN: "0.500 ± 0.000", LEVELLED: "0.600 ± 0.000", ENDS: "0.700 ± 0.000", PIECES: "0.800 ± 0.000"}),
+    # a file of before that step: the levelling's row as before, no row for the ends
+    (LEVELLED_NAMES, {LEVELLED: "0.600 ± 0.000", ENDS: "–", PIECES: "0.700 ± 0.000"}),
+])
+def test_flair_rows_of_the_volume_step(tmp_path, capsys, names, expected):
+    (tmp_path / "flair_val_g64_volumes.json").write_text(json.dumps(evaluation(names)))
+    cells = table(tmp_path, capsys, column=2)
     assert {label: cells[label] for label in expected} == expected

@@ -342,3 +342,5 @@ def test_a_refining_selection_refines_every_candidate_and_validates_its_lesion_s
         Selection(lesion="grey")
     with pytest.raises(ValueError, match="refine_radius"):
         Selection(refine_radius=-1)
+    with pytest.raises(ValueError, match="end_weight"):
+        Selection(end_weight=1.5)

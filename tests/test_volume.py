@@ -52,6 +52,19 @@ def test_growth_into_an_unlabelled_slice_needs_a_share_of_the_neighbours_label()
     assert not refine_volume(labels, images, brains, "bright", radius=5, grown_share=share * 1.01)[5].any()
 
 
+def test_a_slice_left_empty_takes_the_lesions_fainter_end_at_its_own_threshold():
+    # Slice 5 cuts through the lesion's end, which partial volume makes fainter: 0.6, between tissue (0.4) and lesion
+    # (0.9). The labelled slice has a rim of the same value around its lesion.
+    images, brains = volume({4: 9})
+    images[5] = np.where(disc(7), 0.6, images[5])
+    images[4] = np.where(disc(11) & ~disc(9), 0.6, images[4])
+    labels = {index: disc(9) if index == 4 else np.zeros((SIDE, SIDE), bool) for index in images}
+    assert not refine_volume(labels, images, brains, "bright", radius=5)[5].any()  # 0.6 lies below 0.4 + 0.6 x (0.9 - 0.4)
+    ends = refine_volume(labels, images, brains, "bright", radius=5, end_weight=0.3)  # 0.4 + 0.3 x 0.5 = 0.55 on slice 5
+    assert np.array_equal(ends[5], disc(7))
+    assert np.array_equal(ends[4], disc(9))  # a labelled slice keeps the scan's threshold: its faint rim stays out
+
+
 def test_a_label_with_nothing_on_the_lesions_side_is_dropped_and_dark_lesions_work_alike():
     images, brains = volume({4: 8}, lesion_value=0.1)  # dark lesion (T1-pre)
     labels = {index: np.zeros((SIDE, SIDE), bool) for index in images}

@@ -38,7 +38,9 @@ def volume(scores: dict | None) -> str:
 # answers" fills the tuned row, and the darkest tissue's row stays empty.
 # Likewise files written before T1-pre's labels were smoothed (2026-12-06, evening) have no "before smoothing the labels"
 # run: their "chosen" fills the small pieces' row, and the smoothing row stays empty. And files written before the slices
-# were levelled for the volume step (2026-12-07) have no "slices not levelled" run: the levelling's row stays empty.
+# were levelled for the volume step (2026-12-07) have no "slices not levelled" run: the levelling's row stays empty; and
+# those written before the lesion's ends got their own threshold (2026-12-07, later) no "ends at the scan's threshold" run:
+# their "before dropping small pieces" fills the levelling's row, and the ends' row stays empty.
 SIGNED_ROWS = [
     ("γ = 64, error sign of the modality: top segment only", ("paper",), ("paper",)),
     ("γ = 64, error sign: merge on the raw heat", ("merge, raw heat",), ("merge, raw heat",)),
@@ -48,7 +50,9 @@ SIGNED_ROWS = [
     ("γ = 64, error sign: + no-tumour decision across slices", ("before the volume redraw",), ("before the volume redraw",)),
     ("γ = 64, error sign: + the volume redrawn with one threshold", ("volume redrawn, slices not levelled", "before dropping small pieces"),
      ("volume redrawn, slices not levelled", "before dropping small pieces")),
-    ("γ = 64, error sign: + the slices brought to one brightness first (FLAIR only)", ("before dropping small pieces",), ("before dropping small pieces",)),
+    ("γ = 64, error sign: + the slices brought to one brightness first (FLAIR only)", ("before dropping small pieces",),
+     ("ends at the scan's threshold", "before dropping small pieces")),
+    ("γ = 64, error sign: + the lesion's ends drawn at a lower threshold (FLAIR only)", (), ("before dropping small pieces",)),
     ("γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)", ("before smoothing the labels", "chosen"), ("chosen",)),
     ("γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's default)", ("chosen",), ()),
 ]

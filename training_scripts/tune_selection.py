@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--dark-shares", default="0", help="shares of the brain, its darkest pixels, kept out of the heat, to try (merge mode; 0 = off)")
     parser.add_argument("--dark-margins", default="0", help="rims (px) around the darkest pixels also kept out of the heat, to try (with a dark share)")
     parser.add_argument("--grown-shares", default="0.5", help="shares of the neighbour's label that growth into an unlabelled slice needs, to try (merge mode, volume step)")
+    parser.add_argument("--end-weights", default="none",
+                        help="volume-step threshold weights in slices the decision left empty, to try ('none' = as elsewhere; merge mode)")
     parser.add_argument("--label-sigmas", default="0", help="in-plane label smoothing sigmas (px) to try (merge mode; 0 = off)")
     parser.add_argument("--label-sigmas-slices", default="0", help="across-slice label smoothing sigmas (slices) to try (merge mode)")
     parser.add_argument("--polarity", choices=POLARITY_CHOICES, default="auto", help="error sign of the heatmaps (as inpaint-seg evaluate)")
@@ -62,7 +64,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
 
-    grows = [None if value == "none" else float(value) for value in args.grows.split(",")]
+    grows = optional_floats(args.grows)
+    end_weights = optional_floats(args.end_weights)
     decisions = [(c, g) for c, g in itertools.product(floats(args.contrasts), grows) if g is None or g < c]
     if not decisions:  # a grow contrast only applies below the no-tumour contrast
         parser.error("no --contrasts/--grows pair to try: each grow contrast must lie below a contrast (or be 'none')")
@@ -77,12 +80,12 @@ def main() -> None:
     lesion = lesion_sign(args.polarity, args.modality)
     selections += [
         Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, heat_sigma=sigma, edge_margin=int(margin), refine_radius=int(radius), lesion=lesion,
-                  volume_radius=int(volume), level_slices=level, min_component_share=share, min_grown_share=grown, dark_share=dark, dark_margin=int(rim), label_sigma=plane,
-                  label_sigma_slices=across)
-        for r, (c, g), sigma, margin, radius, volume, level, share, grown, dark, rim, plane, across in itertools.product(
+                  volume_radius=int(volume), level_slices=level, min_component_share=share, min_grown_share=grown, end_weight=end, dark_share=dark, dark_margin=int(rim),
+                  label_sigma=plane, label_sigma_slices=across)
+        for r, (c, g), sigma, margin, radius, volume, level, share, grown, end, dark, rim, plane, across in itertools.product(
             floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins), floats(args.refines), floats(args.volume_radii), args.level_slices,
             floats(args.component_shares),
-            floats(args.grown_shares), floats(args.dark_shares), floats(args.dark_margins), floats(args.label_sigmas), floats(args.label_sigmas_slices),
+            floats(args.grown_shares), end_weights, floats(args.dark_shares), floats(args.dark_margins), floats(args.label_sigmas), floats(args.label_sigmas_slices),
         )
     ]
     rows = []
@@ -94,6 +97,11 @@ def main() -> None:
     print(f"best: {best}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"modality": args.modality, "patients": str(args.patients), "model_iterations": config.iterations, "fused_with": [str(p) for p in args.fuse_with], "best": best, "rows": rows}, indent=1))
+
+
+def optional_floats(text: str) -> list[float | None]:
+    """``"none,0.4"`` -> [None, 0.4]: a list of values where 'none' stands for a setting left unset."""
+    return [None if value.strip() == "none" else float(value) for value in text.split(",")]
 
 
 def levels(text: str) -> list[bool]:

@@ -68,7 +68,9 @@ class Selection:
     ``volume_radius`` (pixels; 0: off) redraws the labels of the slices segmented together, with one threshold for
     the scan, after the decision across slices (:func:`~.volume.refine_volume`), on slices brought to one brightness first
     when ``level_slices`` (:func:`~.volume.level_slices`); a slice without a label of its own keeps
-    what grew into it when that is at least ``min_grown_share`` of its labelled neighbour's label. ``min_component_share`` (0: off)
+    what grew into it when that is at least ``min_grown_share`` of its labelled neighbour's label; there the threshold
+    lies ``end_weight`` of the way from the rest of the brain to the labels (None: as on the labelled slices, 0.6),
+    since a lesion fades at its ends. ``min_component_share`` (0: off)
     then drops the 3D pieces of those labels smaller than this share of the largest (:func:`~.volume.keep_main_lesions`), and
     ``label_sigma`` (pixels in-plane) with ``label_sigma_slices`` (slices; both 0: off) smooths what is left
     (:func:`~.volume.smooth_labels`).
@@ -87,6 +89,7 @@ class Selection:
     volume_radius: int = 0
     min_component_share: float = 0.0
     min_grown_share: float = MIN_GROWN_SHARE
+    end_weight: float | None = None
     level_slices: bool = False
     dark_share: float = 0.0
     dark_margin: int = 0
@@ -105,6 +108,8 @@ class Selection:
                              f"{self.heat_sigma}, {self.edge_margin}, {self.refine_radius}, {self.volume_radius}, {self.label_sigma} and {self.label_sigma_slices}")
         if not 0 <= self.min_component_share <= 1 or not 0 <= self.min_grown_share <= 1:
             raise ValueError(f"min_component_share and min_grown_share must lie in [0, 1], got {self.min_component_share} and {self.min_grown_share}")
+        if self.end_weight is not None and not 0 <= self.end_weight <= 1:
+            raise ValueError(f"end_weight must lie in [0, 1], got {self.end_weight}")
         if not 0 <= self.dark_share < 1:
             raise ValueError(f"dark_share must lie in [0, 1), got {self.dark_share}")
         if self.dark_margin < 0:
@@ -135,6 +140,8 @@ class Selection:
                 text += " on slices brought to one brightness"
             if self.min_grown_share != MIN_GROWN_SHARE:
                 text += f" (kept in a slice of its own from {self.min_grown_share:g} of the neighbour's label)"
+            if self.end_weight is not None:
+                text += f", in a slice left empty at {self.end_weight:g} of the way to the labels"
         if self.min_component_share:
             text += f", 3D pieces under {self.min_component_share:g} of the largest dropped"
         if self.label_sigma or self.label_sigma_slices:
@@ -148,14 +155,15 @@ class Selection:
 # one threshold for the whole volume (volume_radius) helped both (on FLAIR more so on slices brought to one
 # brightness first, level_slices; on T1-pre that left the Dice as it was and cost volume Dice), and so did dropping
 # the small 3D pieces beside the lesion (min_component_share: the best Dice, ties broken towards dropping less); with those dropped, FLAIR's
-# labels may also grow into the narrow ends of a lesion (min_grown_share), which on T1-pre only added false positives.
+# labels may also grow into the narrow ends of a lesion (min_grown_share), which on T1-pre only added false positives,
+# and there take its fainter voxels too (end_weight), which on T1-pre changed nothing.
 # On T1-pre the darkest tenth of the brain (its fluid) and a 1-px rim around it are kept out of the heat (dark_share,
 # dark_margin), and the decision retuned with them;
 # its ragged labels are smoothed last (label_sigma, label_sigma_slices), which on FLAIR's sharp edge hardly mattered.
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
 DEFAULT_SELECTIONS = {
     "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=4.0, refine_radius=20, lesion=LESION_SIGN["flair"],
-                       volume_radius=3, level_slices=True, min_component_share=0.5, min_grown_share=0.25),
+                       volume_radius=3, level_slices=True, min_component_share=0.5, min_grown_share=0.25, end_weight=0.45),
     "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=1.4, grow_contrast=1.3, lesion=LESION_SIGN["t1"], volume_radius=3,
                     min_component_share=0.1, dark_share=0.1, dark_margin=1, label_sigma=4.0, label_sigma_slices=1.5),
 }
@@ -163,7 +171,8 @@ DEFAULT_SELECTIONS = {
 
 # The settings that act on the slices segmented together, after each slice's answer (pipeline.volume_labels): the
 # widget has no controls for them, so Label all slices takes the modality's tuned values, as the command line does.
-ACROSS_SLICES = ("min_contrast", "grow_contrast", "volume_radius", "level_slices", "min_component_share", "min_grown_share", "label_sigma", "label_sigma_slices")
+ACROSS_SLICES = ("min_contrast", "grow_contrast", "volume_radius", "level_slices", "min_component_share", "min_grown_share", "end_weight", "label_sigma",
+                 "label_sigma_slices")
 
 
 def lesion_sign(polarity: str, modality: str | None) -> str:
@@ -293,14 +302,18 @@ def grow_from(
     return [segment for segment in ranking if segment.label in region]
 
 
-def redraw_along_edge(labels: np.ndarray, image: np.ndarray, brain: np.ndarray, lesion: str, radius: int, weight: float) -> np.ndarray | None:
+def redraw_along_edge(
+    labels: np.ndarray, image: np.ndarray, brain: np.ndarray, lesion: str, radius: int, weight: float, end_weight: float | None = None,
+) -> np.ndarray | None:
     """Labels of a stack of slices (Z, H, W) redrawn along the lesion's intensity edge; None if there is nothing
     to sharpen (no radius, no labels, or labels not on the lesion's side of the rest of the brain).
 
     The threshold lies ``weight`` of the way from the rest of the brain's median intensity to the labels'; kept
     are the brain pixels on the lesion's side of it ("bright": above, "dark": below) within ``radius`` pixels
     in-plane of a label on the same slice or the next one in the stack, in pieces (3D) that touch a label, holes
-    filled per slice. Shared by the per-answer refinement (one slice) and the volume step (a scan).
+    filled per slice. On slices without a label, ``end_weight`` (None: ``weight``) places the threshold: a lesion
+    fades where it ends, in slices that cut through only part of it. Shared by the per-answer refinement (one
+    slice) and the volume step (a scan).
     """
     labels = labels & brain
     rest = brain & ~labels
@@ -310,7 +323,11 @@ def redraw_along_edge(labels: np.ndarray, image: np.ndarray, brain: np.ndarray, 
     inside, outside = float(np.median(image[labels])), float(np.median(image[rest]))
     if sign * (inside - outside) <= 0:
         return None
-    lesion_side = brain & (sign * (image - (outside + weight * (inside - outside))) >= 0)
+    weights = np.full(len(labels), weight)
+    if end_weight is not None:
+        weights[~labels.any(axis=(1, 2))] = end_weight
+    thresholds = (outside + weights * (inside - outside)).astype(image.dtype)  # in the image's precision, as a scalar would be
+    lesion_side = brain & (sign * (image - thresholds[:, None, None]) >= 0)
     near_in_plane = np.stack([ndimage.distance_transform_edt(~plane) <= radius if plane.any() else np.zeros(plane.shape, bool) for plane in labels])
     near = near_in_plane.copy()
     near[1:] |= near_in_plane[:-1]

@@ -26,13 +26,14 @@ MIN_LEVEL_PIXELS = 100
 
 def refine_volume(
     labels: dict[int, np.ndarray], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], lesion: str, radius: int, weight: float = THRESHOLD_WEIGHT,
-    grown_share: float = MIN_GROWN_SHARE, level: bool = False,
+    grown_share: float = MIN_GROWN_SHARE, level: bool = False, end_weight: float | None = None,
 ) -> dict[int, np.ndarray]:
     """The labels of a volume's slices (keyed by slice index), redrawn along the lesion's intensity edge with one
     threshold for the scan, ``weight`` of the way from the rest of the brain to the labels
     (:func:`~.segmentation.redraw_along_edge`), neighbours being slice index ± 1. So a label with no voxel on the
     lesion's side is dropped, and a label grows into the next slice (kept there when at least ``grown_share`` of the
-    labelled neighbour's label, :data:`MIN_GROWN_SHARE` by default). ``level`` first brings the slices to one
+    labelled neighbour's label, :data:`MIN_GROWN_SHARE` by default), where the threshold lies ``end_weight`` of the
+    way instead (None: ``weight``), since the lesion fades at its ends. ``level`` first brings the slices to one
     brightness (:func:`level_slices`). With nothing to sharpen the labels are returned as they are.
     """
     if radius <= 0 or not any(label.any() for label in labels.values()):
@@ -40,7 +41,7 @@ def refine_volume(
     if level:
         images = level_slices(images, brains)
     label, image, brain = (stacked(arrays, labels, dtype) for arrays, dtype in ((labels, bool), (images, np.float32), (brains, bool)))
-    grown = redraw_along_edge(label, image, brain, lesion, radius, weight)
+    grown = redraw_along_edge(label, image, brain, lesion, radius, weight, end_weight)
     if grown is None:
         return labels
     areas = (label & brain).sum(axis=(1, 2))
