@@ -274,6 +274,19 @@ def test_tune_selection_refuses_a_levelling_grid_other_than_0_and_1(capsys, monk
     assert tune.levels("1,0") == [True, False]
 
 
+def test_tune_selection_takes_none_in_its_optional_grids_and_refuses_other_words(capsys, monkeypatch):
+    from napari_inpaint_seg.training.arguments import optional_float_list
+
+    assert optional_float_list("none, 0.45") == [None, 0.45]
+    tune = script("tune_selection")
+    monkeypatch.setattr("sys.argv", ["tune_selection.py", "--data", "d", "--patients", "p.txt", "--modality", "flair", "--cache", "c.npz",
+                                     "--json", "o.json", "--end-weights", "none,half"])
+    with pytest.raises(SystemExit) as stopped:
+        tune.main()
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stopped.value.code == 2 and "--end-weights" in error and "numbers or 'none'" in error
+
+
 def test_slice_positions_counts_tumour_free_and_tumour_slices_along_the_scan(tmp_path, capsys):
     import json
 

@@ -27,7 +27,7 @@ from napari_inpaint_seg.evaluation import (
 from napari_inpaint_seg.models.checkpoint import load_model
 from napari_inpaint_seg.pipeline import POLARITY_CHOICES, resolve_polarity
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection, lesion_sign, superpixels
-from napari_inpaint_seg.training.arguments import float_list as floats, input_errors_exit
+from napari_inpaint_seg.training.arguments import float_list as floats, input_errors_exit, optional_float_list
 from napari_inpaint_seg.training.data import read_patient_list
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--scales", default="50,75,100,150,200,300")
     parser.add_argument("--ratios", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8", help="merge ratios to try (paper mode is always tried)")
     parser.add_argument("--contrasts", default="0", help="no-tumour contrasts to try (0 = always answer)")
-    parser.add_argument("--grows", default="none", help="grow contrasts to try beside a labelled slice ('none' = no growth; only below the no-tumour contrast)")
+    parser.add_argument("--grows", type=optional_float_list, default="none", help="grow contrasts to try beside a labelled slice ('none' = no growth; only below the no-tumour contrast)")
     parser.add_argument("--sigmas", default="0", help="heat smoothing sigmas to try (merge mode)")
     parser.add_argument("--margins", default="0", help="brain-rim margins to try (merge mode)")
     parser.add_argument("--refines", default="0", help="intensity-refinement radii to try (merge mode; 0 = off; the lesion's side follows --polarity bright or dark, else the modality's)")
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--dark-shares", default="0", help="shares of the brain, its darkest pixels, kept out of the heat, to try (merge mode; 0 = off)")
     parser.add_argument("--dark-margins", default="0", help="rims (px) around the darkest pixels also kept out of the heat, to try (with a dark share)")
     parser.add_argument("--grown-shares", default="0.5", help="shares of the neighbour's label that growth into an unlabelled slice needs, to try (merge mode, volume step)")
-    parser.add_argument("--end-weights", default="none",
+    parser.add_argument("--end-weights", type=optional_float_list, default="none",
                         help="volume-step threshold weights in slices the decision left empty, to try ('none' = as elsewhere; merge mode)")
     parser.add_argument("--label-sigmas", default="0", help="in-plane label smoothing sigmas (px) to try (merge mode; 0 = off)")
     parser.add_argument("--label-sigmas-slices", default="0", help="across-slice label smoothing sigmas (slices) to try (merge mode)")
@@ -64,9 +64,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args()
 
-    grows = optional_floats(args.grows)
-    end_weights = optional_floats(args.end_weights)
-    decisions = [(c, g) for c, g in itertools.product(floats(args.contrasts), grows) if g is None or g < c]
+    decisions = [(c, g) for c, g in itertools.product(floats(args.contrasts), args.grows) if g is None or g < c]
     if not decisions:  # a grow contrast only applies below the no-tumour contrast
         parser.error("no --contrasts/--grows pair to try: each grow contrast must lie below a contrast (or be 'none')")
     with input_errors_exit(parser):
@@ -85,7 +83,7 @@ def main() -> None:
         for r, (c, g), sigma, margin, radius, volume, level, share, grown, end, dark, rim, plane, across in itertools.product(
             floats(args.ratios), decisions, floats(args.sigmas), floats(args.margins), floats(args.refines), floats(args.volume_radii), args.level_slices,
             floats(args.component_shares),
-            floats(args.grown_shares), end_weights, floats(args.dark_shares), floats(args.dark_margins), floats(args.label_sigmas), floats(args.label_sigmas_slices),
+            floats(args.grown_shares), args.end_weights, floats(args.dark_shares), floats(args.dark_margins), floats(args.label_sigmas), floats(args.label_sigmas_slices),
         )
     ]
     rows = []
@@ -97,11 +95,6 @@ def main() -> None:
     print(f"best: {best}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"modality": args.modality, "patients": str(args.patients), "model_iterations": config.iterations, "fused_with": [str(p) for p in args.fuse_with], "best": best, "rows": rows}, indent=1))
-
-
-def optional_floats(text: str) -> list[float | None]:
-    """``"none,0.4"`` -> [None, 0.4]: a list of values where 'none' stands for a setting left unset."""
-    return [None if value.strip() == "none" else float(value) for value in text.split(",")]
 
 
 def levels(text: str) -> list[bool]:

@@ -35,6 +35,14 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"must be numbers separated by commas, got {text!r}") from None
 
 
+def optional_float_list(text: str) -> list[float | None]:
+    """:func:`float_list` where 'none' stands for a setting left unset ("none,0.4" -> [None, 0.4])."""
+    try:
+        return [None if value.strip() == "none" else float(value) for value in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be numbers or 'none' separated by commas, got {text!r}") from None
+
+
 @contextmanager
 def input_errors_exit(parser: argparse.ArgumentParser) -> Iterator[None]:
     """Bad input (an :class:`InputError`) inside ends the script as the CLI does: one line, ``PROG: error: ...``,
