@@ -803,13 +803,32 @@ def test_the_samples_truth_is_shown_for_comparison_and_never_written_into(make_n
     assert labels is not truth and not labels.data.any()
 
 
+def test_label_all_slices_takes_the_no_tumour_decision_stored_with_the_model(session, qtbot):
+    """A model calibrated with calibrate_decision.py carries its decision; the heatmap it made hands it to Label all
+    slices, whose status says so, and the Localize status no longer asks for a calibration."""
+    from napari_inpaint_seg.models.checkpoint import store_decision
+    from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS
+
+    segment, localize = session.segment, session.localize
+    store_decision(session.model_path, {"min_contrast": 2.5, "grow_contrast": 1.5})
+    localize._slices.value = "all slices"
+    run_and_wait(qtbot, localize)
+    assert "note" not in localize._status.value
+    across, tuned = segment.volume_selection, DEFAULT_SELECTIONS["flair"]
+    assert (across.min_contrast, across.grow_contrast, across.volume_radius) == (2.5, 1.5, tuned.volume_radius)
+    segment.label_all()
+    qtbot.waitUntil(lambda: not segment.labelling, timeout=WORKER_TIMEOUT_MS)
+    assert segment._status.value.endswith("(settings tuned for flair, the model's own no-tumour decision (contrast 2.5))")
+
+
 def test_a_shipped_models_caveat_stays_in_the_status_line(session, qtbot, tiny_model, monkeypatch):
     """The tiny model stands in for a shipped model whose modality has a caveat (the shipped T1-pre models')."""
     from napari_inpaint_seg import brain_size
     from napari_inpaint_seg.models import config
 
     run_and_wait(qtbot, session.localize)
-    assert "note" not in session.localize._status.value  # a user's own model
+    assert session.localize._status.value.count("note") == 1  # a user's own model: only that its decision is not its own
+    assert session.localize._status.value.endswith("calibrate one with training_scripts/calibrate_decision.py (docs/training.md)")
     monkeypatch.setattr(config, "shipped_models", lambda: [("flair", 8)])
     monkeypatch.setattr(config, "shipped_model_path", lambda modality, gamma: tiny_model)
     monkeypatch.setitem(config.SHIPPED_MODEL_CAVEATS, "flair", "check these labels")

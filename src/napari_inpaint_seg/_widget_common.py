@@ -30,6 +30,7 @@ HEATMAP_OF = "heatmap_of"  # overlay metadata: the name of the image it was comp
 OVERLAY_OF = "inpaint_seg_overlay_of"  # overlay metadata: the key of that image (:func:`image_key`)
 LABELS_OF = "inpaint_seg_labels_of"  # metadata of a labels layer the Segment widget made: the key of its image
 MODEL_MODALITY = "inpaint_seg_model_modality"  # heatmap metadata: the modality of the model that made it
+MODEL_DECISION = "inpaint_seg_model_decision"  # heatmap metadata: (min_contrast, grow_contrast) stored with that model, or None
 LOCALISER_RUNS = "inpaint_seg_localiser_runs"  # heatmap metadata: the models and settings behind each slice's heat (for sidecars)
 RESAMPLED_OF = "inpaint_seg_resampled_of"  # metadata of a scan resampled in-plane in the viewer: the key of the original
 

@@ -22,6 +22,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinB
 from ._widget_common import (
     HEATMAP_ROLE,
     LOCALISER_RUNS,
+    MODEL_DECISION,
     MODEL_MODALITY,
     PREPARED,
     Failed,
@@ -293,7 +294,7 @@ class LocalizeWidget(Container):
         """Start localisation with the current settings (no-op while a run is going on)."""
         if self.running:
             return
-        from .models.config import checkpoint_config, shipped_model_caveat, uses_shipped_model
+        from .models.config import checkpoint_config, decision_caveat, shipped_model_caveat, stored_decision, uses_shipped_model
         from .provenance import localiser_record, model_record
 
         def models(image) -> tuple[tuple[Path, ...], list]:
@@ -327,8 +328,10 @@ class LocalizeWidget(Container):
             "backup": {i: np.array(existing.data[i] if image.ndim == 3 else existing.data) for i in indices} if existing is not None else {},
             "indices": indices,
             "caveat": shipped_model_caveat(model_paths, config.modality),
+            "decision_caveat": decision_caveat(list(model_paths), configs),
             "shipped": uses_shipped_model(model_paths),
             "modality": config.modality,
+            "decision": stored_decision(configs),
             "record": {  # what made this run's heat, for the sidecar of labels exported later
                 "Models": [model_record(path, config, uses_shipped_model([path])) for path, config in zip(model_paths, configs)],
                 "Localiser": localiser_record(fast=self._fast.value, device=device, polarity=polarity, gammas=[config.gamma for config in configs],
@@ -473,10 +476,11 @@ class LocalizeWidget(Container):
             if len(state["indices"]) > 1:  # the updates set each slice's contrast, so the last (often empty) slice's was left
                 layer.contrast_limits = heatmap_contrast(np.asarray(layer.data))
             layer.metadata[MODEL_MODALITY] = state["modality"]  # Segment's settings when the scan is not marked
+            layer.metadata[MODEL_DECISION] = state["decision"]  # Label all slices' no-tumour decision
             layer.metadata[LOCALISER_RUNS] = localiser_runs_after(layer.metadata.get(LOCALISER_RUNS, []), state["record"], state["indices"])
             layer.data = layer.data  # one data event at the end, so the Segment widget re-ranks its candidates
             size_note = small_brain_note(state["preparation"].result().brain) if state["shipped"] else None
-            notes = "".join(f"; note: {note}" for note in (state["caveat"], size_note) if note)
+            notes = "".join(f"; note: {note}" for note in (state["caveat"], state["decision_caveat"], size_note) if note)
             self._status.value = f"done: heatmap of {len(state['indices'])} slice(s) in '{layer.name}'{notes}"
 
     def _on_errored(self, exc: Exception) -> None:

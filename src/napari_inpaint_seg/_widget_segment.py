@@ -28,6 +28,7 @@ from ._widget_common import (
     CANDIDATE_ROLE,
     LABELS_OF,
     LOCALISER_RUNS,
+    MODEL_DECISION,
     MODEL_MODALITY,
     PREPARED,
     RESAMPLED_OF,
@@ -359,12 +360,23 @@ class SegmentWidget(Container):
 
     @property
     def volume_selection(self) -> Selection:
-        """:attr:`selection` with the modality's decision across slices and volume step, as the command line uses them."""
+        """:attr:`selection` with the modality's decision across slices and volume step, as the command line uses them,
+        and the no-tumour decision stored with the model that made the heatmap if it carries one."""
         chosen = self.selection
         if chosen.mode == "paper":
             return chosen
-        tuned = default_selection(self._modality())
+        modality = self._modality()
+        tuned = default_selection(modality)
+        stored = self._model_decision()
+        if stored is not None and modality in DEFAULT_SELECTIONS:  # a stored decision is the modality's, calibrated
+            tuned = replace(tuned, min_contrast=stored[0], grow_contrast=stored[1])
         return replace(chosen, **{name: getattr(tuned, name) for name in ACROSS_SLICES})
+
+    def _model_decision(self) -> tuple[float, float | None] | None:
+        """The no-tumour decision stored with the model whose heatmap the image has (None: the modality's)."""
+        image = self._image.value
+        heatmap = heatmap_for(self._viewer, image) if image is not None else None
+        return heatmap.metadata.get(MODEL_DECISION) if heatmap is not None else None
 
     @property
     def result(self) -> SliceResult | None:
@@ -629,7 +641,9 @@ class SegmentWidget(Container):
         if modality not in DEFAULT_SELECTIONS:
             return "modality unknown: generic settings, no no-tumour decision"
         lesion = self.selection.lesion
-        return f"settings tuned for {modality}" + ("" if lesion == DEFAULT_SELECTIONS[modality].lesion else f", {lesion} lesion (Localize's error sign)")
+        note = f"settings tuned for {modality}" + ("" if lesion == DEFAULT_SELECTIONS[modality].lesion else f", {lesion} lesion (Localize's error sign)")
+        stored = self._model_decision()
+        return note if stored is None else f"{note}, the model's own no-tumour decision (contrast {stored[0]:g})"
 
     def _write_slices(self, labels, masks: dict[int, np.ndarray], value: int, shape: tuple, note: str) -> None:
         """Write the labelled slices into ``labels`` in one undoable step, if the layer is still there and fits."""

@@ -257,8 +257,12 @@ def felzenszwalb_params(args: argparse.Namespace):
 
 def selection(args: argparse.Namespace):
     """The selection the flags ask for: the paper's in paper mode, else the defaults of the modality
-    (:func:`~.segmentation.default_selection`) with what was given; the lesion's side follows an explicit
+    (:func:`~.segmentation.default_selection`), with the no-tumour decision stored with the model if it carries one
+    (:func:`~.models.config.stored_decision`), and what was given; the lesion's side follows an explicit
     --polarity bright or dark (:func:`~.segmentation.lesion_sign`)."""
+    from dataclasses import replace
+
+    from .models.config import stored_decision
     from .segmentation import PAPER_SELECTION, Selection, default_selection, lesion_sign
 
     if args.mode == "paper":
@@ -271,6 +275,9 @@ def selection(args: argparse.Namespace):
             return PAPER_SELECTION
         return Selection(mode="paper", min_contrast=args.min_contrast or 0.0, grow_contrast=args.grow_contrast, heat_sigma=0.0, edge_margin=0)
     defaults = default_selection(args.modality)
+    stored = stored_decision(config for _, config in resolve_models(args))
+    if stored is not None:
+        defaults = replace(defaults, min_contrast=stored[0], grow_contrast=stored[1])
     try:
         return Selection(
             mode="merge",
@@ -293,6 +300,15 @@ def selection(args: argparse.Namespace):
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def decision_note(args: argparse.Namespace, resolved: list) -> str | None:
+    """:func:`~.models.config.decision_caveat` of the models, unless the decision was given on the command line."""
+    from .models.config import decision_caveat
+
+    if args.mode == "paper" or args.min_contrast is not None:
+        return None
+    return decision_caveat([path for path, _ in resolved], [config for _, config in resolved])
 
 
 def heat_polarity(args: argparse.Namespace) -> str:
@@ -461,6 +477,9 @@ def segment_scan(args: argparse.Namespace):
 
     device = pick_device(args.device)
     models = load_models(args, device)
+    note = decision_note(args, resolved)
+    if note:
+        print(f"inpaint-seg: note: {note}", file=sys.stderr)
     prepared = prepare_scan(working, skull_stripped=args.skull_stripped, device=device)
     grid = prepared.image.shape
     zoom = chosen_zoom(zoom_choice, prepared.brain)
@@ -544,6 +563,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     device = pick_device(args.device)
     models = load_models(args, device)
+    note = decision_note(args, resolve_models(args))
+    if note:
+        print(f"inpaint-seg: note: {note}", file=sys.stderr)
     chosen = selection(args)
     # Each improvement added in turn: the paper, merging on the raw heatmap, the chosen scoring heat with every
     # slice answered, the darkest tissue's heat taken off, the intensity refinement, the chosen no-tumour decision,

@@ -15,6 +15,7 @@ from .errors import InputError
 from .io import read_scan, write_npz_atomically
 from .localizer import FAST_PATH_REVISION, fast_path_settings, final, fuse_heatmaps, heat_precision, step_for_window
 from .metrics import dice, psnr, ssim
+from .models.config import ModelConfig
 from .models.generator import inpaint
 from .pipeline import Model, PreparedScan, brain_needed, localize_slice, prepare_scan, result_from_superpixels, volume_labels
 from .segmentation import PAPER_SELECTION, FelzenszwalbParams, Selection, superpixels
@@ -351,7 +352,7 @@ def localised_slices(
             for model in models
         ]
         return fuse_slices([slices for slices, _ in runs]), [row for _, quality in runs for row in quality]
-    key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "models": [asdict(config) for _, config in models],
+    key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "models": [heat_settings(config) for _, config in models],
            "step": step_for_window(models[0][1].gamma, step), "fast": FAST_PATH_REVISION if fast else False, "healthy_per_patient": healthy_per_patient, "seed": seed,
            "polarity": polarity, "whole_volumes": whole_volumes, "precision": heat_precision(fast, device),
            "fast_path": fast_path_settings(models[0][1].gamma, step_for_window(models[0][1].gamma, step)) if fast else None}
@@ -367,6 +368,12 @@ def localised_slices(
     if cache:
         save_heatmap_cache(cache, slices, quality_rows, key)
     return slices, quality_rows
+
+
+def heat_settings(config: ModelConfig) -> dict:
+    """What of a model's configuration its heat depends on: all but the decision stored with it, so that a model
+    calibrated after its heatmaps were cached (training_scripts/calibrate_decision.py) still reads them."""
+    return {name: value for name, value in asdict(config).items() if name != "decision"}
 
 
 def per_window_cache(cache: str | Path, gamma: int) -> Path:

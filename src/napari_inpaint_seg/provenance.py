@@ -38,9 +38,10 @@ def file_sha256(path: Path) -> str:
 
 
 def model_record(path: Path, config, shipped: bool) -> dict:
-    """One model: its file and hash, and what its configuration says of its training."""
+    """One model: its file and hash, what its configuration says of its training, and the no-tumour decision
+    calibrated for it (None: it carries none)."""
     return {"File": str(Path(path).resolve()), "SHA256": file_sha256(path), "Shipped": shipped, "Modality": config.modality, "Gamma": config.gamma,
-            "Iterations": config.iterations, "TrainedOn": config.data, "TrainedWithVersion": config.code_version}
+            "Iterations": config.iterations, "TrainedOn": config.data, "TrainedWithVersion": config.code_version, "Decision": config.decision or None}
 
 
 def now() -> str:

@@ -6,6 +6,7 @@ Only safetensors (or ``weights_only`` state dicts) are read, so a checkpoint can
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -33,6 +34,18 @@ def save_generator(path: str | os.PathLike, generator: torch.nn.Module, config: 
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def store_decision(path: str | os.PathLike, decision: dict) -> ModelConfig:
+    """Write ``decision`` into the configuration of the checkpoint at ``path`` (the weights stay as they are) and
+    return the new configuration; the file is replaced only once the new one is complete."""
+    generator, config = load_generator(path)
+    config = replace(config, decision=dict(decision))
+    problems = config.problems()
+    if problems:
+        raise InputError(f"{path}: cannot store this decision: {'; '.join(problems)}")
+    save_generator(path, generator, config)
+    return config
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[UNetGenerator, ModelConfig]:

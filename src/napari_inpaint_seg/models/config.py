@@ -7,6 +7,7 @@ parser alone, so a wrong or hostile file is refused before any tensor library to
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from collections.abc import Iterable
@@ -29,6 +30,8 @@ class ModelConfig:
 
     ``context`` is the side of the square crop the generator was trained on, the hole in its middle; the
     network is fully convolutional, so the reference localizer can still run it on whole slices.
+    ``decision``: the no-tumour decision calibrated for these weights (:mod:`~napari_inpaint_seg.calibration`),
+    empty when there is none; the modality's tuned one then applies, which was tuned for the shipped model.
     """
 
     gamma: int = 32
@@ -42,6 +45,7 @@ class ModelConfig:
     data: str = ""
     code_version: str = ""
     notes: dict = field(default_factory=dict)
+    decision: dict = field(default_factory=dict)
 
     @property
     def stride(self) -> int:
@@ -64,7 +68,16 @@ class ModelConfig:
             found.append(f"modality={self.modality!r} is not one of {', '.join(MODALITIES)}")
         if self.intensity != INTENSITY_CONVENTION:
             found.append(f"intensity convention {self.intensity!r} is not this version's {INTENSITY_CONVENTION!r}")
+        if self.decision:
+            found += decision_problems(self.decision)
         return found
+
+    @property
+    def decision_contrasts(self) -> tuple[float, float | None] | None:
+        """(min_contrast, grow_contrast) of the stored decision, None without one."""
+        if not self.decision:
+            return None
+        return float(self.decision["min_contrast"]), (None if self.decision.get("grow_contrast") is None else float(self.decision["grow_contrast"]))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -79,6 +92,44 @@ class ModelConfig:
         values = {k: v for k, v in raw.items() if k in known}
         values.setdefault("downsample", 1)  # written before the field existed: the full-resolution UNet
         return cls(**values)
+
+
+def decision_problems(decision: object) -> list[str]:
+    """What makes a stored decision unusable: it needs a positive, finite ``min_contrast`` and, if any, a
+    ``grow_contrast`` from 0 to below it (as :class:`~napari_inpaint_seg.segmentation.Selection` requires)."""
+    if not isinstance(decision, dict):
+        return [f"decision={decision!r} is not a JSON object"]
+    low, grow = decision.get("min_contrast"), decision.get("grow_contrast")
+    if not _finite_number(low) or low <= 0:
+        return [f"decision's min_contrast={low!r} is not a positive number"]
+    if grow is not None and (not _finite_number(grow) or not 0 <= grow < low):
+        return [f"decision's grow_contrast={grow!r} is not a number from 0 to below min_contrast={low}"]
+    return []
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def stored_decision(configs: Iterable[ModelConfig]) -> tuple[float, float | None] | None:
+    """(min_contrast, grow_contrast) stored with the model when one model makes the heat; None otherwise, since a
+    decision is calibrated on one model's heat and the fused heat of several is another."""
+    configs = list(configs)
+    return configs[0].decision_contrasts if len(configs) == 1 else None
+
+
+def decision_caveat(paths: list[str | os.PathLike], configs: list[ModelConfig]) -> str | None:
+    """Why the no-tumour decision may not fit the heat of these models, when it may not: a model of one's own without
+    a decision calibrated for it takes the one tuned for the shipped model, and the heat fused from several models
+    takes the modality's, whatever its models carry (:func:`stored_decision`)."""
+    if len(configs) > 1:
+        if any(config.decision for config in configs):
+            return "the heat of several models is fused: their stored no-tumour decisions do not apply to it; the modality's tuned one does"
+        return None
+    if configs[0].decision or uses_shipped_model(paths):
+        return None
+    return (f"{paths[0]} carries no no-tumour decision of its own: the one tuned for the shipped model applies and may label healthy slices; "
+            "calibrate one with training_scripts/calibrate_decision.py (docs/training.md)")
 
 
 def default_context(gamma: int, depth: int = 3, downsample: int = 2) -> int:
