@@ -160,3 +160,16 @@ def test_segment_notes_a_model_without_a_decision_and_records_the_stored_one(tmp
     assert "no-tumour decision" not in capsys.readouterr().err
     assert (after["Selection"]["min_contrast"], after["Selection"]["grow_contrast"]) == (2.5, None)
     assert after["Models"][0]["Decision"] == {"min_contrast": 2.5, "grow_contrast": None}
+
+
+def test_calibrate_decision_stores_contrasts_given_and_refuses_unusable_ones(tmp_path, tiny_model_path):
+    script = [sys.executable, str(REPO / "training_scripts" / "calibrate_decision.py"), "--model", str(tiny_model_path)]
+    done = subprocess.run([*script, "--contrasts", "9,6"], capture_output=True, text=True, check=True)
+    assert "no tumour below contrast 9.0 (6.0 beside a labelled slice)" in done.stdout
+    assert checkpoint_config(tiny_model_path).decision == {"min_contrast": 9.0, "grow_contrast": 6.0, "calibrated_on": "given with --contrasts"}
+    for contrasts, problem in (("6,9", "below min_contrast"), ("1,2,3", "MIN or MIN,GROW")):
+        refused = subprocess.run([*script, "--contrasts", contrasts], capture_output=True, text=True)
+        assert refused.returncode == 2 and problem in refused.stderr and "Traceback" not in refused.stderr
+    assert checkpoint_config(tiny_model_path).decision["min_contrast"] == 9.0  # the stored one is kept
+    missing = subprocess.run(script, capture_output=True, text=True)
+    assert missing.returncode == 2 and "give --pack" in missing.stderr
