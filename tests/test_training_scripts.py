@@ -74,7 +74,11 @@ def test_train_says_when_the_asked_device_is_missing(tmp_path, pack, capsys):
 
 def test_train_runs_a_flair_pack_and_exports(tmp_path, pack, capsys):
     script("train").main(tiny_run(pack, tmp_path / "run"))
-    assert capsys.readouterr().out.strip() == f"generator: {tmp_path / 'run' / 'generator.safetensors'}"
+    generator = tmp_path / "run" / "generator.safetensors"
+    assert capsys.readouterr().out.splitlines() == [
+        f"generator: {generator}",
+        f"next: calibrate its no-tumour decision (docs/training.md): python training_scripts/calibrate_decision.py --model {generator} --pack {pack}",
+    ]
 
 
 def write_healthy_png(path: Path, seed: int) -> None:

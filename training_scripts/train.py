@@ -91,6 +91,12 @@ def run(args: argparse.Namespace, distributed: bool) -> Path:
     return train(cfg, slices, args.out, device=device, max_seconds=max_seconds)
 
 
+def calibration_command(generator: Path, pack: Path | None) -> str:
+    """The command that fits the no-tumour decision to the new weights, which the shipped model's does not fit."""
+    healthy = pack if pack is not None else "HEALTHY_SLICES.npz (training_scripts/pack_slices.py)"
+    return f"python training_scripts/calibrate_decision.py --model {generator} --pack {healthy}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -99,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         path = run(args, distributed)
     if not distributed or dist.get_rank() == 0:
         print(f"generator: {path}")
+        print(f"next: calibrate its no-tumour decision (docs/training.md): {calibration_command(path, args.pack)}")
     if distributed:
         dist.barrier()  # every rank is done with the group before any tears it down
         dist.destroy_process_group()
