@@ -17,7 +17,7 @@ from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.models.checkpoint import load_generator, store_decision
 from napari_inpaint_seg.models.config import CONFIG_KEY, ModelConfig, checkpoint_config, decision_caveat, stored_decision
 from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS
-from napari_inpaint_seg.training.data import SliceSet, save_slice_pack
+from napari_inpaint_seg.training.data import WITH_TUMOUR_SLICES, SliceSet, save_slice_pack
 
 
 def healthy_pack(count: int = 6, modality: str = "t1") -> SliceSet:
@@ -51,9 +51,13 @@ def test_healthy_contrasts_come_from_slices_with_a_window_of_brain(tiny_generato
     assert again.shape == (3,) and set(np.round(again, 9)) <= set(np.round(contrasts, 9))
 
 
-def test_healthy_contrasts_refuse_slices_of_another_modality_or_without_brain(tiny_generator, tiny_config):
+def test_healthy_contrasts_refuse_slices_of_another_modality_with_tumours_or_without_brain(tiny_generator, tiny_config):
     with pytest.raises(InputError, match="the slices are flair"):
         healthy_contrasts(healthy_pack(2, "flair"), (tiny_generator, tiny_config), "t1")
+    with_tumours = healthy_pack(2, "t1")
+    with_tumours.description += f", {WITH_TUMOUR_SLICES} with hole centres at least 40 px from the tumour"
+    with pytest.raises(InputError, match="calibrate on tumour-free slices"):
+        healthy_contrasts(with_tumours, (tiny_generator, tiny_config), "t1")
     empty = SliceSet([np.zeros((48, 48), np.float32)], [np.zeros((48, 48), bool)], "empty", "t1")
     with pytest.raises(InputError, match="enough brain"):
         healthy_contrasts(empty, (tiny_generator, tiny_config), "t1")

@@ -363,10 +363,13 @@ def test_tumour_margin_adds_tumour_slices_with_holes_centred_away_from_the_tumou
     tumour = np.zeros((64, 64, 3), dtype=np.uint8)
     tumour[30:34, 30:34, 1] = 1  # a small tumour in the middle slice, at the disc's centre
     nib.save(nib.Nifti1Image(tumour, np.eye(4)), str(lgg_folder / "A_mask.nii.gz"))
-    assert len(lgg_healthy_slices(lgg_folder, ["A"], "flair")) == 2  # without the option the slice is left out
+    healthy = lgg_healthy_slices(lgg_folder, ["A"], "flair")
+    assert len(healthy) == 2 and not healthy.shows_tumour  # without the option the slice is left out
 
     slices = lgg_healthy_slices(lgg_folder, ["A"], "flair", tumour_margin=3)
     assert len(slices) == 3 and "hole centres at least 3 px from the tumour" in slices.description
+    save_slice_pack(lgg_folder / "pack.npz", slices)
+    assert load_slice_pack(lgg_folder / "pack.npz").shows_tumour  # a pack still says so (calibration refuses it)
     centres = slices.brains[2]
     assert not centres[27:37, 27:37].any()  # within 3 px (square) of the tumour: never a hole centre
     assert centres[26, 32] and centres[32, 37] and centres.sum() == slices.brains[0].sum() - 100

@@ -37,6 +37,8 @@ def healthy_contrasts(
     generator, config = model
     if modality not in DEFAULT_SELECTIONS:
         raise InputError(f"no tuned decision to calibrate for modality {modality!r}")
+    if slices.shows_tumour:
+        raise InputError(f"the slices show tumours ({slices.description}): calibrate on tumour-free slices, a pack made without --tumour-margin")
     if slices.modality and slices.modality != modality:
         raise InputError(f"the slices are {slices.modality} ({slices.description}), the model is {modality}")
     usable = [i for i, brain in enumerate(slices.brains) if brain.sum() >= brain_needed(config.gamma)]

@@ -27,6 +27,8 @@ from ..io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, has_suffix, read_scan, write_np
 MIN_BRAIN_PIXELS = 2000
 # What np.load raises for a file that is not a readable .npz (truncated, text, another format).
 NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+# In the description of a set that holds LGG tumour slices (SliceSet.shows_tumour); packs keep the description.
+WITH_TUMOUR_SLICES = "plus their tumour slices"
 
 
 @dataclass
@@ -43,6 +45,12 @@ class SliceSet:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    @property
+    def shows_tumour(self) -> bool:
+        """Whether some slices show a tumour (LGG tumour slices added with ``tumour_margin``): their brain masks keep
+        holes off it, but the images still show it, so they are not healthy slices for anything else."""
+        return WITH_TUMOUR_SLICES in self.description
 
     def extend(self, other: SliceSet) -> None:
         """Append ``other``; refuses to mix modalities, since one generator learns one modality."""
@@ -201,7 +209,7 @@ def lgg_healthy_slices(
         patients = [p for p in patients if p not in copies]
     description = f"lgg tumour-free {modality} slices of {len(patients)} patients"
     if tumour_margin is not None:
-        description += f", plus their tumour slices with hole centres at least {tumour_margin} px from the tumour"
+        description += f", {WITH_TUMOUR_SLICES} with hole centres at least {tumour_margin} px from the tumour"
     result = SliceSet([], [], description, modality)
     for patient in patients:
         scan_path, mask_path = lgg_patient_volume_paths(data_dir, patient, modality)
