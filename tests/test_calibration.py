@@ -166,7 +166,7 @@ def test_segment_notes_a_model_without_a_decision_and_records_the_stored_one(tmp
     assert after["Models"][0]["Decision"] == {"min_contrast": 2.5, "grow_contrast": None}
 
 
-def test_calibrate_decision_stores_contrasts_given_and_refuses_unusable_ones(tmp_path, tiny_model_path):
+def test_calibrate_decision_stores_contrasts_given_and_refuses_unusable_ones(tiny_model_path):
     script = [sys.executable, str(REPO / "training_scripts" / "calibrate_decision.py"), "--model", str(tiny_model_path)]
     done = subprocess.run([*script, "--contrasts", "9,6"], capture_output=True, text=True, check=True)
     assert "no tumour below contrast 9.0 (6.0 beside a labelled slice)" in done.stdout
