@@ -195,6 +195,40 @@ def test_rerunning_a_finished_run_exports_a_missing_generator(tmp_path, slices):
     assert load_generator(exported)[1].iterations == 2
 
 
+def weight_distance(a: dict, b: dict) -> float:
+    return sum(float((a[k] - b[k]).abs().sum()) for k in a if a[k].is_floating_point())
+
+
+def test_fine_tuning_starts_from_the_given_generator_and_counts_its_iterations(tmp_path, slices):
+    base = train(replace(tiny_train_config(3), seed=5), slices, tmp_path / "base", progress=False)
+    tuned = train(replace(tiny_train_config(1), init_from=str(base), init_iterations=3), slices, tmp_path / "tuned", progress=False)
+    fresh = train(tiny_train_config(1), slices, tmp_path / "fresh", progress=False)  # the same seed and step, random start
+    start = load_generator(base)[0].state_dict()
+    tuned_generator, tuned_config = load_generator(tuned)
+    assert weight_distance(tuned_generator.state_dict(), start) < 0.1 * weight_distance(load_generator(fresh)[0].state_dict(), start)
+    assert tuned_config.iterations == 4 and tuned_config.notes["train"]["init_from"] == str(base)
+
+
+def test_fine_tuning_refuses_a_generator_of_another_architecture_naming_it(tmp_path, slices):
+    other = train(replace(tiny_train_config(1), base_channels=8), slices, tmp_path / "other", progress=False)
+    with pytest.raises(InputError, match=r"differs in base_channels 8 \(this run: 4\)"):
+        train(replace(tiny_train_config(1), init_from=str(other)), slices, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "state.pt").exists()
+
+
+def test_a_state_from_before_fine_tuning_resumes_with_its_defaults(tmp_path, slices):
+    """States written before init_from existed lack it: they were not fine-tuned, and resume as such."""
+    out = tmp_path / "run"
+    train(tiny_train_config(2), slices, out, progress=False)
+    state = torch.load(out / "state.pt", weights_only=True)
+    for name in ("init_from", "init_iterations"):
+        del state["config"][name]
+    torch.save(state, out / "state.pt")
+    assert load_generator(train(tiny_train_config(3), slices, out, progress=False))[1].iterations == 3
+    with pytest.raises(InputError, match="init_iterations 0 \\(now 7\\)"):
+        train(replace(tiny_train_config(4), init_iterations=7), slices, out, progress=False)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "foreign"])
 def test_damaged_or_foreign_training_state_is_an_input_error(tmp_path, slices, damage):
     out = tmp_path / "run"

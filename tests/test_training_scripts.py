@@ -81,6 +81,21 @@ def test_train_runs_a_flair_pack_and_exports(tmp_path, pack, capsys):
     ]
 
 
+def test_train_fine_tunes_the_shipped_model_and_refuses_a_missing_one(tmp_path, capsys, monkeypatch, make_brain_slice):
+    """--init-from shipped takes the shipped model of --modality and --gamma, and its iterations count on."""
+    from napari_inpaint_seg.models.config import checkpoint_config, shipped_model_path
+
+    images, brains = zip(*[make_brain_slice(size=160, seed=seed, square=None)[:2] for seed in range(2)])
+    save_slice_pack(tmp_path / "t1.npz", SliceSet(list(images), list(brains), "synthetic discs", "t1"))
+    run = ["--pack", str(tmp_path / "t1.npz"), "--modality", "t1", "--gamma", "64", "--batch-size", "1", "--iterations", "1", "--device", "cpu"]
+    script("train").main([*run, "--init-from", "shipped", "--out", str(tmp_path / "tuned")])
+    config = checkpoint_config(tmp_path / "tuned" / "generator.safetensors")
+    assert config.iterations == checkpoint_config(shipped_model_path("t1", 64)).iterations + 1
+    assert config.notes["train"]["init_from"] == str(shipped_model_path("t1", 64))
+    status, error = exit_status_and_error(script("train").main, [*run, "--gamma", "48", "--init-from", "shipped", "--out", str(tmp_path / "none")], capsys)
+    assert status == 2 and "no shipped model for modality=t1 gamma=48" in error[-1]
+
+
 def write_healthy_png(path: Path, seed: int) -> None:
     """A skull-stripped 64x64 slice: a textured disc with enough brain pixels to be kept."""
     rows, cols = np.mgrid[:64, :64]

@@ -6,6 +6,7 @@ Several GPUs / nodes (DistributedDataParallel; each process draws its own batche
     torchrun --nproc_per_node 4 training_scripts/train.py --pack ... --out runs/flair32
 Data may also come straight from sources: --lgg DIR --patients FILE, --images DIR, --volumes DIR.
 Re-running the same command resumes from runs/.../state.pt (--iterations and --max-minutes may change).
+Fine-tuning: --init-from shipped (or a generator's file) starts G from trained weights, e.g. on your own healthy scans.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch.distributed as dist
 
 from napari_inpaint_seg.device import DEVICES, pick_device
 from napari_inpaint_seg.errors import InputError
-from napari_inpaint_seg.models.config import MODALITIES
+from napari_inpaint_seg.models.config import MODALITIES, checkpoint_config, resolve_model
 from napari_inpaint_seg.training.arguments import input_errors_exit, positive_float, positive_int
 from napari_inpaint_seg.training.data import gather_slices
 from napari_inpaint_seg.training.loop import TrainConfig, check_config, train
@@ -54,11 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every, help="iterations between checkpoints (default: %(default)s)")
     parser.add_argument("--max-minutes", type=positive_float, help="stop at a checkpoint after this long (resume later)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto: a GPU when there is one (default: %(default)s)")
+    parser.add_argument("--init-from", metavar="MODEL", help="start G from this generator's weights instead of random ones (fine-tuning; same window, "
+                        "modality and architecture; D starts afresh), or 'shipped': the shipped model for --modality and --gamma")
     parser.add_argument("--out", type=Path, required=True, help="run folder: state.pt, log.csv, generator.safetensors")
     return parser
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
+    init_from = resolve_model(None, args.modality, args.gamma)[0] if args.init_from == "shipped" else args.init_from
     return TrainConfig(
         gamma=args.gamma,
         modality=args.modality,
@@ -71,6 +75,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         downsample=args.downsample,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
+        init_from=str(init_from or ""),
+        init_iterations=checkpoint_config(init_from).iterations if init_from else 0,
     )
 
 

@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .. import __version__
 from ..errors import InputError, first_line
 from ..io import write_atomically
-from ..models.checkpoint import build_generator, save_generator
+from ..models.checkpoint import build_generator, load_generator, save_generator
 from ..models.config import ModelConfig, default_context
 from ..models.discriminator import SpectralNormDiscriminator
 from ..models.generator import inpaint
@@ -40,7 +40,9 @@ STATE_READ_ERRORS = (OSError, RuntimeError, ValueError, EOFError, KeyError, pick
 
 @dataclass
 class TrainConfig:
-    """The paper's defaults; ``context`` 0 means :func:`default_context` of gamma."""
+    """The paper's defaults; ``context`` 0 means :func:`default_context` of gamma. ``init_from``: a generator
+    checkpoint whose weights G starts from instead of random ones (fine-tuning; D starts afresh), trained for
+    ``init_iterations`` already, which the exported model's iteration count includes."""
 
     gamma: int = 32
     modality: str = "t1"
@@ -57,6 +59,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 50
+    init_from: str = ""
+    init_iterations: int = 0
 
     def model_config(self, iterations_done: int, data: str) -> ModelConfig:
         return ModelConfig(
@@ -66,7 +70,7 @@ class TrainConfig:
             depth=self.depth,
             downsample=self.downsample,
             context=self.context or default_context(self.gamma, self.depth, self.downsample),
-            iterations=iterations_done,
+            iterations=self.init_iterations + iterations_done,
             data=data,
             code_version=code_version(),
             notes={"train": asdict(self)},
@@ -78,6 +82,7 @@ class TrainConfig:
         found = [f"{name}={getattr(self, name)!r} must be at least 1" for name in counts if not getattr(self, name) >= 1]
         found += [f"{name}={getattr(self, name)!r} must be above 0" for name in ("lr_generator", "lr_discriminator") if not 0 < getattr(self, name) < math.inf]
         found += [f"{name}={getattr(self, name)!r} must be at least 0" for name in ("lambda_rec", "lambda_adv") if not 0 <= getattr(self, name) < math.inf]
+        found += [f"init_iterations={self.init_iterations!r} must be at least 0"] if not self.init_iterations >= 0 else []
         if not found:  # default_context divides by the stride, so only a sane config is turned into a model's
             found += self.model_config(0, "").problems()
         return found
@@ -154,6 +159,8 @@ def train(cfg: TrainConfig, slices: SliceSet, out_dir: str | os.PathLike, *, dev
         _restore_models(state, state_path, generator, discriminator, opt_g, opt_d)
         start, seconds_before = int(state["iteration"]), float(state.get("seconds", 0.0))
         rng = _resumed_rng(state, cfg.seed, rank, world, start)
+    elif cfg.init_from:
+        _start_from_checkpoint(generator, cfg, model_cfg)
     g_model, d_model = generator, discriminator
     if world > 1:
         g_model, d_model = DistributedDataParallel(generator), DistributedDataParallel(discriminator)
@@ -209,6 +216,17 @@ def _training_step(g_model, d_model, generator, opt_g, opt_d, images: torch.Tens
     return g_loss, l1, d_loss
 
 
+def _start_from_checkpoint(generator: torch.nn.Module, cfg: TrainConfig, model_cfg: ModelConfig) -> None:
+    """Load ``cfg.init_from``'s weights into ``generator``; refused, naming the difference, unless that checkpoint
+    has this run's window, modality and architecture (fine-tuning continues one model, it does not convert one)."""
+    initial, config = load_generator(cfg.init_from)
+    names = ("gamma", "modality", "base_channels", "depth", "downsample", "context")
+    differ = [f"{name} {getattr(config, name)!r} (this run: {getattr(model_cfg, name)!r})" for name in names if getattr(config, name) != getattr(model_cfg, name)]
+    if differ:
+        raise InputError(f"{cfg.init_from}: cannot start from this generator, it differs in {', '.join(differ)}")
+    generator.load_state_dict(initial.state_dict())
+
+
 def _read_state(path: Path, device: str) -> dict:
     """The training state in ``path``; a damaged or foreign file is an :class:`InputError`, never a traceback."""
     try:
@@ -229,7 +247,9 @@ def _check_same_run(state: dict, cfg: TrainConfig, data_key: str, out_dir: Path,
             print(f"note: {out_dir / 'state.pt'} was written by an older version; its settings and data are not checked", file=sys.stderr)
         return
     saved = state["config"]
-    changed = [f"{name} {saved.get(name)!r} (now {value!r})" for name, value in asdict(cfg).items() if name not in RESUMABLE_SETTINGS and saved.get(name) != value]
+    defaults = asdict(TrainConfig())  # settings added since an older state was written were their defaults then
+    changed = [f"{name} {saved.get(name, defaults[name])!r} (now {value!r})" for name, value in asdict(cfg).items()
+               if name not in RESUMABLE_SETTINGS and saved.get(name, defaults[name]) != value]
     if changed:
         raise InputError(f"{out_dir}: this run was trained with other settings: {', '.join(changed)}; resume with its settings or use another --out")
     if state.get("data") != data_key:
