@@ -81,8 +81,9 @@ def test_train_runs_a_flair_pack_and_exports(tmp_path, pack, capsys):
     ]
 
 
-def test_train_fine_tunes_the_shipped_model_and_refuses_a_missing_one(tmp_path, capsys, monkeypatch, make_brain_slice):
-    """--init-from shipped takes the shipped model of --modality and --gamma, and its iterations count on."""
+def test_train_fine_tunes_the_shipped_model_and_refuses_a_missing_or_mismatched_one(tmp_path, capsys, make_brain_slice):
+    """--init-from shipped takes the shipped model of --modality and --gamma, and its iterations count on; a
+    generator of another window is refused before any slice is read."""
     from napari_inpaint_seg.models.config import checkpoint_config, shipped_model_path
 
     images, brains = zip(*[make_brain_slice(size=160, seed=seed, square=None)[:2] for seed in range(2)])
@@ -94,6 +95,9 @@ def test_train_fine_tunes_the_shipped_model_and_refuses_a_missing_one(tmp_path, 
     assert config.notes["train"]["init_from"] == str(shipped_model_path("t1", 64))
     status, error = exit_status_and_error(script("train").main, [*run, "--gamma", "48", "--init-from", "shipped", "--out", str(tmp_path / "none")], capsys)
     assert status == 2 and "no shipped model for modality=t1 gamma=48" in error[-1]
+    status, error = exit_status_and_error(script("train").main, [*run, "--pack", "missing.npz", "--init-from", str(shipped_model_path("t1", 32)),
+                                                                 "--out", str(tmp_path / "none")], capsys)
+    assert status == 2 and "trained for gamma=32, not gamma=64" in error[-1]
 
 
 def write_healthy_png(path: Path, seed: int) -> None:

@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 from napari_inpaint_seg.device import DEVICES, pick_device
 from napari_inpaint_seg.errors import InputError
-from napari_inpaint_seg.models.config import MODALITIES, checkpoint_config, resolve_model
+from napari_inpaint_seg.models.config import MODALITIES, resolve_model
 from napari_inpaint_seg.training.arguments import input_errors_exit, positive_float, positive_int
 from napari_inpaint_seg.training.data import gather_slices
 from napari_inpaint_seg.training.loop import TrainConfig, check_config, train
@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    init_from = resolve_model(None, args.modality, args.gamma)[0] if args.init_from == "shipped" else args.init_from
+    # the starting generator's window and modality are checked here, before any slice is read
+    init_from, init_config = resolve_model(None if args.init_from == "shipped" else args.init_from, args.modality, args.gamma) if args.init_from else ("", None)
     return TrainConfig(
         gamma=args.gamma,
         modality=args.modality,
@@ -75,8 +76,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         downsample=args.downsample,
         seed=args.seed,
         checkpoint_every=args.checkpoint_every,
-        init_from=str(init_from or ""),
-        init_iterations=checkpoint_config(init_from).iterations if init_from else 0,
+        init_from=str(init_from),
+        init_iterations=init_config.iterations if init_config else 0,
     )
 
 
