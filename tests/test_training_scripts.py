@@ -83,7 +83,7 @@ def test_train_runs_a_flair_pack_and_exports(tmp_path, pack, capsys):
 
 def test_train_fine_tunes_the_shipped_model_and_refuses_a_missing_or_mismatched_one(tmp_path, capsys, make_brain_slice):
     """--init-from shipped takes the shipped model of --modality and --gamma, and its iterations count on; a
-    generator of another window is refused before any slice is read."""
+    generator of another window or architecture is refused before any slice is read."""
     from napari_inpaint_seg.models.config import checkpoint_config, shipped_model_path
 
     images, brains = zip(*[make_brain_slice(size=160, seed=seed, square=None)[:2] for seed in range(2)])
@@ -98,6 +98,9 @@ def test_train_fine_tunes_the_shipped_model_and_refuses_a_missing_or_mismatched_
     status, error = exit_status_and_error(script("train").main, [*run, "--pack", "missing.npz", "--init-from", str(shipped_model_path("t1", 32)),
                                                                  "--out", str(tmp_path / "none")], capsys)
     assert status == 2 and "trained for gamma=32, not gamma=64" in error[-1]
+    status, error = exit_status_and_error(script("train").main, [*run, "--pack", "missing.npz", "--base-channels", "8", "--init-from", "shipped",
+                                                                 "--out", str(tmp_path / "none")], capsys)
+    assert status == 2 and "differs in base_channels 16 (this run: 8)" in error[-1]
 
 
 def write_healthy_png(path: Path, seed: int) -> None:

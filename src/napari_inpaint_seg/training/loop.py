@@ -26,7 +26,7 @@ from .. import __version__
 from ..errors import InputError, first_line
 from ..io import write_atomically
 from ..models.checkpoint import build_generator, load_generator, save_generator
-from ..models.config import ModelConfig, default_context
+from ..models.config import ModelConfig, checkpoint_config, default_context
 from ..models.discriminator import SpectralNormDiscriminator
 from ..models.generator import inpaint
 from .data import SliceSet, check_slices, sample_hole_crops, slices_fingerprint
@@ -89,8 +89,11 @@ class TrainConfig:
 
 
 def check_config(cfg: TrainConfig) -> None:
-    """Refuse an unusable configuration before any data is read or step is taken."""
+    """Refuse an unusable configuration, or a starting generator it cannot continue, before any data is read or step
+    is taken."""
     problems = cfg.problems()
+    if not problems and cfg.init_from:
+        problems = _starting_generator_problems(cfg)
     if problems:
         raise InputError(f"unusable training configuration: {'; '.join(problems)}")
 
@@ -160,7 +163,7 @@ def train(cfg: TrainConfig, slices: SliceSet, out_dir: str | os.PathLike, *, dev
         start, seconds_before = int(state["iteration"]), float(state.get("seconds", 0.0))
         rng = _resumed_rng(state, cfg.seed, rank, world, start)
     elif cfg.init_from:
-        _start_from_checkpoint(generator, cfg, model_cfg)
+        _start_from_checkpoint(generator, cfg)
     g_model, d_model = generator, discriminator
     if world > 1:
         g_model, d_model = DistributedDataParallel(generator), DistributedDataParallel(discriminator)
@@ -216,15 +219,18 @@ def _training_step(g_model, d_model, generator, opt_g, opt_d, images: torch.Tens
     return g_loss, l1, d_loss
 
 
-def _start_from_checkpoint(generator: torch.nn.Module, cfg: TrainConfig, model_cfg: ModelConfig) -> None:
-    """Load ``cfg.init_from``'s weights into ``generator``; refused, naming the difference, unless that checkpoint
-    has this run's window, modality and architecture (fine-tuning continues one model, it does not convert one)."""
-    initial, config = load_generator(cfg.init_from)
+def _starting_generator_problems(cfg: TrainConfig) -> list[str]:
+    """Why ``cfg.init_from`` cannot start this run (empty when it can): fine-tuning continues one model, it does not
+    convert one, so the window, modality and architecture must be this run's. Reads the checkpoint's header only."""
+    start, run = checkpoint_config(cfg.init_from), cfg.model_config(0, "")
     names = ("gamma", "modality", "base_channels", "depth", "downsample", "context")
-    differ = [f"{name} {getattr(config, name)!r} (this run: {getattr(model_cfg, name)!r})" for name in names if getattr(config, name) != getattr(model_cfg, name)]
-    if differ:
-        raise InputError(f"{cfg.init_from}: cannot start from this generator, it differs in {', '.join(differ)}")
-    generator.load_state_dict(initial.state_dict())
+    differ = [f"{name} {getattr(start, name)!r} (this run: {getattr(run, name)!r})" for name in names if getattr(start, name) != getattr(run, name)]
+    return [f"{cfg.init_from}: cannot start from this generator, it differs in {', '.join(differ)}"] if differ else []
+
+
+def _start_from_checkpoint(generator: torch.nn.Module, cfg: TrainConfig) -> None:
+    """Load ``cfg.init_from``'s weights (checked by :func:`check_config`) into ``generator``."""
+    generator.load_state_dict(load_generator(cfg.init_from)[0].state_dict())
 
 
 def _read_state(path: Path, device: str) -> dict:
