@@ -14,24 +14,14 @@ from pathlib import Path
 
 from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.models.config import MODALITIES
-from napari_inpaint_seg.training.arguments import input_errors_exit, positive_int
+from napari_inpaint_seg.training.arguments import add_slice_source_arguments, input_errors_exit
 from napari_inpaint_seg.training.data import gather_slices, save_slice_pack
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pack_slices.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lgg", type=Path, help="folder in the LGG layout (PATIENT_t1pre/flair/mask.nii.gz); needs --patients")
-    parser.add_argument("--patients", type=Path, help="text file, one LGG patient id per line (for T1: splits/lgg_train_t1.txt)")
-    parser.add_argument(
-        "--tumour-margin",
-        type=positive_int,
-        metavar="PIXELS",
-        help="also take the tumour slices of the --lgg patients, with holes centred at least PIXELS from the tumour (gamma / 2 keeps the hole off it)",
-    )
-    parser.add_argument("--images", type=Path, help="folder of skull-stripped healthy 2D slices (PNG/JPEG/TIFF)")
-    parser.add_argument("--volumes", type=Path, help="folder of healthy NIfTI volumes (brain-extracted here)")
+    add_slice_source_arguments(parser)
     parser.add_argument("--modality", choices=MODALITIES, required=True, help="modality of the slices, recorded in the pack")
-    parser.add_argument("--cache", type=Path, default=Path(".cache/brain"), help="where brain masks are cached (default: %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="the pack; .npz is appended when the name lacks it")
     return parser
 

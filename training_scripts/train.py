@@ -22,7 +22,7 @@ import torch.distributed as dist
 from napari_inpaint_seg.device import DEVICES, pick_device
 from napari_inpaint_seg.errors import InputError
 from napari_inpaint_seg.models.config import MODALITIES, resolve_model
-from napari_inpaint_seg.training.arguments import input_errors_exit, positive_float, positive_int
+from napari_inpaint_seg.training.arguments import add_slice_source_arguments, input_errors_exit, positive_float, positive_int
 from napari_inpaint_seg.training.data import gather_slices
 from napari_inpaint_seg.training.loop import TrainConfig, check_config, train
 
@@ -31,17 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pack", type=Path, help=".npz made by pack_slices.py")
-    parser.add_argument("--lgg", type=Path, help="folder in the LGG layout (PATIENT_t1pre/flair/mask.nii.gz); needs --patients")
-    parser.add_argument("--patients", type=Path, help="text file, one LGG patient id per line (for T1: splits/lgg_train_t1.txt)")
-    parser.add_argument(
-        "--tumour-margin",
-        type=positive_int,
-        metavar="PIXELS",
-        help="also take the tumour slices of the --lgg patients, with holes centred at least PIXELS from the tumour (gamma / 2 keeps the hole off it)",
-    )
-    parser.add_argument("--images", type=Path, help="folder of skull-stripped healthy 2D slices (PNG/JPEG/TIFF)")
-    parser.add_argument("--volumes", type=Path, help="folder of healthy NIfTI volumes (brain-extracted here)")
-    parser.add_argument("--cache", type=Path, default=Path(".cache/brain"), help="where brain masks are cached (default: %(default)s)")
+    add_slice_source_arguments(parser)
     parser.add_argument("--modality", choices=MODALITIES, required=True, help="modality of the slices; must match a pack that records one")
     parser.add_argument("--gamma", type=positive_int, default=defaults.gamma, help="window (hole) side in pixels (default: %(default)s)")
     parser.add_argument("--iterations", type=positive_int, default=defaults.iterations, help="total training iterations (default: %(default)s)")

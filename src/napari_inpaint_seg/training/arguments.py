@@ -1,6 +1,6 @@
 """What the training and evaluation scripts share on their command line: argparse types that refuse a nonsense
 number with argparse's usage line, before any data is read (0 iterations once claimed a generator that was never
-written), and one way to report bad input.
+written), the training slices' sources, and one way to report bad input.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import argparse
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from ..errors import InputError
 
@@ -25,6 +26,22 @@ def positive_float(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
     return value
+
+
+def add_slice_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where healthy training slices come from (:func:`~.data.gather_slices`), as ``pack_slices.py`` and ``train.py``
+    both take them, so a pack and a training run read the same sources under the same names."""
+    parser.add_argument("--lgg", type=Path, help="folder in the LGG layout (PATIENT_t1pre/flair/mask.nii.gz); needs --patients")
+    parser.add_argument("--patients", type=Path, help="text file, one LGG patient id per line (for T1: splits/lgg_train_t1.txt)")
+    parser.add_argument(
+        "--tumour-margin",
+        type=positive_int,
+        metavar="PIXELS",
+        help="also take the tumour slices of the --lgg patients, with holes centred at least PIXELS from the tumour (gamma / 2 keeps the hole off it)",
+    )
+    parser.add_argument("--images", type=Path, help="folder of skull-stripped healthy 2D slices (PNG/JPEG/TIFF)")
+    parser.add_argument("--volumes", type=Path, help="folder of healthy NIfTI volumes (brain-extracted here)")
+    parser.add_argument("--cache", type=Path, default=Path(".cache/brain"), help="where brain masks are cached (default: %(default)s)")
 
 
 def float_list(text: str) -> list[float]:
