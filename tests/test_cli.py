@@ -98,6 +98,34 @@ def test_an_explicit_error_sign_sets_the_lesion_side(modality, polarity, lesion)
     assert chosen == replace(DEFAULT_SELECTIONS[modality], lesion=lesion)
 
 
+def test_the_help_states_each_modalitys_tuned_default_as_the_settings_hold_it():
+    """The help's "(default: tuned per modality, X on FLAIR, Y on T1-pre" is written by hand, since building the
+    parser must not import the selection (scipy, for instant input errors); so each stated value is checked here
+    against DEFAULT_SELECTIONS, and a retuned default whose help was not updated fails."""
+    import re
+
+    from napari_inpaint_seg.cli import build_parser
+    from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS
+    from napari_inpaint_seg.volume import THRESHOLD_WEIGHT
+
+    commands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    stated = {}
+    for action in commands.choices["segment"]._actions:
+        defaults = (action.help or "").partition("default: tuned per modality,")[2]
+        values = {name: re.search(rf"(\S+) (?:on|for) {name}\b", defaults) for name in ("FLAIR", "T1-pre")}
+        if all(values.values()):
+            stated[action.dest] = {name: found.group(1) for name, found in values.items()}
+    assert len(stated) >= 8  # every per-modality option of the volume step and the T1-pre extras
+
+    def written(value) -> str:
+        return ("on" if value else "off") if isinstance(value, bool) else f"{value:g}"
+
+    for dest, values in stated.items():
+        for name, modality in (("FLAIR", "flair"), ("T1-pre", "t1")):
+            value = getattr(DEFAULT_SELECTIONS[modality], dest)
+            assert values[name] == written(THRESHOLD_WEIGHT if value is None and dest == "end_weight" else value), (dest, name)
+
+
 @pytest.mark.parametrize(
     "flags,polarity,scale",
     [([], "bright", 50.0), (["--mode", "paper"], "both", 75.0), (["--mode", "paper", "--polarity", "bright", "--scale", "60"], "bright", 60.0),
