@@ -198,6 +198,14 @@ def test_the_lesions_ends_get_the_threshold_tuned_per_modality(modality, flags, 
     assert chosen.end_weight == weight
 
 
+@pytest.mark.parametrize("modality,flags,share", [("flair", [], 0.75), ("t1", [], 0.0), ("flair", ["--carry-share", "0"], 0.0), ("t1", ["--carry-share", "0.5"], 0.5)])
+def test_labels_are_carried_one_slice_further_as_tuned_per_modality(modality, flags, share):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+    assert chosen.carry_share == share
+
+
 @pytest.mark.parametrize("modality,flags,share,margin", [("flair", [], 0.0, 0), ("t1", [], 0.1, 1), ("t1", ["--dark-share", "0"], 0.0, 1),
                                                         ("t1", ["--dark-margin", "0"], 0.1, 0)])
 def test_the_darkest_tissue_is_left_out_of_the_heat_as_tuned_per_modality(modality, flags, share, margin):

@@ -39,6 +39,7 @@ SMOOTHED = "γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's defaul
 REDRAWN = "γ = 64, error sign: + the volume redrawn with one threshold"
 LEVELLED = "γ = 64, error sign: + the slices brought to one brightness first (FLAIR only)"
 ENDS = "γ = 64, error sign: + the lesion's ends drawn at a lower threshold (FLAIR only)"
+CARRIED = "γ = 64, error sign: + the labels carried one slice further where the lesion keeps its size (FLAIR only)"
 
 
 @pytest.mark.parametrize("names,expected", [
@@ -68,6 +69,11 @@ LEVELLED_NAMES = NAMES[:4] + ["volume redrawn, slices not levelled"] + NAMES[4:]
      {REDRAWN: "0.500 ± 0.000", LEVELLED: "0.600 ± 0.000", ENDS: "0.700 ± 0.000", PIECES: "0.800 ± 0.000"}),
     # a file of before that step: the levelling's row as before, no row for the ends
     (LEVELLED_NAMES, {LEVELLED: "0.600 ± 0.000", ENDS: "–", PIECES: "0.700 ± 0.000"}),
+    # a file that carried the labels one slice further: the run before that fills the ends' row
+    (LEVELLED_NAMES[:5] + ["ends at the scan's threshold", "not carried further"] + LEVELLED_NAMES[5:],
+     {LEVELLED: "0.600 ± 0.000", ENDS: "0.700 ± 0.000", CARRIED: "0.800 ± 0.000", PIECES: "0.900 ± 0.000"}),
+    # a file of before the carry: the ends' row as before, no row for the carry
+    (LEVELLED_NAMES[:5] + ["ends at the scan's threshold"] + LEVELLED_NAMES[5:], {ENDS: "0.700 ± 0.000", CARRIED: "–", PIECES: "0.800 ± 0.000"}),
 ])
 def test_flair_rows_of_the_volume_step(tmp_path, capsys, names, expected):
     (tmp_path / "flair_val_g64_volumes.json").write_text(json.dumps(evaluation(names)))

@@ -65,6 +65,35 @@ def test_a_slice_left_empty_takes_the_lesions_fainter_end_at_its_own_threshold()
     assert np.array_equal(ends[4], disc(9))  # a labelled slice keeps the scan's threshold: its faint rim stays out
 
 
+def test_labels_are_carried_one_slice_further_where_the_lesion_keeps_its_size():
+    # Only slice 4 is labelled; the lesion goes on at nearly full size through slices 5 and 6, then ends with a small
+    # bright spot on slice 7. The volume step reaches slice 5; the carry takes slice 6, not the spot, and goes no further.
+    images, brains = volume({4: 9, 5: 9, 6: 8.5, 7: 2})
+    labels = {index: disc(9) if index == 4 else np.zeros((SIDE, SIDE), bool) for index in images}
+    once = refine_volume(labels, images, brains, "bright", radius=5)
+    assert [index for index, label in once.items() if label.any()] == [4, 5]
+    carried = refine_volume(labels, images, brains, "bright", radius=5, carry_share=0.75)
+    assert [index for index, label in carried.items() if label.any()] == [4, 5, 6]
+    assert np.array_equal(carried[6], disc(8.5)) and all(np.array_equal(carried[index], once[index]) for index in (4, 5))
+    assert disc(8.5).sum() < 0.95 * disc(9).sum()  # a larger share than the lesion keeps leaves slice 6 empty
+    assert not refine_volume(labels, images, brains, "bright", radius=5, carry_share=0.95)[6].any()
+
+
+def test_the_carry_leaves_slices_that_already_have_a_label_as_they_are():
+    # The first redraw takes slices 3 and 5, fainter (0.75) than slice 4's lesion (0.9), so the grown labels' median,
+    # and with it the threshold, drops to 0.61: redrawn again, slice 5 would take the rim (0.66) around its lesion.
+    images, brains = volume({3: 10, 4: 9, 5: 10})
+    for index in (3, 5):
+        images[index] = np.where(disc(10), 0.75, images[index])
+    images[5] = np.where(disc(12) & ~disc(10), 0.66, images[5])
+    labels = {index: disc(9) if index == 4 else np.zeros((SIDE, SIDE), bool) for index in images}
+    once = refine_volume(labels, images, brains, "bright", radius=5)
+    assert np.array_equal(once[5], disc(10))
+    assert np.array_equal(refine_volume(once, images, brains, "bright", radius=5)[5], disc(12))  # what a second redraw of it would draw
+    carried = refine_volume(labels, images, brains, "bright", radius=5, carry_share=0.5)
+    assert all(np.array_equal(carried[index], once[index]) for index in images)
+
+
 def test_a_label_with_nothing_on_the_lesions_side_is_dropped_and_dark_lesions_work_alike():
     images, brains = volume({4: 8}, lesion_value=0.1)  # dark lesion (T1-pre)
     labels = {index: np.zeros((SIDE, SIDE), bool) for index in images}

@@ -90,7 +90,8 @@ def main() -> None:
         for name, decided in sources.items():  # then the default's last steps, the volume step with each weight
             labels_by_source[name].append({
                 weight: smooth_labels(keep_main_lesions(refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight,
-                                                                      selection.min_grown_share, selection.level_slices, selection.end_weight),
+                                                                      selection.min_grown_share, selection.level_slices, selection.end_weight,
+                                                                      selection.carry_share),
                                                          selection.min_component_share),
                                       brains, selection.label_sigma, selection.label_sigma_slices)
                 for weight in weights

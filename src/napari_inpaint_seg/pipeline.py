@@ -171,7 +171,7 @@ def volume_labels(answers: dict[int, SliceAnswer], images: dict[int, np.ndarray]
     with one threshold for the volume (:func:`~.volume.refine_volume`), cleared of small 3D pieces
     (:func:`~.volume.keep_main_lesions`) and smoothed (:func:`~.volume.smooth_labels`) when the selection asks."""
     labels = refine_volume(consistent_labels(answers), images, brains, selection.lesion, selection.volume_radius, grown_share=selection.min_grown_share,
-                           level=selection.level_slices, end_weight=selection.end_weight)
+                           level=selection.level_slices, end_weight=selection.end_weight, carry_share=selection.carry_share)
     return smooth_labels(keep_main_lesions(labels, selection.min_component_share), brains, selection.label_sigma, selection.label_sigma_slices)
 
 

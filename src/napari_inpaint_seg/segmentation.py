@@ -70,7 +70,8 @@ class Selection:
     when ``level_slices`` (:func:`~.volume.level_slices`); a slice without a label of its own keeps
     what grew into it when that is at least ``min_grown_share`` of its labelled neighbour's label; there the threshold
     lies ``end_weight`` of the way from the rest of the brain to the labels (None: as on the labelled slices, 0.6),
-    since a lesion fades at its ends. ``min_component_share`` (0: off)
+    since a lesion fades at its ends; ``carry_share`` (0: off) then carries the labels one slice further where what
+    grows there is at least this share of the neighbour's label. ``min_component_share`` (0: off)
     then drops the 3D pieces of those labels smaller than this share of the largest (:func:`~.volume.keep_main_lesions`), and
     ``label_sigma`` (pixels in-plane) with ``label_sigma_slices`` (slices; both 0: off) smooths what is left
     (:func:`~.volume.smooth_labels`).
@@ -90,6 +91,7 @@ class Selection:
     min_component_share: float = 0.0
     min_grown_share: float = MIN_GROWN_SHARE
     end_weight: float | None = None
+    carry_share: float = 0.0
     level_slices: bool = False
     dark_share: float = 0.0
     dark_margin: int = 0
@@ -106,8 +108,9 @@ class Selection:
         if min(self.heat_sigma, self.edge_margin, self.refine_radius, self.volume_radius, self.label_sigma, self.label_sigma_slices) < 0:
             raise ValueError(f"heat_sigma, edge_margin, refine_radius, volume_radius, label_sigma and label_sigma_slices must be at least 0, got "
                              f"{self.heat_sigma}, {self.edge_margin}, {self.refine_radius}, {self.volume_radius}, {self.label_sigma} and {self.label_sigma_slices}")
-        if not 0 <= self.min_component_share <= 1 or not 0 <= self.min_grown_share <= 1:
-            raise ValueError(f"min_component_share and min_grown_share must lie in [0, 1], got {self.min_component_share} and {self.min_grown_share}")
+        if not all(0 <= share <= 1 for share in (self.min_component_share, self.min_grown_share, self.carry_share)):
+            raise ValueError(f"min_component_share, min_grown_share and carry_share must lie in [0, 1], got {self.min_component_share}, "
+                             f"{self.min_grown_share} and {self.carry_share}")
         if self.end_weight is not None and not 0 <= self.end_weight <= 1:
             raise ValueError(f"end_weight must lie in [0, 1], got {self.end_weight}")
         if not 0 <= self.dark_share < 1:
@@ -142,6 +145,8 @@ class Selection:
                 text += f" (kept in a slice of its own from {self.min_grown_share:g} of the neighbour's label)"
             if self.end_weight is not None:
                 text += f", in a slice left empty at {self.end_weight:g} of the way to the labels"
+            if self.carry_share:
+                text += f", carried one slice further from {self.carry_share:g} of the neighbour's label"
         if self.min_component_share:
             text += f", 3D pieces under {self.min_component_share:g} of the largest dropped"
         if self.label_sigma or self.label_sigma_slices:
@@ -156,14 +161,15 @@ class Selection:
 # brightness first, level_slices; on T1-pre that left the Dice as it was and cost volume Dice), and so did dropping
 # the small 3D pieces beside the lesion (min_component_share: the best Dice, ties broken towards dropping less); with those dropped, FLAIR's
 # labels may also grow into the narrow ends of a lesion (min_grown_share), which on T1-pre only added false positives,
-# and there take its fainter voxels too (end_weight), which on T1-pre changed nothing.
+# and there take its fainter voxels too (end_weight), which on T1-pre changed nothing, and go on one slice further where
+# the lesion keeps nearly its size (carry_share), which on T1-pre only added false positives.
 # On T1-pre the darkest tenth of the brain (its fluid) and a 1-px rim around it are kept out of the heat (dark_share,
 # dark_margin), and the decision retuned with them;
 # its ragged labels are smoothed last (label_sigma, label_sigma_slices), which on FLAIR's sharp edge hardly mattered.
 # Chosen on the validation patients with training_scripts/tune_selection.py (docs/results.md).
 DEFAULT_SELECTIONS = {
     "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=4.0, refine_radius=20, lesion=LESION_SIGN["flair"],
-                       volume_radius=3, level_slices=True, min_component_share=0.5, min_grown_share=0.25, end_weight=0.45),
+                       volume_radius=3, level_slices=True, min_component_share=0.5, min_grown_share=0.25, end_weight=0.45, carry_share=0.75),
     "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=1.4, grow_contrast=1.3, lesion=LESION_SIGN["t1"], volume_radius=3,
                     min_component_share=0.1, dark_share=0.1, dark_margin=1, label_sigma=4.0, label_sigma_slices=1.5),
 }
@@ -171,7 +177,8 @@ DEFAULT_SELECTIONS = {
 
 # The settings that act on the slices segmented together, after each slice's answer (pipeline.volume_labels): the
 # widget has no controls for them, so Label all slices takes the modality's tuned values, as the command line does.
-ACROSS_SLICES = ("min_contrast", "grow_contrast", "volume_radius", "level_slices", "min_component_share", "min_grown_share", "end_weight", "label_sigma",
+ACROSS_SLICES = ("min_contrast", "grow_contrast", "volume_radius", "level_slices", "min_component_share", "min_grown_share", "end_weight", "carry_share",
+                 "label_sigma",
                  "label_sigma_slices")
 
 

@@ -26,14 +26,17 @@ MIN_LEVEL_PIXELS = 100
 
 def refine_volume(
     labels: dict[int, np.ndarray], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], lesion: str, radius: int, weight: float = THRESHOLD_WEIGHT,
-    grown_share: float = MIN_GROWN_SHARE, level: bool = False, end_weight: float | None = None,
+    grown_share: float = MIN_GROWN_SHARE, level: bool = False, end_weight: float | None = None, carry_share: float = 0.0,
 ) -> dict[int, np.ndarray]:
     """The labels of a volume's slices (keyed by slice index), redrawn along the lesion's intensity edge with one
     threshold for the scan, ``weight`` of the way from the rest of the brain to the labels
     (:func:`~.segmentation.redraw_along_edge`), neighbours being slice index ± 1. So a label with no voxel on the
     lesion's side is dropped, and a label grows into the next slice (kept there when at least ``grown_share`` of the
     labelled neighbour's label, :data:`MIN_GROWN_SHARE` by default), where the threshold lies ``end_weight`` of the
-    way instead (None: ``weight``), since the lesion fades at its ends. ``level`` first brings the slices to one
+    way instead (None: ``weight``), since the lesion fades at its ends. ``carry_share`` (0: off) then carries the
+    labels one slice further, redrawn from what they are now, into a slice still empty where that is at least this share
+    of its neighbour's label: a large lesion goes on at nearly full size where its middle's heat was too low for the
+    decision, since a window inside it is inpainted from lesion (docs/results.md). ``level`` first brings the slices to one
     brightness (:func:`level_slices`). With nothing to sharpen the labels are returned as they are.
     """
     if radius <= 0 or not any(label.any() for label in labels.values()):
@@ -41,15 +44,32 @@ def refine_volume(
     if level:
         images = level_slices(images, brains)
     label, image, brain = (stacked(arrays, labels, dtype) for arrays, dtype in ((labels, bool), (images, np.float32), (brains, bool)))
-    grown = redraw_along_edge(label, image, brain, lesion, radius, weight, end_weight)
+    grown = grown_once(label, image, brain, lesion, radius, weight, end_weight, grown_share)
     if grown is None:
         return labels
+    if carry_share > 0:
+        carried = grown_once(grown, image, brain, lesion, radius, weight, end_weight, carry_share)
+        if carried is not None:
+            still_empty = ~grown.any(axis=(1, 2))
+            grown[still_empty] = carried[still_empty]
+    return unstacked(grown, labels)
+
+
+def grown_once(
+    label: np.ndarray, image: np.ndarray, brain: np.ndarray, lesion: str, radius: int, weight: float, end_weight: float | None, share: float,
+) -> np.ndarray | None:
+    """One redraw of a (Z, H, W) stack of labels (:func:`~.segmentation.redraw_along_edge`; None: nothing to
+    sharpen), where a slice without a label keeps what grew into it only when that is at least ``share`` of its
+    larger labelled neighbour's label, since a spill into tissue beside the lesion is small."""
+    grown = redraw_along_edge(label, image, brain, lesion, radius, weight, end_weight)
+    if grown is None:
+        return None
     areas = (label & brain).sum(axis=(1, 2))
     for z in np.flatnonzero((areas == 0) & grown.any(axis=(1, 2))):
         neighbour_area = max(areas[other] for other in (z - 1, z + 1) if 0 <= other < len(areas))
-        if grown[z].sum() < grown_share * neighbour_area:
+        if grown[z].sum() < share * neighbour_area:
             grown[z] = False
-    return unstacked(grown, labels)
+    return grown
 
 
 def level_slices(images: dict[int, np.ndarray], brains: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
