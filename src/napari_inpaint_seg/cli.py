@@ -194,8 +194,8 @@ def probe_writable(folder: Path) -> None:
 def check_method_arguments(args: argparse.Namespace) -> None:
     numbers = {"--scale": args.scale, "--sigma": args.sigma, "--merge-ratio": args.merge_ratio, "--min-contrast": args.min_contrast,
                "--grow-contrast": args.grow_contrast, "--heat-sigma": args.heat_sigma, "--min-component-share": args.min_component_share,
-               "--min-grown-share": args.min_grown_share, "--end-weight": args.end_weight, "--carry-share": args.carry_share, "--dark-share": args.dark_share, "--label-sigma": args.label_sigma,
-               "--label-sigma-slices": args.label_sigma_slices, "--refine-fraction": getattr(args, "refine_fraction", None)}
+               "--min-grown-share": args.min_grown_share, "--end-weight": args.end_weight, "--carry-share": args.carry_share, "--dark-share": args.dark_share,
+               "--label-sigma": args.label_sigma, "--label-sigma-slices": args.label_sigma_slices, "--refine-fraction": getattr(args, "refine_fraction", None)}
     for flag, value in numbers.items():
         if value is not None and not np.isfinite(value):
             raise InputError(f"{flag} must be a finite number, got {value}")
@@ -273,7 +273,8 @@ def selection(args: argparse.Namespace):
     if args.mode == "paper":
         given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin, "refine radius": args.refine_radius,
                  "volume radius": args.volume_radius, "level slices": args.level_slices, "min component share": args.min_component_share, "min grown share": args.min_grown_share,
-                 "end weight": args.end_weight, "carry share": args.carry_share, "dark share": args.dark_share, "dark margin": args.dark_margin, "label sigma": args.label_sigma, "label sigma slices": args.label_sigma_slices}
+                 "end weight": args.end_weight, "carry share": args.carry_share, "dark share": args.dark_share, "dark margin": args.dark_margin,
+                 "label sigma": args.label_sigma, "label sigma slices": args.label_sigma_slices}
         if any(value is not None for value in given.values()):
             raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
         if args.min_contrast is None and args.grow_contrast is None:
