@@ -80,8 +80,8 @@ def test_labels_are_carried_one_slice_further_where_the_lesion_keeps_its_size():
 
 
 def test_the_carry_leaves_slices_that_already_have_a_label_as_they_are():
-    # The first redraw takes slices 3 and 5, fainter (0.75) than slice 4's lesion (0.9), so the grown labels' median,
-    # and with it the threshold, drops to 0.61: redrawn again, slice 5 would take the rim (0.66) around its lesion.
+    # The first redraw takes slices 3 and 5, fainter (0.75) than slice 4's lesion (0.9), so the grown labels' median drops
+    # to 0.75 and the threshold with it to 0.61 (0.4 + 0.6 x 0.35): redrawn again, slice 5 would take the rim (0.66) around its lesion.
     images, brains = volume({3: 10, 4: 9, 5: 10})
     for index in (3, 5):
         images[index] = np.where(disc(10), 0.75, images[index])
