@@ -206,6 +206,15 @@ def test_labels_are_carried_one_slice_further_as_tuned_per_modality(modality, fl
     assert chosen.carry_share == share
 
 
+@pytest.mark.parametrize("modality,flags,contrast,length", [("flair", [], 3.5, 4), ("t1", [], 0.0, 4), ("flair", ["--run-contrast", "0"], 0.0, 4),
+                                                            ("t1", ["--run-contrast", "1.2", "--run-length", "3"], 1.2, 3)])
+def test_runs_of_slices_are_labelled_as_tuned_per_modality(modality, flags, contrast, length):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+    assert (chosen.run_contrast, chosen.run_length) == (contrast, length)
+
+
 @pytest.mark.parametrize("modality,flags,share,margin", [("flair", [], 0.0, 0), ("t1", [], 0.1, 1), ("t1", ["--dark-share", "0"], 0.0, 1),
                                                         ("t1", ["--dark-margin", "0"], 0.1, 0)])
 def test_the_darkest_tissue_is_left_out_of_the_heat_as_tuned_per_modality(modality, flags, share, margin):

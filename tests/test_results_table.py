@@ -34,12 +34,13 @@ def table(folder: Path, capsys, column: int = 1) -> dict[str, str]:
 
 TUNED = "γ = 64, error sign: merge, tuned smoothing and rim (per modality)"
 DARKEST = "γ = 64, error sign: + the darkest tenth of the brain and a rim around it kept out of the heat (T1-pre only)"
-PIECES = "γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)"
+PIECES = "γ = 64, error sign: + small 3D pieces dropped"
 SMOOTHED = "γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's default)"
 REDRAWN = "γ = 64, error sign: + the volume redrawn with one threshold"
 LEVELLED = "γ = 64, error sign: + the slices brought to one brightness first (FLAIR only)"
 ENDS = "γ = 64, error sign: + the lesion's ends drawn at a lower threshold (FLAIR only)"
 CARRIED = "γ = 64, error sign: + the labels carried one slice further where the lesion keeps its size (FLAIR only)"
+RUNS = "γ = 64, error sign: + runs of overlapping slices labelled at a lower contrast (FLAIR only; FLAIR's default)"
 
 
 @pytest.mark.parametrize("names,expected", [
@@ -74,6 +75,11 @@ LEVELLED_NAMES = NAMES[:4] + ["volume redrawn, slices not levelled"] + NAMES[4:]
      {LEVELLED: "0.600 ± 0.000", ENDS: "0.700 ± 0.000", CARRIED: "0.800 ± 0.000", PIECES: "0.900 ± 0.000"}),
     # a file of before the carry: the ends' row as before, no row for the carry
     (LEVELLED_NAMES[:5] + ["ends at the scan's threshold"] + LEVELLED_NAMES[5:], {ENDS: "0.700 ± 0.000", CARRIED: "–", PIECES: "0.800 ± 0.000"}),
+    # a file that labelled runs of slices: the run before that fills the small pieces' row, "chosen" the runs' row
+    (LEVELLED_NAMES[:5] + ["ends at the scan's threshold", "not carried further"] + LEVELLED_NAMES[5:-1] + ["runs of slices not labelled", "chosen"],
+     {CARRIED: "0.800 ± 0.000", PIECES: "0.900 ± 0.000", RUNS: "1.000 ± 0.000"}),
+    # a file of before the runs: "chosen" fills the small pieces' row, no row for the runs
+    (LEVELLED_NAMES[:5] + ["ends at the scan's threshold", "not carried further"] + LEVELLED_NAMES[5:], {PIECES: "0.900 ± 0.000", RUNS: "–"}),
 ])
 def test_flair_rows_of_the_volume_step(tmp_path, capsys, names, expected):
     (tmp_path / "flair_val_g64_volumes.json").write_text(json.dumps(evaluation(names)))

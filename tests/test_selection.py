@@ -128,6 +128,50 @@ def test_a_weak_slice_is_labelled_only_beside_a_labelled_slice_with_an_overlappi
     assert without_growth[4].any() and not without_growth[5].any()
 
 
+def test_a_run_of_overlapping_slices_is_labelled_though_none_stands_out_alone():
+    from napari_inpaint_seg.pipeline import consistent_labels, persistent_runs
+
+    selection = Selection(mode="paper", heat_sigma=0.0, edge_margin=0, min_contrast=6.0, grow_contrast=4.0)
+    # Baseline heat 10: slices 1-4 score 4.5 on block 5, under the no-tumour contrast on each; slices 7-9 score as
+    # much but only three in a row; slices 11-14 score as much but slice 12's answer lies elsewhere (block 10).
+    heats = {**{index: {5: 45.0} for index in (1, 2, 3, 4, 7, 8, 9, 11, 13, 14)}, 12: {10: 45.0}}
+    results = volume_of(heats, selection)
+    assert not any(label.any() for label in consistent_labels(results).values())  # the decision alone labels none
+    assert persistent_runs(results, 4.0, 4) == [1, 2, 3, 4]
+    labels = consistent_labels(results, run_contrast=4.0, run_length=4)
+    assert [index for index, label in sorted(labels.items()) if label.any()] == [1, 2, 3, 4]
+    assert labels[2][block_labels() == 5].all()
+    assert persistent_runs(results, 4.0, 3) == [1, 2, 3, 4, 7, 8, 9]
+    assert persistent_runs(results, 5.0, 4) == []  # the run's slices must each reach the run's contrast
+    assert persistent_runs(results, 0.0, 1) == []  # off
+
+
+def test_a_run_seeds_growth_like_a_slice_that_stands_out():
+    from napari_inpaint_seg.pipeline import consistent_labels
+
+    # Slices 2-5 make a run at contrast 3 (30 over the baseline 10); slice 6 (contrast 4.5) grows from it, as it
+    # would from a slice at the no-tumour contrast; slice 7 (contrast 2) is too weak for either.
+    selection = Selection(mode="paper", heat_sigma=0.0, edge_margin=0, min_contrast=6.0, grow_contrast=4.0)
+    results = volume_of({2: {5: 30.0}, 3: {5: 30.0}, 4: {5: 30.0}, 5: {5: 30.0}, 6: {5: 45.0}, 7: {5: 20.0}}, selection)
+    labels = consistent_labels(results, run_contrast=3.0, run_length=4)
+    assert [index for index, label in sorted(labels.items()) if label.any()] == [2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("settings,problem", [({"run_contrast": -1.0}, "run_contrast"), ({"run_length": 0}, "run_length")])
+def test_a_run_needs_a_contrast_of_at_least_0_and_one_slice(settings, problem):
+    with pytest.raises(ValueError, match=problem):
+        Selection(**settings)
+
+
+def test_a_calibrated_decision_turns_the_runs_off():
+    from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS, with_decision
+
+    calibrated = with_decision(DEFAULT_SELECTIONS["flair"], (9.0, None))
+    assert DEFAULT_SELECTIONS["flair"].run_contrast > 0
+    assert (calibrated.min_contrast, calibrated.grow_contrast, calibrated.run_contrast) == (9.0, None, 0.0)
+    assert "runs of" in DEFAULT_SELECTIONS["flair"].description and "runs of" not in calibrated.description
+
+
 def test_default_selections_merge_and_decide_per_modality():
     from napari_inpaint_seg.segmentation import DEFAULT_SELECTIONS, default_selection
 

@@ -42,7 +42,9 @@ def volume(scores: dict | None) -> str:
 # those written before the lesion's ends got their own threshold (2026-12-07, later) no "ends at the scan's threshold" run:
 # their "before dropping small pieces" fills the levelling's row, and the ends' row stays empty; and those written before
 # FLAIR's labels were carried one slice further (2026-12-07, stop 46) no "not carried further" run: their "before dropping
-# small pieces" fills the ends' row, and the carrying's row stays empty.
+# small pieces" fills the ends' row, and the carrying's row stays empty; and those written before FLAIR's runs of slices
+# were labelled at a lower contrast (2026-12-07, stop 47) no "runs of slices not labelled" run: their "chosen" fills the
+# small pieces' row, and the runs' row stays empty.
 SIGNED_ROWS = [
     ("γ = 64, error sign of the modality: top segment only", ("paper",), ("paper",)),
     ("γ = 64, error sign: merge on the raw heat", ("merge, raw heat",), ("merge, raw heat",)),
@@ -56,8 +58,9 @@ SIGNED_ROWS = [
      ("ends at the scan's threshold", "before dropping small pieces")),
     ("γ = 64, error sign: + the lesion's ends drawn at a lower threshold (FLAIR only)", (), ("not carried further", "before dropping small pieces")),
     ("γ = 64, error sign: + the labels carried one slice further where the lesion keeps its size (FLAIR only)", (), ("before dropping small pieces",)),
-    ("γ = 64, error sign: + small 3D pieces dropped (FLAIR's default)", ("before smoothing the labels", "chosen"), ("chosen",)),
+    ("γ = 64, error sign: + small 3D pieces dropped", ("before smoothing the labels", "chosen"), ("runs of slices not labelled", "chosen")),
     ("γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's default)", ("chosen",), ()),
+    ("γ = 64, error sign: + runs of overlapping slices labelled at a lower contrast (FLAIR only; FLAIR's default)", (), ("chosen",)),
 ]
 
 

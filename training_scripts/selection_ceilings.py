@@ -83,7 +83,7 @@ def main() -> None:
         images = {index: slices[i].image for index, i in members.items()}
         brains = {index: slices[i].brain for index, i in members.items()}
         sources = {
-            "default decision": consistent_labels({index: result.summary() for index, result in results.items()}),
+            "default decision": consistent_labels({index: result.summary() for index, result in results.items()}, selection.run_contrast, selection.run_length),
             "oracle decision": {index: results[index].mask(0) if slices[i].has_tumour else np.zeros(slices[i].tumour.shape, bool) for index, i in members.items()},
             "truth as the answer": {index: slices[i].tumour & slices[i].brain for index, i in members.items()},
         }

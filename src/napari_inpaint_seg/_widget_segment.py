@@ -65,6 +65,7 @@ from .segmentation import (
     Selection,
     default_selection,
     lesion_sign,
+    with_decision,
 )
 
 SWAP_KEY = "Shift-S"
@@ -369,7 +370,7 @@ class SegmentWidget(Container):
         tuned = default_selection(modality)
         stored = self._model_decision()
         if stored is not None and modality in DEFAULT_SELECTIONS:  # a stored decision is the modality's, calibrated
-            tuned = replace(tuned, min_contrast=stored[0], grow_contrast=stored[1])
+            tuned = with_decision(tuned, stored)
         return replace(chosen, **{name: getattr(tuned, name) for name in ACROSS_SLICES})
 
     def _model_decision(self) -> tuple[float, float | None] | None:

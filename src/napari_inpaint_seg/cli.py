@@ -66,6 +66,11 @@ def add_method_arguments(parser: argparse.ArgumentParser, *, modality_from_scan:
     parser.add_argument("--grow-contrast", type=float,
                         help="a slice below --min-contrast still gets its label when it scores at least this much and its answer overlaps the label "
                              "of a neighbouring labelled slice (default: tuned per modality)")
+    parser.add_argument("--run-contrast", type=float,
+                        help="slices below --min-contrast still get their labels when --run-length or more consecutive slices score at least this "
+                             "much and their answers overlap from slice to slice: a lesion that stands out on no slice alone (default: tuned per "
+                             "modality, 3.5 on FLAIR, 0 on T1-pre and with a model's own calibrated decision; 0: off)")
+    parser.add_argument("--run-length", type=int, help="the slices such a run needs (default: 4)")
     parser.add_argument("--heat-sigma", type=float, help="merge mode: smooth the heatmap inside the brain with this Gaussian sigma in pixels before scoring (default: tuned)")
     parser.add_argument("--edge-margin", type=int, help="merge mode: leave this many pixels of the brain's rim out of segment scores (default: tuned)")
     parser.add_argument("--dark-share", type=float,
@@ -193,7 +198,7 @@ def probe_writable(folder: Path) -> None:
 
 def check_method_arguments(args: argparse.Namespace) -> None:
     numbers = {"--scale": args.scale, "--sigma": args.sigma, "--merge-ratio": args.merge_ratio, "--min-contrast": args.min_contrast,
-               "--grow-contrast": args.grow_contrast, "--heat-sigma": args.heat_sigma, "--min-component-share": args.min_component_share,
+               "--grow-contrast": args.grow_contrast, "--run-contrast": args.run_contrast, "--heat-sigma": args.heat_sigma, "--min-component-share": args.min_component_share,
                "--min-grown-share": args.min_grown_share, "--end-weight": args.end_weight, "--carry-share": args.carry_share, "--dark-share": args.dark_share,
                "--label-sigma": args.label_sigma, "--label-sigma-slices": args.label_sigma_slices, "--refine-fraction": getattr(args, "refine_fraction", None)}
     for flag, value in numbers.items():
@@ -211,7 +216,10 @@ def check_method_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"--merge-ratio must lie between 0 and 1, got {args.merge_ratio}")
     if args.dark_share is not None and not 0 <= args.dark_share < 1:
         raise InputError(f"--dark-share must lie from 0 up to (not including) 1, got {args.dark_share}")
+    if args.run_length is not None and args.run_length < 1:
+        raise InputError(f"--run-length must be at least 1, got {args.run_length}")
     for flag, value in (("--sigma", args.sigma), ("--min-size", args.min_size), ("--min-contrast", args.min_contrast), ("--grow-contrast", args.grow_contrast),
+                        ("--run-contrast", args.run_contrast),
                         ("--heat-sigma", args.heat_sigma), ("--edge-margin", args.edge_margin), ("--dark-margin", args.dark_margin), ("--refine-radius", args.refine_radius),
                         ("--volume-radius", args.volume_radius), ("--label-sigma", args.label_sigma), ("--label-sigma-slices", args.label_sigma_slices)):
         if value is not None and value < 0:
@@ -265,10 +273,8 @@ def selection(args: argparse.Namespace):
     (:func:`~.segmentation.default_selection`), with the no-tumour decision stored with the model if it carries one
     (:func:`~.models.config.stored_decision`), and what was given; the lesion's side follows an explicit
     --polarity bright or dark (:func:`~.segmentation.lesion_sign`)."""
-    from dataclasses import replace
-
     from .models.config import stored_decision
-    from .segmentation import PAPER_SELECTION, Selection, default_selection, lesion_sign
+    from .segmentation import DEFAULT_RUN_LENGTH, PAPER_SELECTION, Selection, default_selection, lesion_sign, with_decision
 
     if args.mode == "paper":
         given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin, "refine radius": args.refine_radius,
@@ -277,19 +283,22 @@ def selection(args: argparse.Namespace):
                  "label sigma": args.label_sigma, "label sigma slices": args.label_sigma_slices}
         if any(value is not None for value in given.values()):
             raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
-        if args.min_contrast is None and args.grow_contrast is None:
+        if args.min_contrast is None and args.grow_contrast is None and args.run_contrast is None:
             return PAPER_SELECTION
-        return Selection(mode="paper", min_contrast=args.min_contrast or 0.0, grow_contrast=args.grow_contrast, heat_sigma=0.0, edge_margin=0)
+        return Selection(mode="paper", min_contrast=args.min_contrast or 0.0, grow_contrast=args.grow_contrast, run_contrast=args.run_contrast or 0.0,
+                         run_length=DEFAULT_RUN_LENGTH if args.run_length is None else args.run_length, heat_sigma=0.0, edge_margin=0)
     defaults = default_selection(args.modality)
     stored = stored_decision(config for _, config in resolve_models(args))
     if stored is not None:
-        defaults = replace(defaults, min_contrast=stored[0], grow_contrast=stored[1])
+        defaults = with_decision(defaults, stored)
     try:
         return Selection(
             mode="merge",
             merge_ratio=defaults.merge_ratio if args.merge_ratio is None else args.merge_ratio,
             min_contrast=defaults.min_contrast if args.min_contrast is None else args.min_contrast,
             grow_contrast=defaults.grow_contrast if args.grow_contrast is None else args.grow_contrast,
+            run_contrast=defaults.run_contrast if args.run_contrast is None else args.run_contrast,
+            run_length=defaults.run_length if args.run_length is None else args.run_length,
             heat_sigma=defaults.heat_sigma if args.heat_sigma is None else args.heat_sigma,
             edge_margin=defaults.edge_margin if args.edge_margin is None else args.edge_margin,
             refine_radius=defaults.refine_radius if args.refine_radius is None else args.refine_radius,
@@ -577,8 +586,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
     # Each improvement added in turn: the paper, merging on the raw heatmap, the chosen scoring heat with every
     # slice answered, the darkest tissue's heat taken off, the intensity refinement, the chosen no-tumour decision,
     # the volume redrawn together, then on slices levelled first, with the lesion's ends drawn at their own threshold,
-    # carried one slice further, its small 3D pieces dropped, then the labels smoothed.
-    pieces_dropped = replace(chosen, label_sigma=0.0, label_sigma_slices=0.0)
+    # carried one slice further, its small 3D pieces dropped, then the labels smoothed, and last, runs of slices labelled
+    # at a lower contrast.
+    unrun = replace(chosen, run_contrast=0.0)
+    pieces_dropped = replace(unrun, label_sigma=0.0, label_sigma_slices=0.0)
     redrawn = replace(pieces_dropped, min_component_share=0.0)
     uncarried = replace(redrawn, carry_share=0.0)
     ends_unchanged = replace(uncarried, end_weight=None)
@@ -593,7 +604,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         selections.update({"merge, raw heat": raw_merge, "always answers, darkest counted": undarkened, "always answers, unrefined": unrefined,
                            "always answers": always, "before the volume redraw": decided, "volume redrawn, slices not levelled": unlevelled,
                            "ends at the scan's threshold": ends_unchanged, "not carried further": uncarried, "before dropping small pieces": redrawn,
-                           "before smoothing the labels": pieces_dropped, "chosen": chosen})
+                           "before smoothing the labels": pieces_dropped, "runs of slices not labelled": unrun, "chosen": chosen})
         if not chosen.dark_share:
             del selections["always answers, darkest counted"]
         if not chosen.refine_radius:
@@ -612,6 +623,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
             del selections["before dropping small pieces"]
         if not (chosen.label_sigma or chosen.label_sigma_slices):
             del selections["before smoothing the labels"]
+        if not chosen.run_contrast:
+            del selections["runs of slices not labelled"]
     results = evaluate_lgg(
         args.data, patients, args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),

@@ -143,15 +143,17 @@ class SliceResult:
         return self.mask(0) if self.detected else np.zeros(self.heatmap.shape, dtype=bool)
 
 
-def consistent_labels(slices: dict[int, SliceAnswer]) -> dict[int, np.ndarray]:
+def consistent_labels(slices: dict[int, SliceAnswer], run_contrast: float = 0.0, run_length: int = 0) -> dict[int, np.ndarray]:
     """The labels of several slices of one volume (keyed by slice index), decided together.
 
-    Slices detected on their own are labelled with their top candidate; then, repeatedly, a neighbouring slice
+    Slices detected on their own, and those of a run of ``run_length`` or more slices at ``run_contrast``
+    (:func:`persistent_runs`; 0: none), are labelled with their top candidate; then, repeatedly, a neighbouring slice
     (index ± 1) whose contrast is at least its ``grow_contrast`` and whose top candidate overlaps a labelled
     neighbour's label is labelled too (hysteresis across slices). Everything else is empty.
     """
     labels = {index: np.zeros_like(item.top) for index, item in slices.items()}
     frontier = [index for index, item in slices.items() if item.detected]
+    frontier += [index for index in persistent_runs(slices, run_contrast, run_length) if not slices[index].detected]
     for index in frontier:
         labels[index] = slices[index].top
     while frontier:
@@ -166,11 +168,35 @@ def consistent_labels(slices: dict[int, SliceAnswer]) -> dict[int, np.ndarray]:
     return labels
 
 
+def persistent_runs(slices: dict[int, SliceAnswer], contrast: float, length: int) -> list[int]:
+    """The slices of every run of at least ``length`` consecutive slices whose contrast is at least ``contrast``
+    and whose top candidate overlaps the previous slice's (none when ``contrast`` is 0). A lesion whose heat stays
+    under the no-tumour contrast on every slice (6 of the 56 FLAIR training patients got no label on any tumour
+    slice) still goes on, in one place, across several slices; a false answer seldom does (docs/results.md)."""
+    if contrast <= 0:
+        return []
+    found, run = [], []
+    for index in sorted(slices):
+        item = slices[index]
+        if item.contrast < contrast or not item.top.any():
+            run = []
+            continue
+        if not (run and run[-1] == index - 1 and (slices[run[-1]].top & item.top).any()):
+            run = []
+        run.append(index)
+        if len(run) == length:
+            found += run
+        elif len(run) > length:
+            found.append(index)
+    return found
+
+
 def volume_labels(answers: dict[int, SliceAnswer], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], selection: Selection) -> dict[int, np.ndarray]:
     """The labels of slices segmented together: decided across slices (:func:`consistent_labels`), then redrawn
     with one threshold for the volume (:func:`~.volume.refine_volume`), cleared of small 3D pieces
     (:func:`~.volume.keep_main_lesions`) and smoothed (:func:`~.volume.smooth_labels`) when the selection asks."""
-    labels = refine_volume(consistent_labels(answers), images, brains, selection.lesion, selection.volume_radius, grown_share=selection.min_grown_share,
+    decided = consistent_labels(answers, selection.run_contrast, selection.run_length)
+    labels = refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, grown_share=selection.min_grown_share,
                            level=selection.level_slices, end_weight=selection.end_weight, carry_share=selection.carry_share)
     return smooth_labels(keep_main_lesions(labels, selection.min_component_share), brains, selection.label_sigma, selection.label_sigma_slices)
 
