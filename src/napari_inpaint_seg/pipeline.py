@@ -24,7 +24,7 @@ from .io import Scan
 from .localizer import POLARITIES, HeatmapUpdate, fast_heatmap, final, fuse_heatmaps, reference_heatmap, step_for_window
 from .models.config import ModelConfig
 from .segmentation import (
-    LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency, without_darkest,
+    DEFAULT_RUN_LENGTH, LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency, without_darkest,
     superpixels,
 )
 from .volume import keep_main_lesions, refine_volume, smooth_labels
@@ -143,7 +143,7 @@ class SliceResult:
         return self.mask(0) if self.detected else np.zeros(self.heatmap.shape, dtype=bool)
 
 
-def consistent_labels(slices: dict[int, SliceAnswer], run_contrast: float = 0.0, run_length: int = 0) -> dict[int, np.ndarray]:
+def consistent_labels(slices: dict[int, SliceAnswer], run_contrast: float = 0.0, run_length: int = DEFAULT_RUN_LENGTH) -> dict[int, np.ndarray]:
     """The labels of several slices of one volume (keyed by slice index), decided together.
 
     Slices detected on their own, and those of a run of ``run_length`` or more slices at ``run_contrast``

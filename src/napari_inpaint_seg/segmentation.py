@@ -193,9 +193,8 @@ DEFAULT_SELECTIONS = {
 
 # The settings that act on the slices segmented together, after each slice's answer (pipeline.volume_labels): the
 # widget has no controls for them, so Label all slices takes the modality's tuned values, as the command line does.
-ACROSS_SLICES = ("min_contrast", "grow_contrast", "run_contrast", "run_length", "volume_radius", "level_slices", "min_component_share", "min_grown_share", "end_weight", "carry_share",
-                 "label_sigma",
-                 "label_sigma_slices")
+ACROSS_SLICES = ("min_contrast", "grow_contrast", "run_contrast", "run_length", "volume_radius", "level_slices", "min_component_share", "min_grown_share",
+                 "end_weight", "carry_share", "label_sigma", "label_sigma_slices")
 
 
 def lesion_sign(polarity: str, modality: str | None) -> str:
