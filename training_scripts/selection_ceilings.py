@@ -31,10 +31,10 @@ import numpy as np
 
 from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, cache_gamma, patient_volumes, read_heatmap_cache_for, score_labels
 from napari_inpaint_seg.metrics import dice
-from napari_inpaint_seg.pipeline import brain_needed, consistent_labels, result_from_superpixels
+from napari_inpaint_seg.pipeline import brain_needed, consistent_labels, finished_labels, result_from_superpixels
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, default_selection, superpixels
 from napari_inpaint_seg.training.arguments import input_errors_exit
-from napari_inpaint_seg.volume import THRESHOLD_WEIGHT, keep_main_lesions, refine_volume, smooth_labels
+from napari_inpaint_seg.volume import THRESHOLD_WEIGHT
 
 Labels = dict[int, np.ndarray]  # one patient's labels, keyed by slice index
 
@@ -88,14 +88,7 @@ def main() -> None:
             "truth as the answer": {index: slices[i].tumour & slices[i].brain for index, i in members.items()},
         }
         for name, decided in sources.items():  # then the default's last steps, the volume step with each weight
-            labels_by_source[name].append({
-                weight: smooth_labels(keep_main_lesions(refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight,
-                                                                      selection.min_grown_share, selection.level_slices, selection.end_weight,
-                                                                      selection.carry_share),
-                                                         selection.min_component_share),
-                                      brains, selection.label_sigma, selection.label_sigma_slices)
-                for weight in weights
-            })
+            labels_by_source[name].append({weight: finished_labels(decided, images, brains, selection, weight) for weight in weights})
 
     def per_slice(per_patient: list[Labels]) -> list[np.ndarray]:
         labels = [np.zeros(item.tumour.shape, dtype=bool) for item in slices]

@@ -27,7 +27,7 @@ from .segmentation import (
     DEFAULT_RUN_LENGTH, LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency, without_darkest,
     superpixels,
 )
-from .volume import keep_main_lesions, refine_volume, smooth_labels
+from .volume import THRESHOLD_WEIGHT, keep_main_lesions, refine_volume, smooth_labels
 
 
 @dataclass
@@ -195,8 +195,15 @@ def volume_labels(answers: dict[int, SliceAnswer], images: dict[int, np.ndarray]
     """The labels of slices segmented together: decided across slices (:func:`consistent_labels`), then redrawn
     with one threshold for the volume (:func:`~.volume.refine_volume`), cleared of small 3D pieces
     (:func:`~.volume.keep_main_lesions`) and smoothed (:func:`~.volume.smooth_labels`) when the selection asks."""
-    decided = consistent_labels(answers, selection.run_contrast, selection.run_length)
-    labels = refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, grown_share=selection.min_grown_share,
+    return finished_labels(consistent_labels(answers, selection.run_contrast, selection.run_length), images, brains, selection)
+
+
+def finished_labels(
+    decided: dict[int, np.ndarray], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], selection: Selection, weight: float = THRESHOLD_WEIGHT,
+) -> dict[int, np.ndarray]:
+    """The steps of :func:`volume_labels` after the decision, on labels decided any way and with any threshold
+    ``weight``: the oracle bounds (``training_scripts/selection_ceilings.py``) run them exactly as the product does."""
+    labels = refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight, grown_share=selection.min_grown_share,
                            level=selection.level_slices, end_weight=selection.end_weight, carry_share=selection.carry_share)
     return smooth_labels(keep_main_lesions(labels, selection.min_component_share), brains, selection.label_sigma, selection.label_sigma_slices)
 
