@@ -206,6 +206,14 @@ def test_labels_are_carried_one_slice_further_as_tuned_per_modality(modality, fl
     assert chosen.carry_share == share
 
 
+@pytest.mark.parametrize("modality,flags,share", [("flair", [], 0.5), ("t1", [], 0.0), ("flair", ["--follow-share", "0"], 0.0), ("t1", ["--follow-share", "0.25"], 0.25)])
+def test_the_lesion_is_followed_into_decided_slices_as_tuned_per_modality(modality, flags, share):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+    assert chosen.follow_share == share
+
+
 @pytest.mark.parametrize("modality,flags,contrast,length", [("flair", [], 3.5, 4), ("t1", [], 0.0, 4), ("flair", ["--run-contrast", "0"], 0.0, 4),
                                                             ("t1", ["--run-contrast", "1.2", "--run-length", "3"], 1.2, 3)])
 def test_runs_of_slices_are_labelled_as_tuned_per_modality(modality, flags, contrast, length):

@@ -40,7 +40,8 @@ REDRAWN = "γ = 64, error sign: + the volume redrawn with one threshold"
 LEVELLED = "γ = 64, error sign: + the slices brought to one brightness first (FLAIR only)"
 ENDS = "γ = 64, error sign: + the lesion's ends drawn at a lower threshold (FLAIR only)"
 CARRIED = "γ = 64, error sign: + the labels carried one slice further where the lesion keeps its size (FLAIR only)"
-RUNS = "γ = 64, error sign: + runs of overlapping slices labelled at a lower contrast (FLAIR only; FLAIR's default)"
+RUNS = "γ = 64, error sign: + runs of overlapping slices labelled at a lower contrast (FLAIR only)"
+FOLLOWED = "γ = 64, error sign: + the lesion followed into the slices the decision labelled (FLAIR only; FLAIR's default)"
 
 
 @pytest.mark.parametrize("names,expected", [
@@ -80,6 +81,13 @@ LEVELLED_NAMES = NAMES[:4] + ["volume redrawn, slices not levelled"] + NAMES[4:]
      {CARRIED: "0.800 ± 0.000", PIECES: "0.900 ± 0.000", RUNS: "1.000 ± 0.000"}),
     # a file of before the runs: "chosen" fills the small pieces' row, no row for the runs
     (LEVELLED_NAMES[:5] + ["ends at the scan's threshold", "not carried further"] + LEVELLED_NAMES[5:], {PIECES: "0.900 ± 0.000", RUNS: "–"}),
+    # a file that followed the lesion into the decided slices: the run before that fills the runs' row, "chosen" its own
+    (LEVELLED_NAMES[:5] + ["ends at the scan's threshold", "not carried further"] + LEVELLED_NAMES[5:-1]
+     + ["runs of slices not labelled", "not followed into decided slices", "chosen"],
+     {PIECES: "0.900 ± 0.000", RUNS: "1.000 ± 0.000", FOLLOWED: "1.100 ± 0.000"}),
+    # a file of before the following: "chosen" fills the runs' row, no row for the following
+    (LEVELLED_NAMES[:5] + ["ends at the scan's threshold", "not carried further"] + LEVELLED_NAMES[5:-1] + ["runs of slices not labelled", "chosen"],
+     {RUNS: "1.000 ± 0.000", FOLLOWED: "–"}),
 ])
 def test_flair_rows_of_the_volume_step(tmp_path, capsys, names, expected):
     (tmp_path / "flair_val_g64_volumes.json").write_text(json.dumps(evaluation(names)))

@@ -7,7 +7,8 @@ import pytest
 
 from napari_inpaint_seg.evaluation import EvaluatedSlice, answers
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection
-from napari_inpaint_seg.volume import MIN_GROWN_SHARE, MIN_LEVEL_PIXELS, keep_main_lesions, level_slices, refine_volume, smooth_labels
+from napari_inpaint_seg.pipeline import finished_labels
+from napari_inpaint_seg.volume import MIN_GROWN_SHARE, MIN_LEVEL_PIXELS, followed_into_decided, keep_main_lesions, level_slices, refine_volume, smooth_labels
 
 SIDE = 48
 
@@ -221,6 +222,58 @@ def test_evaluation_drops_a_false_positive_apart_from_the_lesion():
     every_piece, main_only = (answers(slices, params, replace(decided, min_component_share=share)) for share in (0.0, 0.5))
     assert every_piece[7].any() and not main_only[7].any()
     assert all(np.array_equal(label, item.tumour) for label, item in zip(main_only, slices))
+
+
+def empty_labels(n_slices: int = 9) -> dict[int, np.ndarray]:
+    return {index: np.zeros((SIDE, SIDE), bool) for index in range(n_slices)}
+
+
+def test_the_lesion_is_followed_into_the_slices_the_decision_labelled_and_no_further():
+    # The lesion spans slices 1-7. Only slice 3 kept a label on it; the decision also labelled slices 4-6, where the
+    # answers lay elsewhere and were dropped, and none of slices 1, 2 and 7. Followed slice after slice: 4, 5, 6.
+    images, brains = volume({index: 9 for index in range(1, 8)})
+    labels = empty_labels() | {3: disc(9)}
+    decided = empty_labels() | {3: disc(9)} | {index: disc(2, centre=(6, 24)) for index in (4, 5, 6)}
+    followed = followed_into_decided(labels, decided, images, brains, "bright", radius=3, share=0.5)
+    assert [index for index, label in followed.items() if label.any()] == [3, 4, 5, 6]
+    assert all(np.array_equal(followed[index], disc(9)) for index in (3, 4, 5, 6))
+    assert followed_into_decided(labels, decided, images, brains, "bright", radius=3, share=0.0) is labels  # 0: off
+
+
+def test_following_stops_where_the_lesion_shrinks_below_the_share():
+    # Slice 5 holds only a small bright spot where the lesion was: under half of slice 4's label, so neither slice 5 nor,
+    # past it, slice 6 is followed, though the decision labelled both.
+    images, brains = volume({3: 9, 4: 9, 5: 3, 6: 9})
+    labels = empty_labels() | {3: disc(9)}
+    decided = empty_labels() | {index: disc(9) for index in (3, 4, 5, 6)}
+    followed = followed_into_decided(labels, decided, images, brains, "bright", radius=3, share=0.5)
+    assert [index for index, label in followed.items() if label.any()] == [3, 4]
+    assert disc(3).sum() >= 0.1 * disc(9).sum()  # with a share the spot passes, the lesion is followed through it
+    assert [index for index, label in followed_into_decided(labels, decided, images, brains, "bright", radius=3, share=0.1).items()
+            if label.any()] == [3, 4, 5, 6]
+
+
+def test_finished_labels_follow_the_lesion_past_false_answers_whose_piece_was_dropped():
+    # Slices 2-5 answered on a bright spot outside the lesion, which survives the redraw but is dropped as a small 3D
+    # piece; the lesion itself (slices 1-6) kept only slice 1's answer, grown into slice 2. Followed, it fills 3-5; slice 6,
+    # which the decision left empty, stays empty.
+    images, brains = volume({index: 9 for index in range(1, 7)}, n_slices=8)
+    spot = disc(2, centre=(6, 24))
+    for index in range(2, 6):
+        images[index][spot] = 0.9
+    decided = empty_labels(8) | {1: disc(9)} | {index: spot for index in range(2, 6)}
+    selection = Selection(lesion="bright", volume_radius=3, min_component_share=0.5, min_grown_share=0.25)
+    unfollowed = finished_labels(decided, images, brains, selection)
+    assert [index for index, label in unfollowed.items() if label.any()] == [1, 2]
+    followed = finished_labels(decided, images, brains, replace(selection, follow_share=0.5))
+    assert [index for index, label in followed.items() if label.any()] == [1, 2, 3, 4, 5]
+    assert all(np.array_equal(followed[index], disc(9)) for index in range(1, 6))
+
+
+def test_a_follow_share_outside_zero_to_one_is_refused():
+    for share in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="follow_share"):
+            Selection(follow_share=share)
 
 
 def ragged(index: int) -> np.ndarray:

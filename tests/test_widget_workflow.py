@@ -530,7 +530,8 @@ def test_segment_controls_take_the_tuned_settings_of_the_image_modality(session)
         across = segment.volume_selection  # Label all slices: the command line's decision and volume steps
         assert (across.min_contrast, across.grow_contrast, across.volume_radius, across.min_component_share, across.label_sigma, across.label_sigma_slices) == (
             tuned.min_contrast, tuned.grow_contrast, tuned.volume_radius, tuned.min_component_share, tuned.label_sigma, tuned.label_sigma_slices)
-        assert (across.run_contrast, across.run_length, across.carry_share) == (tuned.run_contrast, tuned.run_length, tuned.carry_share)
+        assert (across.run_contrast, across.run_length, across.carry_share, across.follow_share) == (tuned.run_contrast, tuned.run_length, tuned.carry_share,
+                                                                                          tuned.follow_share)
 
 
 def test_an_unmarked_scan_is_segmented_with_the_settings_of_the_model_that_localised_it(session, qtbot):

@@ -102,6 +102,10 @@ def add_method_arguments(parser: argparse.ArgumentParser, *, modality_from_scan:
                         help="merge mode, volume step: then carry the labels one slice further, into a slice still empty, where what grows there is at "
                              "least this share of its neighbour's label: a large lesion goes on at nearly full size where its heat was too low "
                              "(default: tuned per modality, 0.75 on FLAIR, 0 on T1-pre; 0: off)")
+    parser.add_argument("--follow-share", type=float,
+                        help="merge mode, volume step: after the small 3D pieces are dropped, follow the lesion slice after slice into the slices the "
+                             "decision labelled that are empty then (their answer lay off the lesion), each kept where what grows there is at least this "
+                             "share of its neighbour's label (default: tuned per modality, 0.5 on FLAIR, 0 on T1-pre; 0: off)")
     parser.add_argument("--label-sigma", type=float,
                         help="merge mode: last, smooth the labels: a voxel stays labelled where more than half of a Gaussian neighbourhood of this sigma "
                              "in pixels in-plane is (default: tuned per modality, 4 on T1-pre, 0 on FLAIR; 0 with --label-sigma-slices 0: off)")
@@ -199,7 +203,8 @@ def probe_writable(folder: Path) -> None:
 def check_method_arguments(args: argparse.Namespace) -> None:
     numbers = {"--scale": args.scale, "--sigma": args.sigma, "--merge-ratio": args.merge_ratio, "--min-contrast": args.min_contrast,
                "--grow-contrast": args.grow_contrast, "--run-contrast": args.run_contrast, "--heat-sigma": args.heat_sigma, "--min-component-share": args.min_component_share,
-               "--min-grown-share": args.min_grown_share, "--end-weight": args.end_weight, "--carry-share": args.carry_share, "--dark-share": args.dark_share,
+               "--min-grown-share": args.min_grown_share, "--end-weight": args.end_weight, "--carry-share": args.carry_share, "--follow-share": args.follow_share,
+               "--dark-share": args.dark_share,
                "--label-sigma": args.label_sigma, "--label-sigma-slices": args.label_sigma_slices, "--refine-fraction": getattr(args, "refine_fraction", None)}
     for flag, value in numbers.items():
         if value is not None and not np.isfinite(value):
@@ -225,7 +230,7 @@ def check_method_arguments(args: argparse.Namespace) -> None:
         if value is not None and value < 0:
             raise InputError(f"{flag} must be at least 0, got {value}")
     for flag, value in (("--min-component-share", args.min_component_share), ("--min-grown-share", args.min_grown_share), ("--end-weight", args.end_weight),
-                        ("--carry-share", args.carry_share)):
+                        ("--carry-share", args.carry_share), ("--follow-share", args.follow_share)):
         if value is not None and not 0 <= value <= 1:
             raise InputError(f"{flag} must lie between 0 and 1, got {value}")
 
@@ -279,7 +284,8 @@ def selection(args: argparse.Namespace):
     if args.mode == "paper":
         given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin, "refine radius": args.refine_radius,
                  "volume radius": args.volume_radius, "level slices": args.level_slices, "min component share": args.min_component_share, "min grown share": args.min_grown_share,
-                 "end weight": args.end_weight, "carry share": args.carry_share, "dark share": args.dark_share, "dark margin": args.dark_margin,
+                 "end weight": args.end_weight, "carry share": args.carry_share, "follow share": args.follow_share,
+                 "dark share": args.dark_share, "dark margin": args.dark_margin,
                  "label sigma": args.label_sigma, "label sigma slices": args.label_sigma_slices}
         if any(value is not None for value in given.values()):
             raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
@@ -309,6 +315,7 @@ def selection(args: argparse.Namespace):
             min_grown_share=defaults.min_grown_share if args.min_grown_share is None else args.min_grown_share,
             end_weight=defaults.end_weight if args.end_weight is None else args.end_weight,
             carry_share=defaults.carry_share if args.carry_share is None else args.carry_share,
+            follow_share=defaults.follow_share if args.follow_share is None else args.follow_share,
             dark_share=defaults.dark_share if args.dark_share is None else args.dark_share,
             dark_margin=defaults.dark_margin if args.dark_margin is None else args.dark_margin,
             label_sigma=defaults.label_sigma if args.label_sigma is None else args.label_sigma,
@@ -586,9 +593,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
     # Each improvement added in turn: the paper, merging on the raw heatmap, the chosen scoring heat with every
     # slice answered, the darkest tissue's heat taken off, the intensity refinement, the chosen no-tumour decision,
     # the volume redrawn together, then on slices levelled first, with the lesion's ends drawn at their own threshold,
-    # carried one slice further, its small 3D pieces dropped, then the labels smoothed, and last, runs of slices labelled
-    # at a lower contrast.
-    unrun = replace(chosen, run_contrast=0.0)
+    # carried one slice further, its small 3D pieces dropped, then the labels smoothed, runs of slices labelled at a
+    # lower contrast, and last, the lesion followed into the slices the decision labelled.
+    unfollowed = replace(chosen, follow_share=0.0)
+    unrun = replace(unfollowed, run_contrast=0.0)
     pieces_dropped = replace(unrun, label_sigma=0.0, label_sigma_slices=0.0)
     redrawn = replace(pieces_dropped, min_component_share=0.0)
     uncarried = replace(redrawn, carry_share=0.0)
@@ -604,7 +612,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         selections.update({"merge, raw heat": raw_merge, "always answers, darkest counted": undarkened, "always answers, unrefined": unrefined,
                            "always answers": always, "before the volume redraw": decided, "volume redrawn, slices not levelled": unlevelled,
                            "ends at the scan's threshold": ends_unchanged, "not carried further": uncarried, "before dropping small pieces": redrawn,
-                           "before smoothing the labels": pieces_dropped, "runs of slices not labelled": unrun, "chosen": chosen})
+                           "before smoothing the labels": pieces_dropped, "runs of slices not labelled": unrun,
+                           "not followed into decided slices": unfollowed, "chosen": chosen})
         if not chosen.dark_share:
             del selections["always answers, darkest counted"]
         if not chosen.refine_radius:
@@ -625,6 +634,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
             del selections["before smoothing the labels"]
         if not chosen.run_contrast:
             del selections["runs of slices not labelled"]
+        if not (chosen.volume_radius and chosen.follow_share):
+            del selections["not followed into decided slices"]
     results = evaluate_lgg(
         args.data, patients, args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),

@@ -27,7 +27,7 @@ from .segmentation import (
     DEFAULT_RUN_LENGTH, LESION_SIGN, FelzenszwalbParams, Segment, Selection, brain_baseline, grow_from, rank_segments, refine_by_intensity, scoring_heat, segment_adjacency, without_darkest,
     superpixels,
 )
-from .volume import THRESHOLD_WEIGHT, keep_main_lesions, refine_volume, smooth_labels
+from .volume import THRESHOLD_WEIGHT, followed_into_decided, keep_main_lesions, refine_volume, smooth_labels
 
 
 @dataclass
@@ -194,7 +194,8 @@ def persistent_runs(slices: dict[int, SliceAnswer], contrast: float, length: int
 def volume_labels(answers: dict[int, SliceAnswer], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], selection: Selection) -> dict[int, np.ndarray]:
     """The labels of slices segmented together: decided across slices (:func:`consistent_labels`), then redrawn
     with one threshold for the volume (:func:`~.volume.refine_volume`), cleared of small 3D pieces
-    (:func:`~.volume.keep_main_lesions`) and smoothed (:func:`~.volume.smooth_labels`) when the selection asks."""
+    (:func:`~.volume.keep_main_lesions`), followed into the slices the decision labelled that are empty then
+    (:func:`~.volume.followed_into_decided`) and smoothed (:func:`~.volume.smooth_labels`) when the selection asks."""
     return finished_labels(consistent_labels(answers, selection.run_contrast, selection.run_length), images, brains, selection)
 
 
@@ -205,7 +206,9 @@ def finished_labels(
     ``weight``: the oracle bounds (``training_scripts/selection_ceilings.py``) run them exactly as the product does."""
     labels = refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight, grown_share=selection.min_grown_share,
                            level=selection.level_slices, end_weight=selection.end_weight, carry_share=selection.carry_share)
-    return smooth_labels(keep_main_lesions(labels, selection.min_component_share), brains, selection.label_sigma, selection.label_sigma_slices)
+    labels = followed_into_decided(keep_main_lesions(labels, selection.min_component_share), decided, images, brains, selection.lesion, selection.volume_radius,
+                                   selection.follow_share, weight, selection.end_weight, selection.level_slices)
+    return smooth_labels(labels, brains, selection.label_sigma, selection.label_sigma_slices)
 
 
 def scan_labels(prepared: PreparedScan, answers: dict[int, SliceAnswer], selection: Selection) -> dict[int, np.ndarray]:
