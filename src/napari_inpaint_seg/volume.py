@@ -48,10 +48,7 @@ def refine_volume(
     if grown is None:
         return labels
     if carry_share > 0:
-        carried = grown_once(grown, image, brain, lesion, radius, weight, end_weight, carry_share)
-        if carried is not None:
-            still_empty = ~grown.any(axis=(1, 2))
-            grown[still_empty] = carried[still_empty]
+        filled_by_growth(grown, image, brain, lesion, radius, weight, end_weight, carry_share, into=~grown.any(axis=(1, 2)))
     return unstacked(grown, labels)
 
 
@@ -70,6 +67,20 @@ def grown_once(
         if grown[z].sum() < share * neighbour_area:
             grown[z] = False
     return grown
+
+
+def filled_by_growth(
+    label: np.ndarray, image: np.ndarray, brain: np.ndarray, lesion: str, radius: int, weight: float, end_weight: float | None, share: float, into: np.ndarray,
+) -> np.ndarray:
+    """The slices ``into`` (a mask over the (Z, H, W) stack ``label``) filled, in place, with what one more redraw of
+    ``label`` grows into them (:func:`grown_once` at ``share``), the other slices left as they are; returns the slices
+    that took a label. The carry and the following both go on from the labels already drawn this way."""
+    grown = grown_once(label, image, brain, lesion, radius, weight, end_weight, share)
+    if grown is None:
+        return np.zeros(len(label), dtype=bool)
+    reached = into & grown.any(axis=(1, 2))
+    label[reached] = grown[reached]
+    return reached
 
 
 def followed_into_decided(
@@ -98,11 +109,9 @@ def followed_into_decided(
         images = level_slices(images, brains)
     image, brain = stacked(images, labels, np.float32), stacked(brains, labels, bool)
     while waiting.any():
-        grown = grown_once(label, image, brain, lesion, radius, weight, end_weight, share)
-        reached = waiting & grown.any(axis=(1, 2)) if grown is not None else np.zeros_like(waiting)
+        reached = filled_by_growth(label, image, brain, lesion, radius, weight, end_weight, share, into=waiting)
         if not reached.any():
             break
-        label[reached] = grown[reached]
         waiting &= ~reached
     return unstacked(label, labels)
 
