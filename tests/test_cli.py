@@ -214,6 +214,15 @@ def test_the_lesion_is_followed_into_decided_slices_as_tuned_per_modality(modali
     assert chosen.follow_share == share
 
 
+@pytest.mark.parametrize("modality,flags,grows", [("flair", [], True), ("t1", [], False), ("flair", ["--no-grow-into-small-slices"], False),
+                                                  ("t1", ["--grow-into-small-slices"], True)])
+def test_labels_grow_into_slices_with_too_little_brain_as_tuned_per_modality(modality, flags, grows):
+    from napari_inpaint_seg.cli import build_parser, selection
+
+    chosen = selection(build_parser().parse_args(["segment", "scan.nii.gz", "--modality", modality, "--out", "labels.nii.gz", *flags]))
+    assert chosen.grow_into_small_slices is grows
+
+
 @pytest.mark.parametrize("modality,flags,contrast,length", [("flair", [], 3.5, 4), ("t1", [], 0.0, 4), ("flair", ["--run-contrast", "0"], 0.0, 4),
                                                             ("t1", ["--run-contrast", "1.2", "--run-length", "3"], 1.2, 3)])
 def test_runs_of_slices_are_labelled_as_tuned_per_modality(modality, flags, contrast, length):
@@ -313,7 +322,7 @@ def test_axial_slices_follow_the_affine_whatever_the_file_order(tmp_path, tiny_m
 
 
 def test_asked_slices_with_too_little_brain_are_reported(tmp_path, tiny_model_path, capsys):
-    """A slice with less brain than one window is left empty unseen; the user who asked for it is told."""
+    """A slice with less brain than one window is not localised; the user who asked for it is told what it gets."""
     from conftest import toy_volume
 
     volume = toy_volume()
@@ -322,7 +331,11 @@ def test_asked_slices_with_too_little_brain_are_reported(tmp_path, tiny_model_pa
     nib.save(nib.Nifti1Image(volume, np.eye(4)), str(tmp_path / "scan.nii.gz"))
     assert segment(tmp_path / "scan.nii.gz", "--model", tiny_model_path, "--skull-stripped", "--slices", "0,1", "--out", tmp_path / "labels.nii.gz") == 0
     err = capsys.readouterr().err
-    assert "inpaint-seg: warning: slice(s) 0: less brain than one window (8x8 pixels)" in err
+    assert "inpaint-seg: warning: slice(s) 0: less brain than one window (8x8 pixels); not localised, left empty" in err
+    assert segment(tmp_path / "scan.nii.gz", "--model", tiny_model_path, "--skull-stripped", "--slices", "0,1", "--grow-into-small-slices",
+                   "--out", tmp_path / "grown.nii.gz") == 0
+    assert "slice(s) 0: less brain than one window (8x8 pixels); not localised, labelled only where a neighbouring slice's label grows into them" \
+        in capsys.readouterr().err
     assert segment(tmp_path / "scan.nii.gz", "--model", tiny_model_path, "--skull-stripped", "--out", tmp_path / "all.nii.gz") == 0
     assert "warning" not in capsys.readouterr().err  # a whole scan always has such slices at its ends: not worth a word
 

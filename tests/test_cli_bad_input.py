@@ -256,6 +256,7 @@ REFUSED: dict[str, tuple[Row, str]] = {
     "follow-share-above-1": (lambda t: Run(good_slice(t), extra=["--follow-share", "1.5"]), "--follow-share must lie between 0 and 1"),
     "follow-share-nan": (lambda t: Run(good_slice(t), extra=["--follow-share", "nan"]), "--follow-share must be a finite number, got nan"),
     "follow-share-in-paper-mode": (lambda t: Run(good_slice(t), extra=["--mode", "paper", "--follow-share", "0.5"]), "follow share apply to --mode merge"),
+    "small-slices-in-paper-mode": (lambda t: Run(good_slice(t), extra=["--mode", "paper", "--grow-into-small-slices"]), "grow into small slices apply to --mode merge"),
     "end-weight-in-paper-mode": (lambda t: Run(good_slice(t), extra=["--mode", "paper", "--end-weight", "0.5"]), "end weight apply to --mode merge"),
     "dark-share-of-1": (lambda t: Run(good_slice(t), extra=["--dark-share", "1"]), "--dark-share must lie from 0 up to (not including) 1"),
     "dark-share-in-paper-mode": (lambda t: Run(good_slice(t), extra=["--mode", "paper", "--dark-share", "0.1"]), "dark share apply to --mode merge"),

@@ -41,7 +41,8 @@ LEVELLED = "γ = 64, error sign: + the slices brought to one brightness first (F
 ENDS = "γ = 64, error sign: + the lesion's ends drawn at a lower threshold (FLAIR only)"
 CARRIED = "γ = 64, error sign: + the labels carried one slice further where the lesion keeps its size (FLAIR only)"
 RUNS = "γ = 64, error sign: + runs of overlapping slices labelled at a lower contrast (FLAIR only)"
-FOLLOWED = "γ = 64, error sign: + the lesion followed into the slices the decision labelled (FLAIR only; FLAIR's default)"
+FOLLOWED = "γ = 64, error sign: + the lesion followed into the slices the decision labelled (FLAIR only)"
+SMALL = "γ = 64, error sign: + grown into the slices with less brain than one window (FLAIR only; FLAIR's default)"
 
 
 @pytest.mark.parametrize("names,expected", [
@@ -88,6 +89,14 @@ LEVELLED_NAMES = NAMES[:4] + ["volume redrawn, slices not levelled"] + NAMES[4:]
     # a file of before the following: "chosen" fills the runs' row, no row for the following
     (LEVELLED_NAMES[:5] + ["ends at the scan's threshold", "not carried further"] + LEVELLED_NAMES[5:-1] + ["runs of slices not labelled", "chosen"],
      {RUNS: "1.000 ± 0.000", FOLLOWED: "–"}),
+    # a file that grew into the slices with little brain: the run before that fills the following's row, "chosen" its own
+    (LEVELLED_NAMES[:5] + ["ends at the scan's threshold", "not carried further"] + LEVELLED_NAMES[5:-1]
+     + ["runs of slices not labelled", "not followed into decided slices", "slices with little brain left out", "chosen"],
+     {RUNS: "1.000 ± 0.000", FOLLOWED: "1.100 ± 0.000", SMALL: "1.200 ± 0.000"}),
+    # a file of before that: "chosen" fills the following's row, no row for the slices with little brain
+    (LEVELLED_NAMES[:5] + ["ends at the scan's threshold", "not carried further"] + LEVELLED_NAMES[5:-1]
+     + ["runs of slices not labelled", "not followed into decided slices", "chosen"],
+     {FOLLOWED: "1.100 ± 0.000", SMALL: "–"}),
 ])
 def test_flair_rows_of_the_volume_step(tmp_path, capsys, names, expected):
     (tmp_path / "flair_val_g64_volumes.json").write_text(json.dumps(evaluation(names)))

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from napari_inpaint_seg.evaluation import EvaluatedSlice, answers
+from napari_inpaint_seg.evaluation import EvaluatedSlice, answers, score_selection
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection
 from napari_inpaint_seg.pipeline import finished_labels
 from napari_inpaint_seg.volume import MIN_GROWN_SHARE, MIN_LEVEL_PIXELS, followed_into_decided, keep_main_lesions, level_slices, refine_volume, smooth_labels
@@ -274,6 +274,61 @@ def test_a_follow_share_outside_zero_to_one_is_refused():
     for share in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="follow_share"):
             Selection(follow_share=share)
+
+
+def thin_end(n_slices: int = 9):
+    """A lesion (slices 5 to the last) reaching the scan's thin end: the last slice's brain is a small disc, far less
+    than its neighbour's, and holds the lesion's last, small section."""
+    images, brains = volume({index: 9 for index in range(5, n_slices - 1)}, n_slices=n_slices)
+    last = n_slices - 1
+    brains[last] = disc(8)
+    images[last] = np.where(disc(8), 0.4, 0.0)
+    images[last][disc(5)] = 0.9
+    return images, brains, last
+
+
+def test_growth_into_a_slice_with_too_little_brain_needs_the_share_scaled_by_its_brain():
+    images, brains, last = thin_end()
+    labels = empty_labels() | {index: disc(9) for index in range(5, last)}
+    assert disc(5).sum() < 0.5 * disc(9).sum()  # unscaled, the last slice's section misses the share
+    plain = refine_volume(labels, images, brains, "bright", radius=3, grown_share=0.5)
+    assert not plain[last].any()
+    scaled = refine_volume(labels, images, brains, "bright", radius=3, grown_share=0.5, small=[last])
+    assert np.array_equal(scaled[last], disc(5))
+    assert all(np.array_equal(scaled[index], plain[index]) for index in range(last))
+
+
+def test_finished_labels_take_in_slices_with_too_little_brain_only_when_the_selection_grows_into_them():
+    images, brains, last = thin_end()
+    decided = empty_labels(last) | {index: disc(9) for index in range(5, last)}  # the last slice was not localised
+    selection = Selection(lesion="bright", volume_radius=3, min_grown_share=0.5)
+    assert last not in finished_labels(decided, images, brains, selection, small=[last])
+    grown = finished_labels(decided, images, brains, replace(selection, grow_into_small_slices=True), small=[last])
+    assert np.array_equal(grown[last], disc(5))
+    nothing_near = empty_labels(last) | {2: disc(9)}  # a label far from the thin end: it stays empty, but is part of the result
+    assert not finished_labels(nothing_near, images, brains, replace(selection, grow_into_small_slices=True), small=[last])[last].any()
+
+
+def test_evaluation_labels_a_slice_with_too_little_brain_by_growth_and_counts_it_in_the_false_positive_rate():
+    images, brains, last = thin_end()
+    slices = []
+    for index in range(last + 1):
+        lesion = images[index] > 0.5
+        heat = np.where(lesion, 50.0, 10.0) * brains[index] if brains[index].sum() >= 1000 else np.zeros((SIDE, SIDE))
+        slices.append(EvaluatedSlice("a", index, images[index].astype(np.float32), brains[index], lesion, heat.astype(np.float32), 0.1))
+    params = FelzenszwalbParams(scale=1, sigma=0, min_size=1)
+    selection = Selection(mode="merge", merge_ratio=0.5, min_contrast=1.5, heat_sigma=0.0, edge_margin=0, lesion="bright", volume_radius=3,
+                          min_grown_share=0.5)
+    left_out, grown = (answers(slices, params, replace(selection, grow_into_small_slices=on), min_brain_pixels=1000) for on in (False, True))
+    assert not left_out[last].any() and np.array_equal(grown[last], disc(5))
+    assert all(np.array_equal(label, item.tumour) for label, item in zip(grown, slices))
+    healthy_counted = [score_selection(slices, params, replace(selection, grow_into_small_slices=on), min_brain_pixels=1000)["n_healthy_slices"]
+                       for on in (False, True)]
+    assert healthy_counted == [5, 5]  # slices 0-4; the thin end has tumour, so it is scored for Dice, not here
+    slices[last] = replace(slices[last], tumour=np.zeros((SIDE, SIDE), bool))  # as if the thin end were tumour-free
+    scores = [score_selection(slices, params, replace(selection, grow_into_small_slices=on), min_brain_pixels=1000) for on in (False, True)]
+    assert [row["n_healthy_slices"] for row in scores] == [5, 6]
+    assert scores[0]["false_positive_rate"] == 0 and scores[1]["false_positive_rate"] == pytest.approx(1 / 6)
 
 
 def ragged(index: int) -> np.ndarray:

@@ -530,8 +530,25 @@ def test_segment_controls_take_the_tuned_settings_of_the_image_modality(session)
         across = segment.volume_selection  # Label all slices: the command line's decision and volume steps
         assert (across.min_contrast, across.grow_contrast, across.volume_radius, across.min_component_share, across.label_sigma, across.label_sigma_slices) == (
             tuned.min_contrast, tuned.grow_contrast, tuned.volume_radius, tuned.min_component_share, tuned.label_sigma, tuned.label_sigma_slices)
-        assert (across.run_contrast, across.run_length, across.carry_share, across.follow_share) == (tuned.run_contrast, tuned.run_length, tuned.carry_share,
-                                                                                          tuned.follow_share)
+        assert (across.run_contrast, across.run_length, across.carry_share, across.follow_share, across.grow_into_small_slices) == (
+            tuned.run_contrast, tuned.run_length, tuned.carry_share, tuned.follow_share, tuned.grow_into_small_slices)
+
+
+def test_label_all_slices_lets_the_labels_grow_into_the_slices_localize_left_for_too_little_brain():
+    """As ``inpaint-seg segment``: the slices a Localize run went over without heat for having less brain than its
+    largest window; a slice with enough brain but no heat (not localised yet), or one no run went over, is not one."""
+    from types import SimpleNamespace
+
+    from napari_inpaint_seg._widget_common import LOCALISER_RUNS
+    from napari_inpaint_seg._widget_segment import unlocalised_slices
+
+    brain = np.zeros((32, 32, 5), bool)
+    brain[4:28, 4:28, 1:] = True  # 576 px: enough for a 16-px window, not for a 32-px one
+    brain[12:16, 12:16, 0] = True  # 16 px
+    runs = [{"Slices": [0, 1, 2], "Localiser": {"Windows": [{"Gamma": 16}]}}, {"Slices": [3], "Localiser": {"Windows": [{"Gamma": 16}, {"Gamma": 32}]}}]
+    layer = SimpleNamespace(metadata={LOCALISER_RUNS: runs})
+    heatmaps = {1: np.ones((32, 32))}
+    assert unlocalised_slices(layer, heatmaps, brain) == [0, 3]  # slice 2 has enough brain for 16 px: only not localised yet; 4: no run
 
 
 def test_an_unmarked_scan_is_segmented_with_the_settings_of_the_model_that_localised_it(session, qtbot):

@@ -56,10 +56,11 @@ def localise(args: argparse.Namespace) -> None:
         prepared = prepare_scan(read_scan(scan_path))
         tumour = read_scan(mask_path).data > 0
         flipped = mirrored(prepared)
-        indices = volume_slice_indices(tumour, prepared.brain, min_brain_pixels([model]))
+        indices = volume_slice_indices(tumour, prepared.brain)
         for index in indices:
             began = time.perf_counter()
-            heat = final(localize_slice(flipped, int(index), [model], polarity=polarity))[:, ::-1]
+            heat = (np.zeros(tumour.shape[:2], np.float32) if prepared.brain[:, :, index].sum() < min_brain_pixels([model])  # not localised, as evaluate
+                    else final(localize_slice(flipped, int(index), [model], polarity=polarity))[:, ::-1])
             rows.append(EvaluatedSlice(patient, int(index), prepared.image[:, :, index], prepared.brain[:, :, index], tumour[:, :, index],
                                        np.ascontiguousarray(heat), time.perf_counter() - began))
         print(f"{patient}: {len(indices)} slices", flush=True)

@@ -46,7 +46,9 @@ def volume(scores: dict | None) -> str:
 # were labelled at a lower contrast (2026-12-07, stop 47) no "runs of slices not labelled" run: their "chosen" fills the
 # small pieces' row, and the runs' row stays empty; and those written before FLAIR's labels followed the lesion into the
 # slices the decision labelled (2026-12-07, stop 48) no "not followed into decided slices" run: their "chosen" fills the
-# runs' row, and the following's row stays empty.
+# runs' row, and the following's row stays empty; and those written before FLAIR's labels grew into slices with less brain
+# than one window (2026-12-08, stop 49) no "slices with little brain left out" run: their "chosen" fills the following's
+# row, and the last row stays empty.
 SIGNED_ROWS = [
     ("γ = 64, error sign of the modality: top segment only", ("paper",), ("paper",)),
     ("γ = 64, error sign: merge on the raw heat", ("merge, raw heat",), ("merge, raw heat",)),
@@ -63,7 +65,8 @@ SIGNED_ROWS = [
     ("γ = 64, error sign: + small 3D pieces dropped", ("before smoothing the labels", "chosen"), ("runs of slices not labelled", "chosen")),
     ("γ = 64, error sign: + labels smoothed (T1-pre only; T1-pre's default)", ("chosen",), ()),
     ("γ = 64, error sign: + runs of overlapping slices labelled at a lower contrast (FLAIR only)", (), ("not followed into decided slices", "chosen")),
-    ("γ = 64, error sign: + the lesion followed into the slices the decision labelled (FLAIR only; FLAIR's default)", (), ("chosen",)),
+    ("γ = 64, error sign: + the lesion followed into the slices the decision labelled (FLAIR only)", (), ("slices with little brain left out", "chosen")),
+    ("γ = 64, error sign: + grown into the slices with less brain than one window (FLAIR only; FLAIR's default)", (), ("chosen",)),
 ]
 
 

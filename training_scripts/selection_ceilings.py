@@ -29,7 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_inpaint_seg.evaluation import MIN_TUMOUR_PIXELS, EvaluatedSlice, cache_gamma, patient_volumes, read_heatmap_cache_for, score_labels
+from napari_inpaint_seg.evaluation import (
+    MIN_TUMOUR_PIXELS,
+    EvaluatedSlice,
+    cache_gamma,
+    labelled_brain,
+    patient_volumes,
+    read_heatmap_cache_for,
+    score_labels,
+)
 from napari_inpaint_seg.metrics import dice
 from napari_inpaint_seg.pipeline import brain_needed, consistent_labels, finished_labels, result_from_superpixels
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, default_selection, superpixels
@@ -41,7 +49,7 @@ Labels = dict[int, np.ndarray]  # one patient's labels, keyed by slice index
 
 def tumour_dice(labels: Labels, members: dict[int, int], slices: list[EvaluatedSlice]) -> float:
     """Mean Dice of one patient's tumour slices (as scored: at least MIN_TUMOUR_PIXELS), for the per-patient pick."""
-    scores = [dice(labels[index], slices[i].tumour) for index, i in members.items() if slices[i].tumour.sum() >= MIN_TUMOUR_PIXELS]
+    scores = [dice(labels.get(index, np.zeros_like(slices[i].tumour)), slices[i].tumour) for index, i in members.items() if slices[i].tumour.sum() >= MIN_TUMOUR_PIXELS]
     return float(np.mean(scores)) if scores else 0.0
 
 
@@ -76,29 +84,31 @@ def main() -> None:
     weights = sorted({*(float(value) for value in args.weights.split(",")), THRESHOLD_WEIGHT})
     params = FelzenszwalbParams()
     labels_by_source: dict[str, list[dict[float, Labels]]] = {"default decision": [], "oracle decision": [], "truth as the answer": []}  # per patient, per weight
-    volumes = patient_volumes(slices, min_brain)
-    for members in volumes:
+    volumes = patient_volumes(slices)
+    for members in volumes:  # the slices with too little brain are not localised (small), and the decisions leave them out
+        localised = {index: i for index, i in members.items() if slices[i].brain.sum() >= min_brain}
+        small = [index for index in members if index not in localised]
         results = {index: result_from_superpixels(index, slices[i].image, superpixels(slices[i].image, params), slices[i].brain, slices[i].heatmap, selection)
-                   for index, i in members.items()}
+                   for index, i in localised.items()}
         images = {index: slices[i].image for index, i in members.items()}
         brains = {index: slices[i].brain for index, i in members.items()}
         sources = {
             "default decision": consistent_labels({index: result.summary() for index, result in results.items()}, selection.run_contrast, selection.run_length),
-            "oracle decision": {index: results[index].mask(0) if slices[i].has_tumour else np.zeros(slices[i].tumour.shape, bool) for index, i in members.items()},
-            "truth as the answer": {index: slices[i].tumour & slices[i].brain for index, i in members.items()},
+            "oracle decision": {index: results[index].mask(0) if slices[i].has_tumour else np.zeros(slices[i].tumour.shape, bool) for index, i in localised.items()},
+            "truth as the answer": {index: slices[i].tumour & slices[i].brain for index, i in localised.items()},
         }
         for name, decided in sources.items():  # then the default's last steps, the volume step with each weight
-            labels_by_source[name].append({weight: finished_labels(decided, images, brains, selection, weight) for weight in weights})
+            labels_by_source[name].append({weight: finished_labels(decided, images, brains, selection, weight, small) for weight in weights})
 
     def per_slice(per_patient: list[Labels]) -> list[np.ndarray]:
         labels = [np.zeros(item.tumour.shape, dtype=bool) for item in slices]
         for members, patient_labels in zip(volumes, per_patient):
-            for index, i in members.items():
-                labels[i] = patient_labels[index]
+            for index, label in patient_labels.items():
+                labels[members[index]] = label
         return labels
 
     def scored(name: str, per_patient: list[Labels]) -> dict:
-        row = {"labels": name, **score_labels(slices, per_slice(per_patient), min_brain_pixels=min_brain, whole_volumes=True)}
+        row = {"labels": name, **score_labels(slices, per_slice(per_patient), min_brain_pixels=labelled_brain(selection, min_brain), whole_volumes=True)}
         row.pop("dice_per_slice")
         print(f"{name:62s} Dice {row['dice_mean']:.3f} ± {row['dice_sd']:.3f}  FPR {row['false_positive_rate']:.2f}  volume Dice {row['volume_dice_mean']:.3f}", flush=True)
         return row

@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--carry-shares", default="0", help="shares of the neighbour's label that carrying the labels one slice further needs, to try (merge mode, volume step; 0 = off)")
     parser.add_argument("--follow-shares", default="0",
                         help="shares of the neighbour's label that following the lesion into a slice the decision labelled needs, to try (merge mode, volume step; 0 = off)")
+    parser.add_argument("--small-slices", type=levels, default="0",
+                        help="let the labels grow into slices with less brain than one window: 0 (off), 1 (on) or 0,1 (both) (merge mode, volume step)")
     parser.add_argument("--run-contrasts", default="0", help="contrasts at which a run of overlapping slices is labelled, to try (0 = off)")
     parser.add_argument("--run-lengths", default="4", help="slices such a run needs, to try")
     parser.add_argument("--label-sigmas", default="0", help="in-plane label smoothing sigmas (px) to try (merge mode; 0 = off)")
@@ -84,11 +86,12 @@ def main() -> None:
     selections += [
         Selection(mode="merge", merge_ratio=r, min_contrast=c, grow_contrast=g, run_contrast=run, run_length=int(length), heat_sigma=sigma, edge_margin=int(margin), refine_radius=int(radius), lesion=lesion,
                   volume_radius=int(volume), level_slices=level, min_component_share=share, min_grown_share=grown, end_weight=end, carry_share=carry, follow_share=follow, dark_share=dark,
-                  dark_margin=int(rim), label_sigma=plane, label_sigma_slices=across)
-        for r, (c, g), run, length, sigma, margin, radius, volume, level, share, grown, end, carry, follow, dark, rim, plane, across in itertools.product(
+                  dark_margin=int(rim), label_sigma=plane, label_sigma_slices=across, grow_into_small_slices=small)
+        for r, (c, g), run, length, sigma, margin, radius, volume, level, share, grown, end, carry, follow, dark, rim, plane, across, small in itertools.product(
             floats(args.ratios), decisions, floats(args.run_contrasts), floats(args.run_lengths), floats(args.sigmas), floats(args.margins), floats(args.refines), floats(args.volume_radii), args.level_slices,
             floats(args.component_shares),
             floats(args.grown_shares), args.end_weights, floats(args.carry_shares), floats(args.follow_shares), floats(args.dark_shares), floats(args.dark_margins), floats(args.label_sigmas), floats(args.label_sigmas_slices),
+            args.small_slices,
         )
     ]
     rows = []

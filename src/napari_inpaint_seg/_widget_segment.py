@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,7 +49,7 @@ from ._widget_common import (
 )
 from .display import AFFINE, MODALITY, READ_AS_LABELS, ROLE, SOURCE_PATH, voxel_volume_ml
 from .errors import InputError
-from .pipeline import SliceResult, answer_slices, scan_labels, segment_slice
+from .pipeline import SliceResult, answer_slices, enough_brain, scan_labels, segment_slice
 from .segmentation import (
     ACROSS_SLICES,
     DEFAULT_EDGE_MARGIN,
@@ -105,13 +105,24 @@ def default_export_path(labels_layer) -> Path:
     return Path.home() / f"{labels_layer.name}.nii.gz"
 
 
-def label_all_job(prepared, heatmaps: dict[int, np.ndarray], params: FelzenszwalbParams, selection: Selection):
-    """Yields how many slices are done; returns the labels ``inpaint-seg segment`` would write, by slice index."""
+def label_all_job(prepared, heatmaps: dict[int, np.ndarray], params: FelzenszwalbParams, selection: Selection, small: Collection[int] = ()):
+    """Yields how many slices are done; returns the labels ``inpaint-seg segment`` would write, by slice index
+    (``small``: slices Localize went over but left without heat, too little brain, which the labels may grow into)."""
     answers = {}
     for done, (index, answer) in enumerate(answer_slices(prepared, heatmaps, params, selection), start=1):
         answers[index] = answer
         yield done
-    return scan_labels(prepared, answers, selection)
+    return scan_labels(prepared, answers, selection, small)
+
+
+def unlocalised_slices(heatmap_layer, heatmaps: dict[int, np.ndarray], brain: np.ndarray) -> list[int]:
+    """The slices Localize went over but left without heat for having less brain than its largest window (``brain``:
+    the prepared scan's, slice axis last), as ``inpaint-seg segment`` leaves them: the labels may grow into them."""
+    small = set()
+    for run in heatmap_layer.metadata.get(LOCALISER_RUNS, []):
+        gamma = max(window["Gamma"] for window in run["Localiser"]["Windows"])
+        small.update(index for index in run["Slices"] if index not in heatmaps and not enough_brain(brain[:, :, index], gamma))
+    return sorted(small)
 
 
 class SegmentWidget(Container):
@@ -629,7 +640,8 @@ class SegmentWidget(Container):
         def finished() -> None:
             self._labelling = None
 
-        self._labelling = make_job(label_all_job, prepared, heatmaps, self.params, self.volume_selection, yielded=progress,
+        self._labelling = make_job(label_all_job, prepared, heatmaps, self.params, self.volume_selection, unlocalised_slices(heatmap_layer, heatmaps, prepared.brain),
+                                   yielded=progress,
                                    returned=lambda result: self._write_slices(labels, result, value, image.data.shape, note),
                                    errored=lambda exc: show_problem(f"labelling failed: {exc}"), finished=finished)
         self._labelling.start()

@@ -106,6 +106,10 @@ def add_method_arguments(parser: argparse.ArgumentParser, *, modality_from_scan:
                         help="merge mode, volume step: after the small 3D pieces are dropped, follow the lesion slice after slice into the slices the "
                              "decision labelled that are empty then (their answer lay off the lesion), each kept where what grows there is at least this "
                              "share of its neighbour's label (default: tuned per modality, 0.5 on FLAIR, 0 on T1-pre; 0: off)")
+    parser.add_argument("--grow-into-small-slices", action=argparse.BooleanOptionalAction, default=None,
+                        help="merge mode, volume step: let the labels grow into the slices with less brain than one window, which are not "
+                             "localised, where what grows there is the share of the neighbour's label scaled by the slice's brain over the "
+                             "neighbour's (a lesion reaching the scan's thin ends) (default: tuned per modality, on for FLAIR, off on T1-pre)")
     parser.add_argument("--label-sigma", type=float,
                         help="merge mode: last, smooth the labels: a voxel stays labelled where more than half of a Gaussian neighbourhood of this sigma "
                              "in pixels in-plane is (default: tuned per modality, 4 on T1-pre, 0 on FLAIR; 0 with --label-sigma-slices 0: off)")
@@ -250,16 +254,18 @@ def check_content(scan, gamma: int, skull_stripped: bool = False) -> None:
         raise InputError(f"{scan.path}: the image is empty (every voxel is 0)")
 
 
-def warn_about_small_brains(brain: np.ndarray, asked: list[int] | None, gamma: int) -> None:
-    """Say so when slices the user asked for, or every slice, have less brain than one window: they are left
-    empty without being looked at, which the labels alone would not tell from "no tumour found"."""
+def warn_about_small_brains(brain: np.ndarray, asked: list[int] | None, gamma: int, grown_into: bool = False) -> None:
+    """Say so when slices the user asked for, or every slice, have less brain than one window: they are not looked
+    at, and left empty (or, when ``grown_into``, labelled only where a neighbour's label grows into them), which
+    the labels alone would not tell from "no tumour found"."""
     from .pipeline import enough_brain
 
     indices = asked if asked else range(brain.shape[2])
     small = [index for index in indices if not enough_brain(brain[:, :, index], gamma)]
     if small and (asked or len(small) == len(indices)):
         which = "every slice" if len(small) == len(indices) else f"slice(s) {','.join(map(str, small))}"
-        print(f"inpaint-seg: warning: {which}: less brain than one window ({gamma}x{gamma} pixels); left empty, not segmented", file=sys.stderr)
+        fate = "labelled only where a neighbouring slice's label grows into them" if grown_into else "left empty"
+        print(f"inpaint-seg: warning: {which}: less brain than one window ({gamma}x{gamma} pixels); not localised, {fate}", file=sys.stderr)
 
 
 def felzenszwalb_params(args: argparse.Namespace):
@@ -285,7 +291,7 @@ def selection(args: argparse.Namespace):
         given = {"merge ratio": args.merge_ratio, "heat sigma": args.heat_sigma, "edge margin": args.edge_margin, "refine radius": args.refine_radius,
                  "volume radius": args.volume_radius, "level slices": args.level_slices, "min component share": args.min_component_share, "min grown share": args.min_grown_share,
                  "end weight": args.end_weight, "carry share": args.carry_share, "follow share": args.follow_share,
-                 "dark share": args.dark_share, "dark margin": args.dark_margin,
+                 "grow into small slices": args.grow_into_small_slices, "dark share": args.dark_share, "dark margin": args.dark_margin,
                  "label sigma": args.label_sigma, "label sigma slices": args.label_sigma_slices}
         if any(value is not None for value in given.values()):
             raise InputError(f"--mode paper takes the single top segment; {', '.join(k for k, v in given.items() if v is not None)} apply to --mode merge")
@@ -316,6 +322,7 @@ def selection(args: argparse.Namespace):
             end_weight=defaults.end_weight if args.end_weight is None else args.end_weight,
             carry_share=defaults.carry_share if args.carry_share is None else args.carry_share,
             follow_share=defaults.follow_share if args.follow_share is None else args.follow_share,
+            grow_into_small_slices=defaults.grow_into_small_slices if args.grow_into_small_slices is None else args.grow_into_small_slices,
             dark_share=defaults.dark_share if args.dark_share is None else args.dark_share,
             dark_margin=defaults.dark_margin if args.dark_margin is None else args.dark_margin,
             label_sigma=defaults.label_sigma if args.label_sigma is None else args.label_sigma,
@@ -513,8 +520,9 @@ def segment_scan(args: argparse.Namespace):
         prepared = zoom_prepared(prepared, zoom)
         print(f"inpaint-seg: segmenting on a grid resampled in-plane by x{zoom:.2f} ({prepared.image.shape[0]}x{prepared.image.shape[1]}); "
               "labels and heatmap are written on the scan's grid", file=sys.stderr)
-    warn_about_small_brains(prepared.brain, args.slices, max(args.gamma))
-    progress = segment_volume(prepared, models, args.slices, step=args.step, params=felzenszwalb_params(args), selection=selection(args),
+    chosen = selection(args)
+    warn_about_small_brains(prepared.brain, args.slices, max(args.gamma), grown_into=chosen.grow_into_small_slices and bool(chosen.volume_radius))
+    progress = segment_volume(prepared, models, args.slices, step=args.step, params=felzenszwalb_params(args), selection=chosen,
                               fast=not args.reference, device=device, polarity=heat_polarity(args), refine_fraction=args.refine_fraction)
     last = run_to_end(tqdm(progress, total=len(args.slices) if args.slices else prepared.n_slices, desc="segment", unit="slice"))
     labels, heatmap = last.labels, last.heatmap
@@ -594,8 +602,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
     # slice answered, the darkest tissue's heat taken off, the intensity refinement, the chosen no-tumour decision,
     # the volume redrawn together, then on slices levelled first, with the lesion's ends drawn at their own threshold,
     # carried one slice further, its small 3D pieces dropped, then the labels smoothed, runs of slices labelled at a
-    # lower contrast, and last, the lesion followed into the slices the decision labelled.
-    unfollowed = replace(chosen, follow_share=0.0)
+    # lower contrast, the lesion followed into the slices the decision labelled, and last, grown into slices with too
+    # little brain to be localised.
+    small_left_out = replace(chosen, grow_into_small_slices=False)
+    unfollowed = replace(small_left_out, follow_share=0.0)
     unrun = replace(unfollowed, run_contrast=0.0)
     pieces_dropped = replace(unrun, label_sigma=0.0, label_sigma_slices=0.0)
     redrawn = replace(pieces_dropped, min_component_share=0.0)
@@ -613,7 +623,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
                            "always answers": always, "before the volume redraw": decided, "volume redrawn, slices not levelled": unlevelled,
                            "ends at the scan's threshold": ends_unchanged, "not carried further": uncarried, "before dropping small pieces": redrawn,
                            "before smoothing the labels": pieces_dropped, "runs of slices not labelled": unrun,
-                           "not followed into decided slices": unfollowed, "chosen": chosen})
+                           "not followed into decided slices": unfollowed, "slices with little brain left out": small_left_out, "chosen": chosen})
         if not chosen.dark_share:
             del selections["always answers, darkest counted"]
         if not chosen.refine_radius:
@@ -636,6 +646,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
             del selections["runs of slices not labelled"]
         if not (chosen.volume_radius and chosen.follow_share):
             del selections["not followed into decided slices"]
+        if not (chosen.volume_radius and chosen.grow_into_small_slices):
+            del selections["slices with little brain left out"]
     results = evaluate_lgg(
         args.data, patients, args.modality, models, step=args.step, params=felzenszwalb_params(args), selections=selections,
         fast=not args.reference, device=device, cache=args.heatmap_cache, report=lambda line: print(line, file=sys.stderr),

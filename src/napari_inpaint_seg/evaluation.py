@@ -25,6 +25,9 @@ MIN_TUMOUR_PIXELS = 50
 MIN_HEALTHY_BRAIN_PIXELS = 2000
 HOLES_PER_HEALTHY_SLICE = 4
 HEALTHY_SLICES_PER_PATIENT = 4
+# What a whole-volume heatmap cache holds (its key's "whole_volumes"): since slices with less brain than one window may be
+# labelled by growth, every slice with brain. Caches made before (key: true) lack the tumour-free ones and are refused.
+WHOLE_VOLUMES = "every slice with brain"
 
 
 def check_heatmap_caches(cache: Path, gammas: list[int]) -> None:
@@ -123,18 +126,25 @@ def healthy_slice_indices(tumour: np.ndarray, brain: np.ndarray, count: int, min
     return candidates[np.unique(np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int))]
 
 
-def volume_slice_indices(tumour: np.ndarray, brain: np.ndarray, min_brain_pixels: int) -> np.ndarray:
-    """Every slice that matters to a whole-volume score: those the product labels (enough brain for the window,
-    see :func:`~.pipeline.segment_volume`) and any with tumour (else its voxels would be missed)."""
-    return np.flatnonzero(tumour.any(axis=(0, 1)) | (brain.sum(axis=(0, 1)) >= min_brain_pixels))
+def volume_slice_indices(tumour: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """Every slice that matters to a whole-volume score: those with brain, which the product may label (by growth
+    where there is too little brain to localise, see :func:`~.pipeline.segment_volume`), and any with tumour
+    (else its voxels would be missed)."""
+    return np.flatnonzero(tumour.any(axis=(0, 1)) | brain.any(axis=(0, 1)))
 
 
 def slice_heatmaps(
     prepared: PreparedScan, tumour: np.ndarray, indices, patient: str, models: list[Model], *, step: int, fast: bool, device: str, polarity: str
 ) -> list[EvaluatedSlice]:
+    """The heat of each slice of ``indices``, none (zeros) where there is less brain than the largest window, which
+    ``inpaint-seg segment`` does not localise either."""
     rows = []
     for index in indices:
         began = time.perf_counter()
+        if prepared.brain[:, :, index].sum() < min_brain_pixels(models):
+            rows.append(EvaluatedSlice(patient, int(index), prepared.image[:, :, index], prepared.brain[:, :, index], tumour[:, :, index],
+                                       np.zeros(tumour.shape[:2], np.float32), 0.0))
+            continue
         heatmap = final(localize_slice(prepared, int(index), models, step=step, fast=fast, device=device, polarity=polarity))
         rows.append(EvaluatedSlice(patient, int(index), prepared.image[:, :, index], prepared.brain[:, :, index], tumour[:, :, index], heatmap, time.perf_counter() - began))
     return rows
@@ -156,7 +166,7 @@ def fuse_slices(runs: list[list[EvaluatedSlice]]) -> list[EvaluatedSlice]:
 
 def patient_volumes(slices: list[EvaluatedSlice], min_brain_pixels: int = 0) -> list[dict[int, int]]:
     """Per patient, the slices that are segmented together (slice index -> position in ``slices``): those with at
-    least ``min_brain_pixels`` of brain, as ``inpaint-seg segment`` labels them."""
+    least ``min_brain_pixels`` of brain, as ``inpaint-seg segment`` localises them (0: every slice)."""
     return [
         {item.index: position for position, item in enumerate(slices) if item.patient == patient and item.brain.sum() >= min_brain_pixels}
         for patient in dict.fromkeys(item.patient for item in slices)
@@ -168,12 +178,14 @@ def answers(
 ) -> list[np.ndarray]:
     """The label each slice gets under one choice of superpixels and selection, decided per patient across its
     slices as ``inpaint-seg segment`` does (:func:`~.pipeline.volume_labels`; slices with less than
-    ``min_brain_pixels`` of brain get none and take no part). ``superpixel_maps``: already computed with
-    ``params``, to compare many selections without recomputing Felzenszwalb."""
+    ``min_brain_pixels`` of brain get no answer of their own, and a label only where the selection grows into
+    them). ``superpixel_maps``: already computed with ``params``, to compare many selections without recomputing
+    Felzenszwalb."""
     maps = superpixel_maps or [superpixels(item.image, params) for item in slices]
     labels = [np.zeros(item.tumour.shape, dtype=bool) for item in slices]
-    for members in patient_volumes(slices, min_brain_pixels):
-        results = {index: result_from_superpixels(index, slices[i].image, maps[i], slices[i].brain, slices[i].heatmap, selection).summary() for index, i in members.items()}
+    for members in patient_volumes(slices):
+        results = {index: result_from_superpixels(index, slices[i].image, maps[i], slices[i].brain, slices[i].heatmap, selection).summary()
+                   for index, i in members.items() if slices[i].brain.sum() >= min_brain_pixels}
         images = {index: slices[i].image for index, i in members.items()}
         brains = {index: slices[i].brain for index, i in members.items()}
         for index, label in volume_labels(results, images, brains, selection).items():
@@ -186,11 +198,18 @@ def score_selection(
     min_brain_pixels: int = 0, whole_volumes: bool = False,
 ) -> dict:
     """Dice over tumour slices (at least :data:`MIN_TUMOUR_PIXELS`), patient-pooled Dice, the false-positive
-    rate over the tumour-free slices the product labels (``min_brain_pixels`` of brain, the largest window's
-    area) and, when ``slices`` hold ``whole_volumes`` (:func:`volume_slice_indices`), the volume Dice per
-    patient of the labels ``inpaint-seg segment`` would write."""
+    rate over the tumour-free slices the selection can label (``min_brain_pixels`` of brain, the largest window's
+    area, or any brain when it grows into slices with less) and, when ``slices`` hold ``whole_volumes``
+    (:func:`volume_slice_indices`), the volume Dice per patient of the labels ``inpaint-seg segment`` would write."""
     labels = answers(slices, params, selection, superpixel_maps, min_brain_pixels)
-    return {"selection": selection.description, **score_labels(slices, labels, min_brain_pixels=min_brain_pixels, whole_volumes=whole_volumes)}
+    return {"selection": selection.description,
+            **score_labels(slices, labels, min_brain_pixels=labelled_brain(selection, min_brain_pixels), whole_volumes=whole_volumes)}
+
+
+def labelled_brain(selection: Selection, min_brain_pixels: int) -> int:
+    """The brain a tumour-free slice needs to count in the false-positive rate: what the selection may label, one
+    window's area (``min_brain_pixels``), or any brain when the labels grow into slices with less."""
+    return 1 if selection.grow_into_small_slices and selection.volume_radius else min_brain_pixels
 
 
 def score_labels(slices: list[EvaluatedSlice], labels: list[np.ndarray], *, min_brain_pixels: int = 0, whole_volumes: bool = False) -> dict:
@@ -252,7 +271,7 @@ def localise_patients(
         prepared = prepare_scan(read_scan(scan_path), device=device)
         tumour = read_scan(mask_path).data > 0
         if whole_volumes:
-            indices = volume_slice_indices(tumour, prepared.brain, min_brain_pixels(models))
+            indices = volume_slice_indices(tumour, prepared.brain)
         else:
             indices = [*tumour_slice_indices(tumour), *healthy_slice_indices(tumour, prepared.brain, healthy_per_patient, min_brain_pixels(models))]
         slices += slice_heatmaps(prepared, tumour, indices, patient, models, step=step, fast=fast, device=device, polarity=polarity)
@@ -354,7 +373,7 @@ def localised_slices(
         return fuse_slices([slices for slices, _ in runs]), [row for _, quality in runs for row in quality]
     key = {"data": str(Path(data_dir).resolve()), "patients": patients, "modality": modality, "models": [heat_settings(config) for _, config in models],
            "step": step_for_window(models[0][1].gamma, step), "fast": FAST_PATH_REVISION if fast else False, "healthy_per_patient": healthy_per_patient, "seed": seed,
-           "polarity": polarity, "whole_volumes": whole_volumes, "precision": heat_precision(fast, device),
+           "polarity": polarity, "whole_volumes": WHOLE_VOLUMES if whole_volumes else False, "precision": heat_precision(fast, device),
            "fast_path": fast_path_settings(models[0][1].gamma, step_for_window(models[0][1].gamma, step)) if fast else None}
     cached = load_heatmap_cache(cache, key) if cache else None
     if cached is not None:
@@ -411,6 +430,7 @@ def evaluate_lgg(
                                             healthy_per_patient=healthy_per_patient, device=device, seed=seed, cache=cache, report=report,
                                             polarity=polarity, whole_volumes=whole_volumes)
     scoring = {"min_brain_pixels": min_brain_pixels(models), "whole_volumes": whole_volumes}
+    seconds = [item.seconds for item in slices if item.brain.sum() >= scoring["min_brain_pixels"]]  # the slices localised
     return {
         "modality": modality,
         "gamma": [config.gamma for _, config in models],
@@ -423,7 +443,7 @@ def evaluate_lgg(
         "patients": patients,
         "selections": {name: score_selection(slices, params, selection, **scoring) for name, selection in selections.items()},
         "inpainting": {str(gamma): quality_summary([row for row in quality_rows if row.get("gamma", gamma) == gamma]) for gamma in (config.gamma for _, config in models)},
-        "seconds_per_slice": float(np.mean([item.seconds for item in slices])) if slices else None,
+        "seconds_per_slice": float(np.mean(seconds)) if seconds else None,
     }
 
 

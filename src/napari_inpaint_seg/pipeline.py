@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -195,26 +195,39 @@ def volume_labels(answers: dict[int, SliceAnswer], images: dict[int, np.ndarray]
     """The labels of slices segmented together: decided across slices (:func:`consistent_labels`), then redrawn
     with one threshold for the volume (:func:`~.volume.refine_volume`), cleared of small 3D pieces
     (:func:`~.volume.keep_main_lesions`), followed into the slices the decision labelled that are empty then
-    (:func:`~.volume.followed_into_decided`) and smoothed (:func:`~.volume.smooth_labels`) when the selection asks."""
-    return finished_labels(consistent_labels(answers, selection.run_contrast, selection.run_length), images, brains, selection)
+    (:func:`~.volume.followed_into_decided`) and smoothed (:func:`~.volume.smooth_labels`) when the selection asks.
+    ``images`` and ``brains`` may also hold slices without an answer, too small in brain to be localised: they
+    are labelled only by growth, when the selection grows into them (:func:`finished_labels`), else left out."""
+    small = [index for index in images if index not in answers]
+    return finished_labels(consistent_labels(answers, selection.run_contrast, selection.run_length), images, brains, selection, small=small)
 
 
 def finished_labels(
     decided: dict[int, np.ndarray], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], selection: Selection, weight: float = THRESHOLD_WEIGHT,
+    small: Collection[int] = (),
 ) -> dict[int, np.ndarray]:
     """The steps of :func:`volume_labels` after the decision, on labels decided any way and with any threshold
-    ``weight``: the oracle bounds (``training_scripts/selection_ceilings.py``) run them exactly as the product does."""
+    ``weight``: the oracle bounds (``training_scripts/selection_ceilings.py``) run them exactly as the product does.
+    ``small``: slices of ``images`` with too little brain to be localised (none in ``decided``); with the selection's
+    ``grow_into_small_slices`` and a volume step they join it empty, so the lesion may grow into them (a lesion that
+    reaches the scan's thin ends), and get a label in the result; otherwise they are left out of it."""
+    if small and selection.grow_into_small_slices and selection.volume_radius:
+        decided = {**decided, **{index: np.zeros(np.shape(brains[index]), dtype=bool) for index in small}}
+    else:
+        small = ()
     labels = refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight, grown_share=selection.min_grown_share,
-                           level=selection.level_slices, end_weight=selection.end_weight, carry_share=selection.carry_share)
+                           level=selection.level_slices, end_weight=selection.end_weight, carry_share=selection.carry_share, small=small)
     labels = followed_into_decided(keep_main_lesions(labels, selection.min_component_share), decided, images, brains, selection.lesion, selection.volume_radius,
                                    selection.follow_share, weight, selection.end_weight, selection.level_slices)
     return smooth_labels(labels, brains, selection.label_sigma, selection.label_sigma_slices)
 
 
-def scan_labels(prepared: PreparedScan, answers: dict[int, SliceAnswer], selection: Selection) -> dict[int, np.ndarray]:
-    """:func:`volume_labels` of slices of ``prepared`` (keyed by slice index)."""
-    images = {index: prepared.image[:, :, index] for index in answers}
-    brains = {index: prepared.brain[:, :, index] for index in answers}
+def scan_labels(prepared: PreparedScan, answers: dict[int, SliceAnswer], selection: Selection, small: Collection[int] = ()) -> dict[int, np.ndarray]:
+    """:func:`volume_labels` of slices of ``prepared`` (keyed by slice index); ``small``: slices with brain, but too
+    little to be localised, that the labels may grow into (:func:`finished_labels`)."""
+    indices = [*answers, *(index for index in small if index not in answers and prepared.brain[:, :, index].any())]
+    images = {index: prepared.image[:, :, index] for index in indices}
+    brains = {index: prepared.brain[:, :, index] for index in indices}
     return volume_labels(answers, images, brains, selection)
 
 
@@ -374,7 +387,8 @@ def segment_volume(
 ) -> Iterator[VolumeProgress]:
     """Segment the given axial slices (all when None): 0/1 labels and the heatmap, both of the scan's shape.
 
-    Slices with less brain than the largest window get no label: there is nothing to inpaint around. While
+    Slices with less brain than the largest window are not localised: there is nothing to inpaint around; they get
+    a label only where the lesion grows into them, when the selection asks (:func:`finished_labels`). While
     slices are running, ``labels`` holds each slice's own answer; the last update holds the labels decided
     across slices and redrawn together (:func:`volume_labels`).
     """
@@ -409,7 +423,8 @@ def segment_volume(
     finally:  # also when the caller stops early: slices not started are dropped
         workers.shutdown(wait=False, cancel_futures=True)
     answers = {index: finished[index] for index in indices if index in finished}  # in the order asked, as the slices ran
-    for index, label in scan_labels(prepared, answers, selection).items():
+    small = [index for index in indices if not enough_brain(prepared.brain[:, :, index], largest)]
+    for index, label in scan_labels(prepared, answers, selection, small).items():
         labels[:, :, index] = label
     yield VolumeProgress(len(indices), len(indices), labels, heatmaps)
 

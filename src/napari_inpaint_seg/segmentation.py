@@ -76,7 +76,10 @@ class Selection:
     what grew into it when that is at least ``min_grown_share`` of its labelled neighbour's label; there the threshold
     lies ``end_weight`` of the way from the rest of the brain to the labels (None: as on the labelled slices, 0.6),
     since a lesion fades at its ends; ``carry_share`` (0: off) then carries the labels one slice further where what
-    grows there is at least this share of the neighbour's label. ``min_component_share`` (0: off)
+    grows there is at least this share of the neighbour's label; with ``grow_into_small_slices`` the slices with too
+    little brain to be localised (less than one window) join it too, and keep what grows into them from the share
+    scaled by their brain over the neighbour's, since the lesion's section shrinks with the brain at the scan's ends
+    (:func:`~.volume.refine_volume`). ``min_component_share`` (0: off)
     then drops the 3D pieces of those labels smaller than this share of the largest (:func:`~.volume.keep_main_lesions`);
     ``follow_share`` (0: off) then follows the lesion, slice after slice, into the slices the decision labelled that
     are empty now, where what grows there is at least this share of the neighbour's label
@@ -104,6 +107,7 @@ class Selection:
     carry_share: float = 0.0
     follow_share: float = 0.0
     level_slices: bool = False
+    grow_into_small_slices: bool = False
     dark_share: float = 0.0
     dark_margin: int = 0
     label_sigma: float = 0.0
@@ -163,6 +167,8 @@ class Selection:
                 text += f", in a slice left empty at {self.end_weight:g} of the way to the labels"
             if self.carry_share:
                 text += f", carried one slice further from {self.carry_share:g} of the neighbour's label"
+            if self.grow_into_small_slices:
+                text += ", grown into slices with less brain than one window"
         if self.min_component_share:
             text += f", 3D pieces under {self.min_component_share:g} of the largest dropped"
         if self.volume_radius and self.follow_share:
@@ -185,7 +191,9 @@ class Selection:
 # well as the validation ones, since 6 of the 56 FLAIR training patients stood out on no slice alone (no label on any
 # tumour slice), and on the 12 validation patients none did; off on T1-pre. Also chosen on the training patients: on
 # FLAIR the finished labels follow the lesion into slices the decision labelled but whose answer lay elsewhere
-# (follow_share; on the validation patients no such slice, on T1-pre's no Dice for one more false positive).
+# (follow_share; on the validation patients no such slice, on T1-pre's no Dice for one more false positive). On FLAIR the
+# labels also grow into the slices with less brain than one window, which the localiser cannot look at
+# (grow_into_small_slices: validation and training Dice up, on T1-pre down, where growth reached none of them).
 # On T1-pre the darkest tenth of the brain (its fluid) and a 1-px rim around it are kept out of the heat (dark_share,
 # dark_margin), and the decision retuned with them;
 # its ragged labels are smoothed last (label_sigma, label_sigma_slices), which on FLAIR's sharp edge hardly mattered.
@@ -193,7 +201,7 @@ class Selection:
 DEFAULT_SELECTIONS = {
     "flair": Selection(merge_ratio=0.3, heat_sigma=4.0, edge_margin=20, min_contrast=6.0, grow_contrast=4.0, refine_radius=20, lesion=LESION_SIGN["flair"],
                        volume_radius=3, level_slices=True, min_component_share=0.5, min_grown_share=0.25, end_weight=0.45, carry_share=0.75,
-                       run_contrast=3.5, follow_share=0.5),
+                       run_contrast=3.5, follow_share=0.5, grow_into_small_slices=True),
     "t1": Selection(merge_ratio=0.2, heat_sigma=16.0, edge_margin=30, min_contrast=1.4, grow_contrast=1.3, lesion=LESION_SIGN["t1"], volume_radius=3,
                     min_component_share=0.1, dark_share=0.1, dark_margin=1, label_sigma=4.0, label_sigma_slices=1.5),
 }
@@ -202,7 +210,7 @@ DEFAULT_SELECTIONS = {
 # The settings that act on the slices segmented together, after each slice's answer (pipeline.volume_labels): the
 # widget has no controls for them, so Label all slices takes the modality's tuned values, as the command line does.
 ACROSS_SLICES = ("min_contrast", "grow_contrast", "run_contrast", "run_length", "volume_radius", "level_slices", "min_component_share", "min_grown_share",
-                 "end_weight", "carry_share", "follow_share", "label_sigma", "label_sigma_slices")
+                 "end_weight", "carry_share", "follow_share", "grow_into_small_slices", "label_sigma", "label_sigma_slices")
 
 
 def lesion_sign(polarity: str, modality: str | None) -> str:

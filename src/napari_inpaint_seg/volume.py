@@ -11,6 +11,8 @@ into the rounded shape of a lesion (:func:`smooth_labels`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 from scipy import ndimage
 
@@ -27,6 +29,7 @@ MIN_LEVEL_PIXELS = 100
 def refine_volume(
     labels: dict[int, np.ndarray], images: dict[int, np.ndarray], brains: dict[int, np.ndarray], lesion: str, radius: int, weight: float = THRESHOLD_WEIGHT,
     grown_share: float = MIN_GROWN_SHARE, level: bool = False, end_weight: float | None = None, carry_share: float = 0.0,
+    small: Collection[int] = (),
 ) -> dict[int, np.ndarray]:
     """The labels of a volume's slices (keyed by slice index), redrawn along the lesion's intensity edge with one
     threshold for the scan, ``weight`` of the way from the rest of the brain to the labels
@@ -37,45 +40,55 @@ def refine_volume(
     labels one slice further, redrawn from what they are now, into a slice still empty where that is at least this share
     of its neighbour's label: a large lesion goes on at nearly full size where its middle's heat was too low for the
     decision, since a window inside it is inpainted from lesion (docs/results.md). ``level`` first brings the slices to one
-    brightness (:func:`level_slices`). With nothing to sharpen the labels are returned as they are.
+    brightness (:func:`level_slices`). ``small``: slices (among ``labels``, empty) with too little brain to be
+    localised; there both shares are scaled by the slice's brain over its neighbour's, since at the scan's ends the
+    lesion's section shrinks with the brain. With nothing to sharpen the labels are returned as they are.
     """
     if radius <= 0 or not any(label.any() for label in labels.values()):
         return labels  # nothing to redraw: spare stacking the scan
     if level:
         images = level_slices(images, brains)
     label, image, brain = (stacked(arrays, labels, dtype) for arrays, dtype in ((labels, bool), (images, np.float32), (brains, bool)))
-    grown = grown_once(label, image, brain, lesion, radius, weight, end_weight, grown_share)
+    scaled = np.isin(np.arange(min(labels), max(labels) + 1), list(small))  # over the stack's slices
+    grown = grown_once(label, image, brain, lesion, radius, weight, end_weight, grown_share, scaled)
     if grown is None:
         return labels
     if carry_share > 0:
-        filled_by_growth(grown, image, brain, lesion, radius, weight, end_weight, carry_share, into=~grown.any(axis=(1, 2)))
+        filled_by_growth(grown, image, brain, lesion, radius, weight, end_weight, carry_share, into=~grown.any(axis=(1, 2)), scaled=scaled)
     return unstacked(grown, labels)
 
 
 def grown_once(
     label: np.ndarray, image: np.ndarray, brain: np.ndarray, lesion: str, radius: int, weight: float, end_weight: float | None, share: float,
+    scaled: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """One redraw of a (Z, H, W) stack of labels (:func:`~.segmentation.redraw_along_edge`; None: nothing to
     sharpen), where a slice without a label keeps what grew into it only when that is at least ``share`` of its
-    larger labelled neighbour's label, since a spill into tissue beside the lesion is small."""
+    larger labelled neighbour's label, since a spill into tissue beside the lesion is small. On the slices ``scaled``
+    marks (a mask over Z) the share is scaled by the slice's brain over that neighbour's, where smaller."""
     grown = redraw_along_edge(label, image, brain, lesion, radius, weight, end_weight)
     if grown is None:
         return None
-    areas = (label & brain).sum(axis=(1, 2))
+    areas, brain_areas = (label & brain).sum(axis=(1, 2)), brain.sum(axis=(1, 2))
     for z in np.flatnonzero((areas == 0) & grown.any(axis=(1, 2))):
-        neighbour_area = max(areas[other] for other in (z - 1, z + 1) if 0 <= other < len(areas))
-        if grown[z].sum() < share * neighbour_area:
+        neighbour = max((other for other in (z - 1, z + 1) if 0 <= other < len(areas)), key=lambda other: areas[other])
+        needed = share * areas[neighbour]
+        if scaled is not None and scaled[z]:
+            needed *= min(1.0, brain_areas[z] / max(brain_areas[neighbour], 1))
+        if grown[z].sum() < needed:
             grown[z] = False
     return grown
 
 
 def filled_by_growth(
     label: np.ndarray, image: np.ndarray, brain: np.ndarray, lesion: str, radius: int, weight: float, end_weight: float | None, share: float, into: np.ndarray,
+    scaled: np.ndarray | None = None,
 ) -> np.ndarray:
     """The slices ``into`` (a mask over the (Z, H, W) stack ``label``) filled, in place, with what one more redraw of
     ``label`` grows into them (:func:`grown_once` at ``share``), the other slices left as they are; returns the slices
-    that took a label. The carry and the following both go on from the labels already drawn this way."""
-    grown = grown_once(label, image, brain, lesion, radius, weight, end_weight, share)
+    that took a label (``scaled``: as :func:`grown_once`). The carry and the following both go on from the labels
+    already drawn this way."""
+    grown = grown_once(label, image, brain, lesion, radius, weight, end_weight, share, scaled)
     if grown is None:
         return np.zeros(len(label), dtype=bool)
     reached = into & grown.any(axis=(1, 2))
