@@ -215,6 +215,7 @@ def finished_labels(
         decided = {**decided, **{index: np.zeros(np.shape(brains[index]), dtype=bool) for index in small}}
     else:
         small = ()
+    images, brains = ({index: arrays[index] for index in decided} for arrays in (images, brains))  # levelling reads every slice given
     labels = refine_volume(decided, images, brains, selection.lesion, selection.volume_radius, weight, grown_share=selection.min_grown_share,
                            level=selection.level_slices, end_weight=selection.end_weight, carry_share=selection.carry_share, small=small)
     labels = followed_into_decided(keep_main_lesions(labels, selection.min_component_share), decided, images, brains, selection.lesion, selection.volume_radius,
