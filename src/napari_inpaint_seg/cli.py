@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--force", action="store_true", help="overwrite an existing JSON file")
     evaluate.add_argument("--heatmap-cache", type=Path, help="keep heatmaps in this .npz and reuse them when the settings match")
     evaluate.add_argument("--whole-volumes", action="store_true",
-                          help="localise every slice, not only tumour slices and 4 tumour-free ones per patient: adds volume Dice and the false-positive rate over all tumour-free slices")
+                          help="score every slice with brain, not only tumour slices and 4 tumour-free ones per patient (those with less brain than one window "
+                               "get no heat, as in segment): adds volume Dice and the false-positive rate over all tumour-free slices")
 
     commands.add_parser("models", help="list the models shipped with the package")
     return parser
