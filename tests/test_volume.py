@@ -7,7 +7,8 @@ import pytest
 
 from napari_inpaint_seg.evaluation import EvaluatedSlice, answers, score_selection
 from napari_inpaint_seg.segmentation import FelzenszwalbParams, Selection
-from napari_inpaint_seg.pipeline import finished_labels
+from napari_inpaint_seg.io import Scan
+from napari_inpaint_seg.pipeline import PreparedScan, SliceAnswer, finished_labels, scan_labels
 from napari_inpaint_seg.volume import MIN_GROWN_SHARE, MIN_LEVEL_PIXELS, followed_into_decided, keep_main_lesions, level_slices, refine_volume, smooth_labels
 
 SIDE = 48
@@ -307,6 +308,18 @@ def test_finished_labels_take_in_slices_with_too_little_brain_only_when_the_sele
     assert np.array_equal(grown[last], disc(5))
     nothing_near = empty_labels(last) | {2: disc(9)}  # a label far from the thin end: it stays empty, but is part of the result
     assert not finished_labels(nothing_near, images, brains, replace(selection, grow_into_small_slices=True), small=[last])[last].any()
+
+
+def test_a_scans_labels_reach_its_thin_end_only_among_the_slices_given_as_too_small():
+    """``scan_labels`` as ``segment_volume`` and Label all slices call it: the thin slice is labelled by growth when passed
+    as too small to localise, and left out of the result otherwise."""
+    images, brains, last = thin_end()
+    prepared = PreparedScan(Scan(np.zeros((SIDE, SIDE, last + 1)), np.eye(4), None), np.stack([images[i] for i in range(last + 1)], axis=2),
+                            np.stack([brains[i] for i in range(last + 1)], axis=2))
+    answers = {index: SliceAnswer(disc(9) if index >= 5 else np.zeros((SIDE, SIDE), bool), 10.0, index >= 5, None) for index in range(last)}
+    selection = Selection(lesion="bright", volume_radius=3, min_grown_share=0.5, grow_into_small_slices=True)
+    assert np.array_equal(scan_labels(prepared, answers, selection, small=[last])[last], disc(5))
+    assert last not in scan_labels(prepared, answers, selection)
 
 
 def test_evaluation_labels_a_slice_with_too_little_brain_by_growth_and_counts_it_in_the_false_positive_rate():
