@@ -28,15 +28,14 @@ import numpy as np
 from napari_inpaint_seg.evaluation import (
     EvaluatedSlice,
     cache_key,
-    min_brain_pixels,
     read_heatmap_cache_unchecked,
     save_heatmap_cache,
+    slice_heat,
     volume_slice_indices,
 )
 from napari_inpaint_seg.io import read_scan
-from napari_inpaint_seg.localizer import final
 from napari_inpaint_seg.models.checkpoint import load_model
-from napari_inpaint_seg.pipeline import PreparedScan, localize_slice, prepare_scan, resolve_polarity
+from napari_inpaint_seg.pipeline import PreparedScan, prepare_scan, resolve_polarity
 from napari_inpaint_seg.training.arguments import input_errors_exit
 from napari_inpaint_seg.training.data import lgg_patient_volume_paths, read_patient_list
 
@@ -59,8 +58,7 @@ def localise(args: argparse.Namespace) -> None:
         indices = volume_slice_indices(tumour, prepared.brain)
         for index in indices:
             began = time.perf_counter()
-            heat = (np.zeros(tumour.shape[:2], np.float32) if prepared.brain[:, :, index].sum() < min_brain_pixels([model])  # not localised, as evaluate
-                    else final(localize_slice(flipped, int(index), [model], polarity=polarity))[:, ::-1])
+            heat = slice_heat(flipped, int(index), [model], polarity=polarity)[:, ::-1]
             rows.append(EvaluatedSlice(patient, int(index), prepared.image[:, :, index], prepared.brain[:, :, index], tumour[:, :, index],
                                        np.ascontiguousarray(heat), time.perf_counter() - began))
         print(f"{patient}: {len(indices)} slices", flush=True)

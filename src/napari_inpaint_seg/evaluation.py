@@ -136,16 +136,11 @@ def volume_slice_indices(tumour: np.ndarray, brain: np.ndarray) -> np.ndarray:
 def slice_heatmaps(
     prepared: PreparedScan, tumour: np.ndarray, indices, patient: str, models: list[Model], *, step: int, fast: bool, device: str, polarity: str
 ) -> list[EvaluatedSlice]:
-    """The heat of each slice of ``indices``, none (zeros) where there is less brain than the largest window, which
-    ``inpaint-seg segment`` does not localise either."""
+    """Each slice of ``indices`` with its heat (:func:`slice_heat`) and the seconds it took."""
     rows = []
     for index in indices:
         began = time.perf_counter()
-        if prepared.brain[:, :, index].sum() < min_brain_pixels(models):
-            rows.append(EvaluatedSlice(patient, int(index), prepared.image[:, :, index], prepared.brain[:, :, index], tumour[:, :, index],
-                                       np.zeros(tumour.shape[:2], np.float32), 0.0))
-            continue
-        heatmap = final(localize_slice(prepared, int(index), models, step=step, fast=fast, device=device, polarity=polarity))
+        heatmap = slice_heat(prepared, int(index), models, step=step, fast=fast, device=device, polarity=polarity)
         rows.append(EvaluatedSlice(patient, int(index), prepared.image[:, :, index], prepared.brain[:, :, index], tumour[:, :, index], heatmap, time.perf_counter() - began))
     return rows
 
@@ -164,13 +159,21 @@ def fuse_slices(runs: list[list[EvaluatedSlice]]) -> list[EvaluatedSlice]:
     ]
 
 
-def patient_volumes(slices: list[EvaluatedSlice], min_brain_pixels: int = 0) -> list[dict[int, int]]:
-    """Per patient, the slices that are segmented together (slice index -> position in ``slices``): those with at
-    least ``min_brain_pixels`` of brain, as ``inpaint-seg segment`` localises them (0: every slice)."""
-    return [
-        {item.index: position for position, item in enumerate(slices) if item.patient == patient and item.brain.sum() >= min_brain_pixels}
-        for patient in dict.fromkeys(item.patient for item in slices)
-    ]
+def slice_heat(
+    prepared: PreparedScan, index: int, models: list[Model], *, step: int | None = None, fast: bool = True, device: str = "cpu", polarity: str = "both",
+) -> np.ndarray:
+    """The heat ``inpaint-seg segment`` gives slice ``index``: none (zeros) where there is less brain than the largest
+    window, which it does not localise."""
+    if prepared.brain[:, :, index].sum() < min_brain_pixels(models):
+        return np.zeros(prepared.brain.shape[:2], np.float32)
+    return final(localize_slice(prepared, index, models, step=step, fast=fast, device=device, polarity=polarity))
+
+
+def patient_volumes(slices: list[EvaluatedSlice]) -> list[dict[int, int]]:
+    """Per patient, the slices that are segmented together (slice index -> position in ``slices``); those with too
+    little brain to be localised among them."""
+    patients = dict.fromkeys(item.patient for item in slices)
+    return [{item.index: position for position, item in enumerate(slices) if item.patient == patient} for patient in patients]
 
 
 def answers(
